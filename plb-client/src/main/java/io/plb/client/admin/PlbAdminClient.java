@@ -1,0 +1,304 @@
+package io.plb.client.admin;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.plb.client.Endpoints;
+import io.plb.client.PlbClientException;
+import io.plb.client.wire.GrpcErrors;
+import io.plb.client.wire.Wire;
+import io.plb.core.command.Limits;
+import io.plb.core.error.ErrorCode;
+import io.plb.core.error.PlbException;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.ServerState;
+import io.plb.core.time.Ticker;
+import io.plb.proto.v1.AdminServiceGrpc;
+import io.plb.proto.v1.AssignRangeRequest;
+import io.plb.proto.v1.ClusterStatus;
+import io.plb.proto.v1.GetMapRequest;
+import io.plb.proto.v1.GetStatusRequest;
+import io.plb.proto.v1.MapServiceGrpc;
+import io.plb.proto.v1.MergeRangesRequest;
+import io.plb.proto.v1.NodeStatus;
+import io.plb.proto.v1.RegisterServerRequest;
+import io.plb.proto.v1.RemoveServerRequest;
+import io.plb.proto.v1.SetPinnedRequest;
+import io.plb.proto.v1.SplitRangeRequest;
+import io.plb.proto.v1.UpdateServerRequest;
+import io.plb.proto.v1.WriteResponse;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/**
+ * The admin client of a PLB cluster: every admin call, with leader following and failover.
+ *
+ * <p>Writes go to the node believed to lead. A node that is not the leader refuses with the
+ * leader's address, and the client follows it; an unreachable node is skipped for the next one.
+ * Both retries are safe because the refused write was never proposed. A write whose outcome is
+ * unknown (the leader failed while committing it) is not retried: it fails with
+ * {@link PlbClientException.Unavailable}, and the caller can read the map to learn what happened.
+ * Every call has an overall deadline ({@link Builder#deadline}, default 10 s).
+ *
+ * <p>Thread-safe; meant to be shared and closed once. Failures are thrown as the typed
+ * {@link PlbClientException}s.
+ */
+public final class PlbAdminClient implements AutoCloseable {
+  private final Endpoints endpoints;
+  private final Duration deadline;
+  private final Ticker ticker;
+  private volatile String leaderGuess;
+
+  private PlbAdminClient(Builder b) {
+    this.endpoints = new Endpoints(b.endpoints);
+    this.deadline = b.deadline;
+    this.ticker = b.ticker;
+    this.leaderGuess = endpoints.get(0);
+  }
+
+  public static Builder newBuilder() {
+    return new Builder();
+  }
+
+  /** Configures a client. */
+  public static final class Builder {
+    private java.util.List<String> endpoints = Endpoints.LOCAL_CLUSTER;
+    private Duration deadline = Duration.ofSeconds(10);
+    private Ticker ticker = Ticker.SYSTEM;
+
+    public Builder endpoints(java.util.List<String> addresses) {
+      this.endpoints = java.util.List.copyOf(addresses);
+      return this;
+    }
+
+    public Builder endpoints(String commaSeparated) {
+      this.endpoints = Endpoints.parse(commaSeparated).addresses();
+      return this;
+    }
+
+    /** The most one call may take, retries included. */
+    public Builder deadline(Duration deadline) {
+      if (deadline.isNegative() || deadline.isZero()) {
+        throw new IllegalArgumentException("deadline must be positive");
+      }
+      this.deadline = deadline;
+      return this;
+    }
+
+    public Builder ticker(Ticker ticker) {
+      this.ticker = ticker;
+      return this;
+    }
+
+    public PlbAdminClient build() {
+      return new PlbAdminClient(this);
+    }
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** The cluster's members, roles, leader and map version, as one node sees them. */
+  public ClusterStatus clusterStatus() {
+    return anyNode(
+        addr -> AdminServiceGrpc.newBlockingStub(endpoints.channel(addr))
+            .withDeadlineAfter(remainingMillis(start()), TimeUnit.MILLISECONDS)
+            .getClusterStatus(GetStatusRequest.getDefaultInstance()));
+  }
+
+  /** The status of one node, at {@code address}. */
+  public NodeStatus nodeStatus(String address) {
+    try {
+      return AdminServiceGrpc.newBlockingStub(endpoints.channel(address))
+          .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS)
+          .getNodeStatus(GetStatusRequest.getDefaultInstance());
+    } catch (StatusRuntimeException e) {
+      throw PlbClientException.from(e);
+    }
+  }
+
+  /** The map from any node, once it has applied at least {@code minVersion}. */
+  public ClusterImage getMap(long minVersion) {
+    long start = start();
+    io.plb.proto.v1.MapSnapshot snapshot =
+        anyNode(
+            addr -> MapServiceGrpc.newBlockingStub(endpoints.channel(addr))
+                .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS)
+                .getMap(
+                    GetMapRequest.newBuilder()
+                        .setMinVersion(minVersion)
+                        .setWaitMillis((int) Math.max(1, remainingMillis(start) - 100))
+                        .build()));
+    return Wire.fromProto(snapshot);
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /** Registers a queue server; {@code capacity} null means the default weight 1.0. */
+  public long registerServer(String id, String address, Double capacity) {
+    RegisterServerRequest.Builder r = RegisterServerRequest.newBuilder().setId(id).setAddress(address);
+    if (capacity != null) {
+      r.setCapacity(capacity);
+    }
+    return write(stub -> stub.registerServer(r.build()));
+  }
+
+  /** Changes a server's address, capacity or state; null arguments are left as they are. */
+  public long updateServer(String id, String address, Double capacity, ServerState state) {
+    UpdateServerRequest.Builder r = UpdateServerRequest.newBuilder().setId(id);
+    if (address != null) {
+      r.setAddress(address);
+    }
+    if (capacity != null) {
+      r.setCapacity(capacity);
+    }
+    if (state != null) {
+      r.setState(Wire.toProto(state));
+    }
+    return write(stub -> stub.updateServer(r.build()));
+  }
+
+  public long removeServer(String id) {
+    return write(stub -> stub.removeServer(RemoveServerRequest.newBuilder().setId(id).build()));
+  }
+
+  /** Splits the range starting at {@code rangeStart} so a new range starts at {@code atHash}. */
+  public long splitAtHash(long rangeStart, long atHash) {
+    return write(
+        stub -> stub.splitRange(
+            SplitRangeRequest.newBuilder().setRangeStart(rangeStart).setAtHash(atHash).build()));
+  }
+
+  /** Splits the range starting at {@code rangeStart} at the hash of {@code key}. */
+  public long splitAtKey(long rangeStart, byte[] key) {
+    try {
+      Limits.checkKey(key);
+    } catch (PlbException e) {
+      throw PlbClientException.of(e.code(), e.getMessage(), e);
+    }
+    return write(
+        stub -> stub.splitRange(
+            SplitRangeRequest.newBuilder()
+                .setRangeStart(rangeStart)
+                .setAtKey(ByteString.copyFrom(key))
+                .build()));
+  }
+
+  /** Merges the range starting at {@code leftStart} with the one at {@code rightStart}. */
+  public long merge(long leftStart, long rightStart) {
+    return write(
+        stub -> stub.mergeRanges(
+            MergeRangesRequest.newBuilder()
+                .setRangeStart(leftStart)
+                .setNextRangeStart(rightStart)
+                .build()));
+  }
+
+  /** Assigns an owner to a range (see {@code AssignRangeRequest.force}). */
+  public long assign(long rangeStart, String owner, boolean force) {
+    return write(
+        stub -> stub.assignRange(
+            AssignRangeRequest.newBuilder()
+                .setRangeStart(rangeStart)
+                .setOwner(owner)
+                .setForce(force)
+                .build()));
+  }
+
+  public long setPinned(long rangeStart, boolean pinned) {
+    return write(
+        stub -> stub.setPinned(
+            SetPinnedRequest.newBuilder().setRangeStart(rangeStart).setPinned(pinned).build()));
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private long start() {
+    return ticker.nanos();
+  }
+
+  private long remainingMillis(long start) {
+    return Math.max(1, deadline.toMillis() - (ticker.nanos() - start) / 1_000_000L);
+  }
+
+  private long write(Function<AdminServiceGrpc.AdminServiceBlockingStub, WriteResponse> call) {
+    long start = start();
+    String target = leaderGuess;
+    int nextIndex = Math.max(0, endpoints.indexOf(target)) + 1;
+    StatusRuntimeException last = null;
+    int attempt = 0;
+    while (remainingMillis(start) > 1) {
+      try {
+        WriteResponse r = call.apply(
+            AdminServiceGrpc.newBlockingStub(endpoints.channel(target))
+                .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS));
+        leaderGuess = target;
+        return r.getVersion();
+      } catch (StatusRuntimeException e) {
+        last = e;
+        String hint = GrpcErrors.leaderHint(e);
+        boolean notLeader = GrpcErrors.isNotLeader(e);
+        boolean unreachable = e.getStatus().getCode() == Status.Code.UNAVAILABLE && !notLeader
+            && isTransportFailure(e);
+        if (notLeader && hint != null && !hint.isEmpty() && !hint.equals(target)) {
+          target = hint;
+        } else if (notLeader || unreachable) {
+          target = endpoints.get(nextIndex++);
+          backoff(++attempt, start);
+        } else {
+          throw PlbClientException.from(e);
+        }
+      }
+    }
+    throw PlbClientException.of(
+        ErrorCode.UNAVAILABLE,
+        "no PLB leader answered within " + deadline.toMillis() + " ms"
+            + (last == null ? "" : "; last error: " + last.getStatus().getDescription()),
+        last);
+  }
+
+  /** A transport failure: the request never reached a PLB node. */
+  private static boolean isTransportFailure(StatusRuntimeException e) {
+    String d = e.getStatus().getDescription();
+    return d == null
+        || !(d.startsWith("write not committed") || d.startsWith("leadership moved"));
+  }
+
+  private <T> T anyNode(Function<String, T> call) {
+    long start = start();
+    StatusRuntimeException last = null;
+    int i = Math.max(0, endpoints.indexOf(leaderGuess));
+    for (int attempt = 0; remainingMillis(start) > 1; attempt++) {
+      String addr = endpoints.get(i + attempt);
+      try {
+        return call.apply(addr);
+      } catch (StatusRuntimeException e) {
+        last = e;
+        if (e.getStatus().getCode() != Status.Code.UNAVAILABLE) {
+          throw PlbClientException.from(e);
+        }
+        if (attempt + 1 >= endpoints.size()) {
+          backoff(attempt, start);
+        }
+      }
+    }
+    throw PlbClientException.from(
+        last != null ? last : Status.UNAVAILABLE.withDescription("no node answered").asException());
+  }
+
+  private void backoff(int attempt, long start) {
+    long wait = Math.min(Math.min(50L << Math.min(attempt, 4), 500L), remainingMillis(start));
+    try {
+      // A short pause before retrying another node; bounded by the call's deadline.
+      TimeUnit.MILLISECONDS.sleep(wait);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw PlbClientException.of(ErrorCode.UNAVAILABLE, "interrupted", e);
+    }
+  }
+
+  @Override
+  public void close() {
+    endpoints.close();
+  }
+}

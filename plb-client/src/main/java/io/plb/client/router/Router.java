@@ -1,0 +1,133 @@
+package io.plb.client.router;
+
+import io.plb.client.Endpoints;
+import io.plb.client.watch.MapWatcher;
+import io.plb.core.keyspace.KeyHash;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.MapDelta;
+import io.plb.core.map.RoutingTable;
+import io.plb.core.time.Ticker;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BiConsumer;
+
+/**
+ * Routes ordering keys to queue servers by the PLB shard map. It subscribes to the cluster (any
+ * node; fails over between nodes and resumes from its last version) and answers
+ * {@link #route(byte[])} from a flat sorted array by binary search, without allocating.
+ *
+ * <p>One router per process is enough: it is thread-safe, {@code route} is lock-free (it reads a
+ * volatile {@link RoutingTable} that is swapped whole on every map change), and listeners are
+ * called in version order on the watch thread.
+ */
+public final class Router implements AutoCloseable {
+  private final Endpoints endpoints;
+  private final MapWatcher watcher;
+  private final List<BiConsumer<ClusterImage, MapDelta>> listeners = new CopyOnWriteArrayList<>();
+  private final Object versionMonitor = new Object();
+  private final Ticker ticker = Ticker.SYSTEM;
+  private volatile RoutingTable table;
+
+  private Router(List<String> addresses) {
+    this.endpoints = new Endpoints(addresses);
+    this.watcher = new MapWatcher(endpoints, this::onMap);
+  }
+
+  /** Starts a router on the given PLB endpoints ({@code host:port}). */
+  public static Router start(List<String> endpoints) {
+    Router r = new Router(endpoints);
+    r.watcher.start();
+    return r;
+  }
+
+  private void onMap(ClusterImage image, MapDelta delta) {
+    table = RoutingTable.of(image);
+    synchronized (versionMonitor) {
+      versionMonitor.notifyAll();
+    }
+    for (BiConsumer<ClusterImage, MapDelta> l : listeners) {
+      l.accept(image, delta);
+    }
+  }
+
+  /** Waits until the router has a map at least as new as {@code version}. */
+  public boolean awaitVersion(long version, Duration timeout) throws InterruptedException {
+    long deadline = ticker.nanos() + timeout.toNanos();
+    synchronized (versionMonitor) {
+      while (version() < version || table == null) {
+        long left = deadline - ticker.nanos();
+        if (left <= 0) {
+          return false;
+        }
+        TimeUnit.NANOSECONDS.timedWait(versionMonitor, left);
+      }
+    }
+    return true;
+  }
+
+  /** Whether the first map has arrived. */
+  public boolean isReady() {
+    return table != null;
+  }
+
+  /** The version of the map the router routes by; -1 before the first map. */
+  public long version() {
+    RoutingTable t = table;
+    return t == null ? -1 : t.version();
+  }
+
+  /** The current image; null before the first map. */
+  public ClusterImage image() {
+    return watcher.image();
+  }
+
+  /**
+   * Where {@code key} goes now. Does not allocate.
+   *
+   * @throws IllegalStateException before the first map has arrived
+   */
+  public RoutingTable.Route route(byte[] key) {
+    return routeHash(KeyHash.hash(key));
+  }
+
+  /** Where the key with UTF-8 text {@code key} goes now. */
+  public RoutingTable.Route route(String key) {
+    return routeHash(KeyHash.hash(key));
+  }
+
+  /** Where ring position {@code hash} goes now. */
+  public RoutingTable.Route routeHash(long hash) {
+    RoutingTable t = table;
+    if (t == null) {
+      throw new IllegalStateException("the router has no map yet (see awaitVersion)");
+    }
+    return t.route(hash);
+  }
+
+  /** Called with every new image, in version order; {@code delta} null for a full map. */
+  public void addListener(BiConsumer<ClusterImage, MapDelta> listener) {
+    listeners.add(listener);
+  }
+
+  public void removeListener(BiConsumer<ClusterImage, MapDelta> listener) {
+    listeners.remove(listener);
+  }
+
+  /** The node the router is subscribed to now, or null while reconnecting. */
+  public String connectedTo() {
+    return watcher.connectedTo();
+  }
+
+  /** Deltas that did not follow the current version (0 unless the watch contract broke). */
+  public long contractViolations() {
+    return watcher.contractViolations();
+  }
+
+  @Override
+  public void close() {
+    watcher.close();
+    endpoints.close();
+  }
+}

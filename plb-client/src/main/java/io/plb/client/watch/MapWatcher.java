@@ -1,0 +1,222 @@
+package io.plb.client.watch;
+
+import io.grpc.Context;
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import io.plb.client.Endpoints;
+import io.plb.client.wire.Wire;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.MapDelta;
+import io.plb.proto.v1.MapServiceGrpc;
+import io.plb.proto.v1.WatchMapRequest;
+import io.plb.proto.v1.WatchMapResponse;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Subscribes to the shard map of a PLB cluster and keeps the latest image, failing over between
+ * nodes: when a stream ends, it reconnects to the next node and resumes after the last version it
+ * has, so a subscriber sees every version in order with no gap and never a version go backwards
+ * (docs/watch-contract.md). A delta that does not follow the current version is a broken contract:
+ * it is counted, logged, and the watcher asks for a full map.
+ *
+ * <p>Thread model: stream callbacks arrive on gRPC threads, one stream at a time; the listener is
+ * called on those threads, in version order, never concurrently. {@link #image()} may be read from
+ * any thread.
+ */
+public final class MapWatcher implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(MapWatcher.class);
+
+  /** What a subscriber is told. */
+  public interface Listener {
+    /**
+     * A new image. {@code delta} is the change that led to it, or null when a full map replaced
+     * everything (first subscription, or after falling behind the node's history).
+     */
+    void onMap(ClusterImage image, MapDelta delta);
+
+    /** A progress event: the node has nothing newer than {@code version}. */
+    default void onProgress(long version) {}
+  }
+
+  private final Endpoints endpoints;
+  private final Listener listener;
+  private final ScheduledExecutorService reconnector;
+  private final Object lock = new Object();
+  private final CountDownLatch firstMap = new CountDownLatch(1);
+  private volatile ClusterImage image;
+  private volatile boolean closed;
+  private volatile String connectedTo;
+  private int endpointIndex;
+  private int failures;
+  private long contractViolations;
+  private long reconnects;
+  private Context.CancellableContext current;
+
+  public MapWatcher(Endpoints endpoints, Listener listener) {
+    this.endpoints = endpoints;
+    this.listener = listener;
+    this.reconnector = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "plb-map-watcher");
+      t.setDaemon(true);
+      return t;
+    });
+  }
+
+  /** Starts watching from scratch (a full map first). */
+  public MapWatcher start() {
+    reconnector.execute(this::connect);
+    return this;
+  }
+
+  /** The latest image, or null before the first map arrived. */
+  public ClusterImage image() {
+    return image;
+  }
+
+  /** Waits until the first map has arrived. */
+  public boolean awaitFirstMap(long timeout, TimeUnit unit) throws InterruptedException {
+    return firstMap.await(timeout, unit);
+  }
+
+  /** The node the watcher is connected to now, or null. */
+  public String connectedTo() {
+    return connectedTo;
+  }
+
+  public long reconnects() {
+    synchronized (lock) {
+      return reconnects;
+    }
+  }
+
+  /** Deltas that did not follow the current version (should stay 0). */
+  public long contractViolations() {
+    synchronized (lock) {
+      return contractViolations;
+    }
+  }
+
+  private void connect() {
+    if (closed) {
+      return;
+    }
+    String address;
+    long after;
+    Context.CancellableContext ctx;
+    synchronized (lock) {
+      address = endpoints.get(endpointIndex);
+      after = image == null ? 0 : image.version();
+      ctx = Context.current().withCancellation();
+      current = ctx;
+    }
+    WatchMapRequest request = WatchMapRequest.newBuilder().setAfterVersion(after).build();
+    MapServiceGrpc.MapServiceStub stub = MapServiceGrpc.newStub(endpoints.channel(address));
+    ctx.run(() -> stub.watchMap(request, new Observer(address, ctx)));
+  }
+
+  private final class Observer implements StreamObserver<WatchMapResponse> {
+    private final String address;
+    private final Context.CancellableContext ctx;
+
+    Observer(String address, Context.CancellableContext ctx) {
+      this.address = address;
+      this.ctx = ctx;
+    }
+
+    @Override
+    public void onNext(WatchMapResponse r) {
+      synchronized (lock) {
+        if (closed || current != ctx) {
+          return;
+        }
+        connectedTo = address;
+        failures = 0;
+        switch (r.getEventCase()) {
+          case FULL_MAP -> {
+            ClusterImage next = Wire.fromProto(r.getFullMap());
+            if (image != null && next.version() < image.version()) {
+              // A node behind the last one we used: never go back; wait for it to catch up.
+              contractViolations++;
+              LOG.warn("node {} sent map {} older than {}; waiting on another node", address,
+                  next.version(), image.version());
+              restart(false);
+              return;
+            }
+            image = next;
+            listener.onMap(next, null);
+            firstMap.countDown();
+          }
+          case DELTA -> {
+            MapDelta d = Wire.fromProto(r.getDelta());
+            if (image == null || d.prevVersion() != image.version()) {
+              contractViolations++;
+              LOG.error("node {} sent delta {} after {}, but we are at {}; asking for a full map",
+                  address, d.version(), d.prevVersion(), image == null ? 0 : image.version());
+              image = null;
+              restart(false);
+              return;
+            }
+            image = image.apply(d);
+            listener.onMap(image, d);
+          }
+          case PROGRESS -> listener.onProgress(r.getProgress().getVersion());
+          default -> { }
+        }
+      }
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      synchronized (lock) {
+        if (closed || current != ctx) {
+          return;
+        }
+        Status s = Status.fromThrowable(t);
+        LOG.info("watch stream to {} ended ({}: {}); switching node", address, s.getCode(),
+            s.getDescription());
+        restart(true);
+      }
+    }
+
+    @Override
+    public void onCompleted() {
+      onError(Status.UNAVAILABLE.withDescription("stream completed by server").asException());
+    }
+  }
+
+  /** Ends the current stream and connects again; to the next node if {@code nextNode}. */
+  private void restart(boolean nextNode) {
+    if (current != null) {
+      current.cancel(null);
+    }
+    current = null;
+    connectedTo = null;
+    reconnects++;
+    if (nextNode) {
+      endpointIndex++;
+      failures++;
+    }
+    long delay = failures <= endpoints.size() ? 0 : Math.min(1000, 50L << Math.min(failures, 5));
+    try {
+      reconnector.schedule(this::connect, delay, TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing
+    }
+  }
+
+  @Override
+  public void close() {
+    synchronized (lock) {
+      closed = true;
+      if (current != null) {
+        current.cancel(null);
+      }
+    }
+    reconnector.shutdownNow();
+  }
+}

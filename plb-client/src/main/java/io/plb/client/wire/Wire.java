@@ -1,0 +1,296 @@
+package io.plb.client.wire;
+
+import com.google.protobuf.ByteString;
+import io.plb.core.command.Command;
+import io.plb.core.command.Limits;
+import io.plb.core.error.PlbException;
+import io.plb.core.keyspace.KeyHash;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.Handover;
+import io.plb.core.map.HandoverPhase;
+import io.plb.core.map.MapDelta;
+import io.plb.core.map.QueueServerInfo;
+import io.plb.core.map.RangeEntry;
+import io.plb.core.map.ServerState;
+import io.plb.proto.v1.AssignRangeRequest;
+import io.plb.proto.v1.MapSnapshot;
+import io.plb.proto.v1.MergeRangesRequest;
+import io.plb.proto.v1.QueueServer;
+import io.plb.proto.v1.RegisterServerRequest;
+import io.plb.proto.v1.RemoveServerRequest;
+import io.plb.proto.v1.SetPinnedRequest;
+import io.plb.proto.v1.SplitRangeRequest;
+import io.plb.proto.v1.UpdateServerRequest;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Converts between the wire types of {@code plb.v1} and PLB's domain types. Protobuf stays at the
+ * edge: the core never sees generated classes, and every conversion happens here, once.
+ *
+ * <p>Stateless. Conversions from the wire validate what the wire cannot express (a missing oneof,
+ * an unknown enum) and throw {@link PlbException} with {@code INVALID_ARGUMENT}.
+ */
+public final class Wire {
+  private Wire() {}
+
+  // ------------------------------------------------------------------ map entries
+
+  public static io.plb.proto.v1.RangeEntry toProto(RangeEntry r) {
+    io.plb.proto.v1.RangeEntry.Builder b =
+        io.plb.proto.v1.RangeEntry.newBuilder()
+            .setStart(r.start())
+            .setEnd(r.end())
+            .setOwner(r.owner())
+            .setEpoch(r.epoch())
+            .setPinned(r.pinned());
+    if (r.handover() != null) {
+      b.setHandover(
+          io.plb.proto.v1.Handover.newBuilder()
+              .setTarget(r.handover().target())
+              .setPhase(io.plb.proto.v1.HandoverPhase.valueOf(r.handover().phase().name())));
+    }
+    return b.build();
+  }
+
+  public static RangeEntry fromProto(io.plb.proto.v1.RangeEntry p) {
+    Handover handover = null;
+    if (p.hasHandover()) {
+      handover = new Handover(p.getHandover().getTarget(), phase(p.getHandover().getPhase()));
+    }
+    return new RangeEntry(
+        p.getStart(), p.getEnd(), p.getOwner(), p.getEpoch(), handover, p.getPinned());
+  }
+
+  private static HandoverPhase phase(io.plb.proto.v1.HandoverPhase p) {
+    switch (p) {
+      case PREPARE:
+        return HandoverPhase.PREPARE;
+      case SWITCH:
+        return HandoverPhase.SWITCH;
+      case COMPLETE:
+        return HandoverPhase.COMPLETE;
+      case ABORT_SWITCH:
+        return HandoverPhase.ABORT_SWITCH;
+      default:
+        throw PlbException.invalid("handover phase " + p + " is not a phase");
+    }
+  }
+
+  public static QueueServer toProto(QueueServerInfo s) {
+    return QueueServer.newBuilder()
+        .setId(s.id())
+        .setAddress(s.address())
+        .setCapacity(s.capacity())
+        .setState(toProto(s.state()))
+        .build();
+  }
+
+  public static QueueServerInfo fromProto(QueueServer p) {
+    return new QueueServerInfo(p.getId(), p.getAddress(), p.getCapacity(), fromProto(p.getState()));
+  }
+
+  public static io.plb.proto.v1.ServerState toProto(ServerState s) {
+    return io.plb.proto.v1.ServerState.valueOf(s.name());
+  }
+
+  public static ServerState fromProto(io.plb.proto.v1.ServerState s) {
+    switch (s) {
+      case ACTIVE:
+        return ServerState.ACTIVE;
+      case DRAINING:
+        return ServerState.DRAINING;
+      case DOWN:
+        return ServerState.DOWN;
+      default:
+        throw PlbException.invalid("server state " + s + " is not a state");
+    }
+  }
+
+  // ------------------------------------------------------------------ maps and deltas
+
+  public static MapSnapshot toProto(ClusterImage image) {
+    MapSnapshot.Builder b = MapSnapshot.newBuilder().setVersion(image.version());
+    for (RangeEntry r : image.ranges()) {
+      b.addRanges(toProto(r));
+    }
+    for (QueueServerInfo s : image.servers().values()) {
+      b.addServers(toProto(s));
+    }
+    return b.build();
+  }
+
+  /** @throws IllegalStateException if the snapshot breaks a map invariant */
+  public static ClusterImage fromProto(MapSnapshot p) {
+    List<RangeEntry> ranges = new ArrayList<>(p.getRangesCount());
+    for (io.plb.proto.v1.RangeEntry r : p.getRangesList()) {
+      ranges.add(fromProto(r));
+    }
+    List<QueueServerInfo> servers = new ArrayList<>(p.getServersCount());
+    for (QueueServer s : p.getServersList()) {
+      servers.add(fromProto(s));
+    }
+    return ClusterImage.of(p.getVersion(), ranges, servers);
+  }
+
+  public static io.plb.proto.v1.MapDelta toProto(MapDelta d) {
+    io.plb.proto.v1.MapDelta.Builder b =
+        io.plb.proto.v1.MapDelta.newBuilder()
+            .setVersion(d.version())
+            .setPrevVersion(d.prevVersion())
+            .addAllRemovedRangeStarts(d.removedRangeStarts())
+            .addAllRemovedServers(d.removedServers())
+            .setCause(d.cause());
+    for (RangeEntry r : d.upsertedRanges()) {
+      b.addUpsertedRanges(toProto(r));
+    }
+    for (QueueServerInfo s : d.upsertedServers()) {
+      b.addUpsertedServers(toProto(s));
+    }
+    return b.build();
+  }
+
+  public static MapDelta fromProto(io.plb.proto.v1.MapDelta p) {
+    List<RangeEntry> ranges = new ArrayList<>();
+    for (io.plb.proto.v1.RangeEntry r : p.getUpsertedRangesList()) {
+      ranges.add(fromProto(r));
+    }
+    List<QueueServerInfo> servers = new ArrayList<>();
+    for (QueueServer s : p.getUpsertedServersList()) {
+      servers.add(fromProto(s));
+    }
+    return new MapDelta(
+        p.getVersion(),
+        p.getPrevVersion(),
+        p.getRemovedRangeStartsList(),
+        ranges,
+        p.getRemovedServersList(),
+        servers,
+        p.getCause());
+  }
+
+  // ------------------------------------------------------------------ commands
+
+  public static Command fromProto(RegisterServerRequest r) {
+    return new Command.RegisterServer(
+        r.getId(), r.getAddress(), r.hasCapacity() ? r.getCapacity() : null);
+  }
+
+  public static Command fromProto(UpdateServerRequest r) {
+    ServerState state = null;
+    if (r.hasState()) {
+      state = fromProto(r.getState());
+    }
+    return new Command.UpdateServer(
+        r.getId(),
+        r.hasAddress() ? r.getAddress() : null,
+        r.hasCapacity() ? r.getCapacity() : null,
+        state);
+  }
+
+  public static Command fromProto(RemoveServerRequest r) {
+    return new Command.RemoveServer(r.getId());
+  }
+
+  /** A split at a key becomes a split at the key's hash; the key is checked first. */
+  public static Command fromProto(SplitRangeRequest r) {
+    switch (r.getPointCase()) {
+      case AT_HASH:
+        return new Command.SplitRange(r.getRangeStart(), r.getAtHash());
+      case AT_KEY:
+        byte[] key = r.getAtKey().toByteArray();
+        Limits.checkKey(key);
+        return new Command.SplitRange(r.getRangeStart(), KeyHash.hash(key));
+      default:
+        throw PlbException.invalid("split point is missing: give at_hash or at_key");
+    }
+  }
+
+  public static Command fromProto(MergeRangesRequest r) {
+    if (!r.hasNextRangeStart()) {
+      throw PlbException.invalid("merge needs both range starts (range_start, next_range_start)");
+    }
+    return new Command.MergeRanges(r.getRangeStart(), r.getNextRangeStart());
+  }
+
+  public static Command fromProto(AssignRangeRequest r) {
+    return new Command.AssignRange(r.getRangeStart(), r.getOwner(), r.getForce());
+  }
+
+  public static Command fromProto(SetPinnedRequest r) {
+    return new Command.SetPinned(r.getRangeStart(), r.getPinned());
+  }
+
+  /** The log-entry form of a command. */
+  public static io.plb.proto.v1.Command toLogEntry(Command c) {
+    io.plb.proto.v1.Command.Builder b = io.plb.proto.v1.Command.newBuilder();
+    if (c instanceof Command.RegisterServer x) {
+      RegisterServerRequest.Builder r =
+          RegisterServerRequest.newBuilder().setId(x.id()).setAddress(x.address());
+      if (x.capacity() != null) {
+        r.setCapacity(x.capacity());
+      }
+      b.setRegisterServer(r);
+    } else if (c instanceof Command.UpdateServer x) {
+      UpdateServerRequest.Builder r = UpdateServerRequest.newBuilder().setId(x.id());
+      if (x.address() != null) {
+        r.setAddress(x.address());
+      }
+      if (x.capacity() != null) {
+        r.setCapacity(x.capacity());
+      }
+      if (x.state() != null) {
+        r.setState(toProto(x.state()));
+      }
+      b.setUpdateServer(r);
+    } else if (c instanceof Command.RemoveServer x) {
+      b.setRemoveServer(RemoveServerRequest.newBuilder().setId(x.id()));
+    } else if (c instanceof Command.SplitRange x) {
+      b.setSplitRange(SplitRangeRequest.newBuilder().setRangeStart(x.rangeStart()).setAtHash(x.at()));
+    } else if (c instanceof Command.MergeRanges x) {
+      b.setMergeRanges(
+          MergeRangesRequest.newBuilder()
+              .setRangeStart(x.leftStart())
+              .setNextRangeStart(x.rightStart()));
+    } else if (c instanceof Command.AssignRange x) {
+      b.setAssignRange(
+          AssignRangeRequest.newBuilder()
+              .setRangeStart(x.rangeStart())
+              .setOwner(x.owner())
+              .setForce(x.force()));
+    } else if (c instanceof Command.SetPinned x) {
+      b.setSetPinned(
+          SetPinnedRequest.newBuilder().setRangeStart(x.rangeStart()).setPinned(x.pinned()));
+    } else {
+      throw new IllegalArgumentException("unknown command " + c);
+    }
+    return b.build();
+  }
+
+  /** The command in a log entry. @throws PlbException INVALID_ARGUMENT for an empty entry */
+  public static Command fromLogEntry(io.plb.proto.v1.Command p) {
+    switch (p.getKindCase()) {
+      case REGISTER_SERVER:
+        return fromProto(p.getRegisterServer());
+      case UPDATE_SERVER:
+        return fromProto(p.getUpdateServer());
+      case REMOVE_SERVER:
+        return fromProto(p.getRemoveServer());
+      case SPLIT_RANGE:
+        return fromProto(p.getSplitRange());
+      case MERGE_RANGES:
+        return fromProto(p.getMergeRanges());
+      case ASSIGN_RANGE:
+        return fromProto(p.getAssignRange());
+      case SET_PINNED:
+        return fromProto(p.getSetPinned());
+      default:
+        throw PlbException.invalid("log entry holds no command");
+    }
+  }
+
+  /** Key bytes for a request. */
+  public static ByteString key(byte[] key) {
+    return ByteString.copyFrom(key);
+  }
+}

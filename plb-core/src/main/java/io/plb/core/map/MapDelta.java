@@ -1,0 +1,30 @@
+package io.plb.core.map;
+
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * What one committed entry changed in the cluster image. The same record is persisted by the
+ * state machine, replayed on followers and after snapshot load, and streamed to subscribers:
+ * {@link ClusterImage#apply(MapDelta)} is the one replay path.
+ *
+ * <p>Applying it to the image at {@code prevVersion}: remove {@code removedRangeStarts}, then put
+ * {@code upsertedRanges} (replacing any range with the same start); likewise for servers.
+ */
+public record MapDelta(
+    long version,
+    long prevVersion,
+    List<Long> removedRangeStarts,
+    List<RangeEntry> upsertedRanges,
+    List<String> removedServers,
+    List<QueueServerInfo> upsertedServers,
+    String cause) {
+
+  public MapDelta {
+    removedRangeStarts = List.copyOf(removedRangeStarts);
+    upsertedRanges = List.copyOf(upsertedRanges);
+    removedServers = List.copyOf(removedServers);
+    upsertedServers = List.copyOf(upsertedServers);
+    Objects.requireNonNull(cause, "cause");
+  }
+}

@@ -1,0 +1,75 @@
+package io.plb.server;
+
+import io.plb.server.config.NodeConfig;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code plb server --config FILE [--key=value ...]}: runs one PLB node until it is stopped
+ * (SIGTERM or Ctrl-C stops it cleanly).
+ */
+public final class PlbMain {
+  private PlbMain() {}
+
+  public static void main(String[] args) throws Exception {
+    if (args.length == 0 || args[0].equals("--help") || args[0].equals("-h")) {
+      usage();
+      System.exit(args.length == 0 ? 2 : 0);
+    }
+    String command = args[0];
+    if (!command.equals("server")) {
+      System.err.println("plb: unknown command '" + command + "'");
+      usage();
+      System.exit(2);
+    }
+    Path configFile = null;
+    Map<String, String> overrides = new LinkedHashMap<>();
+    for (int i = 1; i < args.length; i++) {
+      String a = args[i];
+      if (a.equals("--help") || a.equals("-h")) {
+        usage();
+        System.exit(0);
+      } else if (a.equals("--config") && i + 1 < args.length) {
+        configFile = Path.of(args[++i]);
+      } else if (a.startsWith("--config=")) {
+        configFile = Path.of(a.substring("--config=".length()));
+      } else if (a.startsWith("--") && a.contains("=")) {
+        int eq = a.indexOf('=');
+        overrides.put(a.substring(2, eq), a.substring(eq + 1));
+      } else {
+        System.err.println("plb server: cannot read argument '" + a
+            + "' (use --config FILE and --key=value)");
+        System.exit(2);
+      }
+    }
+    NodeConfig config;
+    try {
+      config = NodeConfig.load(configFile, overrides);
+    } catch (IllegalArgumentException | java.io.IOException e) {
+      System.err.println("plb server: bad configuration: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    PlbNode node = PlbNode.start(config);
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      node.close();
+      stopped.countDown();
+    }, "plb-shutdown"));
+    stopped.await();
+  }
+
+  private static void usage() {
+    StringBuilder b = new StringBuilder();
+    b.append("usage: plb server --config FILE [--key=value ...]\n\n");
+    b.append("Runs one PLB node. Settings come from FILE (key = value lines); --key=value\n");
+    b.append("flags override them. Settings:\n\n");
+    for (Map.Entry<String, String[]> e : NodeConfig.KEYS.entrySet()) {
+      String def = e.getValue()[0].isEmpty() ? "(required)" : "default " + e.getValue()[0];
+      b.append(String.format("  %-26s %s; %s%n", e.getKey(), e.getValue()[1], def));
+    }
+    System.out.print(b);
+  }
+}

@@ -1,0 +1,466 @@
+package io.plb.server;
+
+import io.grpc.ManagedChannel;
+import io.grpc.Server;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.plb.client.wire.GrpcErrors;
+import io.plb.client.wire.Wire;
+import io.plb.core.command.Command;
+import io.plb.core.command.CommandProcessor;
+import io.plb.core.error.ErrorCode;
+import io.plb.core.error.PlbException;
+import io.plb.core.map.ClusterImage;
+import io.plb.proto.v1.AdminServiceGrpc;
+import io.plb.proto.v1.ClusterStatus;
+import io.plb.proto.v1.CommandResult;
+import io.plb.proto.v1.GetStatusRequest;
+import io.plb.proto.v1.NodeRole;
+import io.plb.proto.v1.NodeStatus;
+import io.plb.server.config.NodeConfig;
+import io.plb.server.publish.MapPublisher;
+import io.plb.server.rpc.AdminServiceImpl;
+import io.plb.server.rpc.MapServiceImpl;
+import io.plb.server.statemachine.PlbStateMachine;
+import java.io.File;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.apache.ratis.client.RaftClient;
+import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientReply;
+import org.apache.ratis.protocol.RaftGroup;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.protocol.RaftPeer;
+import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.protocol.exceptions.NotLeaderException;
+import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.RaftServerConfigKeys;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
+import org.apache.ratis.util.SizeInBytes;
+import org.apache.ratis.util.TimeDuration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One PLB node: a member of the Ratis group whose state machine keeps the shard map in RocksDB,
+ * and the gRPC API (map watch, admin, health, reflection) in front of it.
+ *
+ * <p>Lifecycle: {@link #start} builds and starts everything; {@link #close} stops the API, the
+ * Raft server and the database, in that order. Thread-safe.
+ *
+ * <p>Writes: a node validates a command against its applied image and proposes it only if it
+ * believes it leads; a follower refuses with UNAVAILABLE and the leader's address. Every replica
+ * validates again when it applies, so a proposal overtaken by another change is rejected the same
+ * way everywhere.
+ */
+public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
+  private static final Logger LOG = LoggerFactory.getLogger(PlbNode.class);
+
+  private final NodeConfig config;
+  private final RaftGroup group;
+  private final RaftPeerId selfId;
+  private final MapPublisher publisher;
+  private final PlbStateMachine stateMachine;
+  private final RaftServer raftServer;
+  private final RaftClient raftClient;
+  private final Server grpcServer;
+  private final MapServiceImpl mapService;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final ExecutorService drainExecutor;
+  private final ScheduledExecutorService timer;
+  private final Map<String, ManagedChannel> peerChannels = new ConcurrentHashMap<>();
+  private volatile boolean closed;
+
+  private PlbNode(NodeConfig config) throws IOException {
+    this.config = config;
+    this.selfId = RaftPeerId.valueOf(config.nodeId());
+    List<RaftPeer> peers = new ArrayList<>();
+    for (NodeConfig.Peer p : config.peers()) {
+      peers.add(
+          RaftPeer.newBuilder()
+              .setId(p.id())
+              .setAddress(p.raftAddress())
+              .build());
+    }
+    this.group = RaftGroup.valueOf(groupId(config.clusterName()), peers);
+    Files.createDirectories(config.dataDir());
+
+    this.publisher = new MapPublisher(config.historyEntries());
+    this.stateMachine =
+        new PlbStateMachine(config.dataDir().resolve("db"), publisher, config.historyEntries());
+    this.raftServer =
+        RaftServer.newBuilder()
+            .setServerId(selfId)
+            .setGroup(group)
+            .setStateMachine(stateMachine)
+            .setProperties(raftProperties(config))
+            .setOption(RaftStorage.StartupOption.RECOVER)
+            .build();
+    this.raftClient =
+        RaftClient.newBuilder()
+            .setRaftGroup(group)
+            .setLeaderId(selfId)
+            .setProperties(new RaftProperties())
+            .setRetryPolicy(
+                RetryPolicies.retryUpToMaximumCountWithFixedSleep(
+                    30, TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+            .build();
+
+    this.drainExecutor =
+        Executors.newFixedThreadPool(2, daemon("plb-watch-" + config.nodeId()));
+    this.timer = Executors.newSingleThreadScheduledExecutor(daemon("plb-timer-" + config.nodeId()));
+    this.mapService =
+        new MapServiceImpl(
+            publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
+    NodeConfig.Peer self = config.self();
+    this.grpcServer =
+        NettyServerBuilder.forAddress(new InetSocketAddress(self.apiHost(), self.apiPort()))
+            .permitKeepAliveTime(10, TimeUnit.SECONDS)
+            .permitKeepAliveWithoutCalls(true)
+            .addService(mapService)
+            .addService(new AdminServiceImpl(this))
+            .addService(health.getHealthService())
+            .addService(ProtoReflectionServiceV1.newInstance())
+            .build();
+  }
+
+  /** Starts a node: Raft first (it loads the state), then the API. */
+  public static PlbNode start(NodeConfig config) throws IOException {
+    PlbNode node = new PlbNode(config);
+    try {
+      node.raftServer.start();
+      node.grpcServer.start();
+    } catch (IOException | RuntimeException e) {
+      node.close();
+      throw e;
+    }
+    node.health.setStatus("", io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING);
+    LOG.info(
+        "PLB node {} started: API {}:{}, Raft {}, data {}",
+        config.nodeId(), config.self().apiHost(), node.apiPort(), config.self().raftAddress(),
+        config.dataDir());
+    return node;
+  }
+
+  static RaftGroupId groupId(String clusterName) {
+    return RaftGroupId.valueOf(
+        UUID.nameUUIDFromBytes(("plb-cluster:" + clusterName).getBytes(StandardCharsets.UTF_8)));
+  }
+
+  private static RaftProperties raftProperties(NodeConfig config) {
+    RaftProperties p = new RaftProperties();
+    RaftServerConfigKeys.setStorageDir(p, List.of(new File(config.dataDir().toFile(), "raft")));
+    GrpcConfigKeys.Server.setPort(p, config.self().raftPort());
+    GrpcConfigKeys.Server.setHost(p, config.self().raftHost());
+    RaftServerConfigKeys.Rpc.setTimeoutMin(
+        p, TimeDuration.valueOf(config.electionTimeoutMin().toMillis(), TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Rpc.setTimeoutMax(
+        p, TimeDuration.valueOf(config.electionTimeoutMax().toMillis(), TimeUnit.MILLISECONDS));
+    RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
+    RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, config.snapshotEvery());
+    RaftServerConfigKeys.Snapshot.setCreationGap(p, Math.min(1024, config.snapshotEvery()));
+    RaftServerConfigKeys.Log.setSegmentSizeMax(p, SizeInBytes.valueOf(config.segmentSizeBytes()));
+    RaftServerConfigKeys.Log.setPurgeUptoSnapshotIndex(p, config.purgeUpToSnapshot());
+    // No commit-index metadata entries: the log then holds only PLB commands and configuration
+    // entries, so map versions have few gaps and a refused write provably leaves the log alone.
+    RaftServerConfigKeys.Log.setLogMetadataEnabled(p, false);
+    RaftServerConfigKeys.Log.setPurgeGap(p, (int) Math.min(1024, config.snapshotEvery()));
+    return p;
+  }
+
+  private static java.util.concurrent.ThreadFactory daemon(String name) {
+    return r -> {
+      Thread t = new Thread(r, name);
+      t.setDaemon(true);
+      return t;
+    };
+  }
+
+  // ------------------------------------------------------------------ accessors
+
+  public String id() {
+    return config.nodeId();
+  }
+
+  public NodeConfig config() {
+    return config;
+  }
+
+  /** The port the gRPC API listens on (useful when configured as 0). */
+  public int apiPort() {
+    return grpcServer.getPort();
+  }
+
+  public String apiAddress() {
+    return config.self().apiHost() + ":" + apiPort();
+  }
+
+  public MapPublisher publisher() {
+    return publisher;
+  }
+
+  public ClusterImage image() {
+    return publisher.image();
+  }
+
+  public int watcherCount() {
+    return mapService.watcherCount();
+  }
+
+  private RaftServer.Division division() throws IOException {
+    return raftServer.getDivision(group.getGroupId());
+  }
+
+  public boolean isLeader() {
+    try {
+      return !closed && division().getInfo().isLeader();
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** Forces a snapshot now (tests and operators); returns its index. */
+  public long takeSnapshot() throws IOException {
+    RaftClientReply reply =
+        raftClient.getSnapshotManagementApi(selfId).create(30_000);
+    if (!reply.isSuccess()) {
+      throw new IOException("snapshot failed: " + reply.getException());
+    }
+    return reply.getLogIndex();
+  }
+
+  // ------------------------------------------------------------------ admin
+
+  @Override
+  public CompletableFuture<Long> submit(Command command) {
+    try {
+      RaftServer.Division d = division();
+      if (!d.getInfo().isLeader()) {
+        return CompletableFuture.failedFuture(notLeader(d));
+      }
+      // Validate before proposing, so bad input never reaches the log.
+      CommandProcessor.validate(publisher.image(), command);
+    } catch (PlbException e) {
+      return CompletableFuture.failedFuture(e);
+    } catch (IOException e) {
+      return CompletableFuture.failedFuture(
+          new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
+    }
+    Message message =
+        Message.valueOf(UnsafeByteOperations.unsafeWrap(Wire.toLogEntry(command).toByteArray()));
+    return raftClient
+        .async()
+        .send(message)
+        .handle(
+            (reply, error) -> {
+              if (error != null) {
+                throw new PlbException(
+                    ErrorCode.UNAVAILABLE, "write not committed: " + rootMessage(error), error);
+              }
+              if (!reply.isSuccess()) {
+                NotLeaderException nle = reply.getNotLeaderException();
+                if (nle != null) {
+                  throw new PlbException(
+                      ErrorCode.UNAVAILABLE, "leadership moved while writing; retry");
+                }
+                throw new PlbException(
+                    ErrorCode.UNAVAILABLE, "write not committed: " + reply.getException());
+              }
+              CommandResult result;
+              try {
+                result = CommandResult.parseFrom(reply.getMessage().getContent().toByteArray());
+              } catch (IOException e) {
+                throw new PlbException(ErrorCode.INTERNAL, "unreadable command result", e);
+              }
+              if (!result.getOk()) {
+                throw new PlbException(
+                    ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
+              }
+              return result.getVersion();
+            });
+  }
+
+  private static String rootMessage(Throwable t) {
+    while (t.getCause() != null && t.getCause() != t) {
+      t = t.getCause();
+    }
+    return t.toString();
+  }
+
+  private StatusRuntimeException notLeader(RaftServer.Division d) {
+    RaftPeerId leader = d.getInfo().getLeaderId();
+    String leaderId = leader == null ? "" : leader.toString();
+    NodeConfig.Peer peer = leader == null ? null : config.peer(leaderId);
+    return GrpcErrors.notLeader(config.nodeId(), leaderId, peer == null ? "" : peer.apiAddress());
+  }
+
+  @Override
+  public NodeStatus localStatus() {
+    NodeStatus.Builder b =
+        NodeStatus.newBuilder()
+            .setId(config.nodeId())
+            .setApiAddress(apiAddress())
+            .setRaftAddress(config.self().raftAddress())
+            .setMapVersion(publisher.image().version())
+            .setAppliedIndex(publisher.appliedIndex());
+    try {
+      RaftServer.Division d = division();
+      var info = d.getInfo();
+      b.setRole(
+          switch (info.getCurrentRole()) {
+            case LEADER -> NodeRole.LEADER;
+            case CANDIDATE -> NodeRole.CANDIDATE;
+            default -> NodeRole.FOLLOWER;
+          });
+      b.setTerm(info.getCurrentTerm());
+      if (info.getLeaderId() != null) {
+        b.setLeaderId(info.getLeaderId().toString());
+      }
+      b.setCommitIndex(d.getRaftLog().getLastCommittedIndex());
+      var snapshot = stateMachine.getLatestSnapshot();
+      if (snapshot != null) {
+        b.setSnapshotIndex(snapshot.getIndex());
+      }
+    } catch (IOException e) {
+      b.setRole(NodeRole.UNREACHABLE).setError(e.getMessage());
+    }
+    return b.build();
+  }
+
+  @Override
+  public CompletableFuture<ClusterStatus> clusterStatus() {
+    List<CompletableFuture<NodeStatus>> parts = new ArrayList<>();
+    for (NodeConfig.Peer p : config.peers()) {
+      if (p.id().equals(config.nodeId())) {
+        parts.add(CompletableFuture.completedFuture(localStatus()));
+      } else {
+        parts.add(peerStatus(p));
+      }
+    }
+    return CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]))
+        .thenApply(
+            ignored -> {
+              ClusterImage image = publisher.image();
+              ClusterStatus.Builder b =
+                  ClusterStatus.newBuilder()
+                      .setMapVersion(image.version())
+                      .setRanges(image.rangeCount())
+                      .setServers(image.servers().size());
+              NodeStatus self = parts.get(indexOfSelf()).join();
+              for (CompletableFuture<NodeStatus> f : parts) {
+                NodeStatus s = f.join();
+                b.addMembers(s);
+                if (s.getRole() == NodeRole.LEADER && s.getTerm() >= b.getTerm()) {
+                  b.setLeaderId(s.getId()).setLeaderAddress(s.getApiAddress()).setTerm(s.getTerm());
+                }
+              }
+              if (b.getLeaderId().isEmpty() && !self.getLeaderId().isEmpty()) {
+                NodeConfig.Peer leader = config.peer(self.getLeaderId());
+                b.setLeaderId(self.getLeaderId()).setTerm(self.getTerm());
+                if (leader != null) {
+                  b.setLeaderAddress(leader.apiAddress());
+                }
+              }
+              return b.build();
+            });
+  }
+
+  private int indexOfSelf() {
+    for (int i = 0; i < config.peers().size(); i++) {
+      if (config.peers().get(i).id().equals(config.nodeId())) {
+        return i;
+      }
+    }
+    throw new IllegalStateException("self not among peers");
+  }
+
+  private CompletableFuture<NodeStatus> peerStatus(NodeConfig.Peer p) {
+    CompletableFuture<NodeStatus> out = new CompletableFuture<>();
+    ManagedChannel channel =
+        peerChannels.computeIfAbsent(
+            p.id(), id -> NettyChannelBuilder.forTarget(p.apiAddress()).usePlaintext().build());
+    AdminServiceGrpc.newStub(channel)
+        .withDeadlineAfter(1, TimeUnit.SECONDS)
+        .getNodeStatus(
+            GetStatusRequest.getDefaultInstance(),
+            new io.grpc.stub.StreamObserver<>() {
+              @Override
+              public void onNext(NodeStatus value) {
+                out.complete(value);
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                out.complete(
+                    NodeStatus.newBuilder()
+                        .setId(p.id())
+                        .setApiAddress(p.apiAddress())
+                        .setRaftAddress(p.raftAddress())
+                        .setRole(NodeRole.UNREACHABLE)
+                        .setError(io.grpc.Status.fromThrowable(t).getCode() + ": "
+                            + io.grpc.Status.fromThrowable(t).getDescription())
+                        .build());
+              }
+
+              @Override
+              public void onCompleted() {}
+            });
+    return out;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    health.enterTerminalState();
+    mapService.closeAll();
+    grpcServer.shutdown();
+    try {
+      if (!grpcServer.awaitTermination(2, TimeUnit.SECONDS)) {
+        grpcServer.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      grpcServer.shutdownNow();
+    }
+    for (ManagedChannel c : peerChannels.values()) {
+      c.shutdownNow();
+    }
+    try {
+      raftClient.close();
+    } catch (IOException e) {
+      LOG.warn("closing Raft client: {}", e.toString());
+    }
+    try {
+      raftServer.close();
+    } catch (IOException e) {
+      LOG.warn("closing Raft server: {}", e.toString());
+    }
+    drainExecutor.shutdownNow();
+    timer.shutdownNow();
+    LOG.info("PLB node {} stopped", config.nodeId());
+  }
+}

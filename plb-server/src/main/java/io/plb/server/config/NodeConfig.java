@@ -1,0 +1,318 @@
+package io.plb.server.config;
+
+import java.io.IOException;
+import java.io.Reader;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The configuration of one PLB node, read from a {@code key = value} file with flag overrides.
+ * Every key, its meaning and its default is listed in {@link #KEYS} and printed by
+ * {@code plb server --help}. Immutable.
+ */
+public final class NodeConfig {
+  /** One member of the PLB cluster: its Raft (peer-to-peer) and API (client) addresses. */
+  public record Peer(String id, String raftAddress, String apiAddress) {
+    public String raftHost() {
+      return host(raftAddress);
+    }
+
+    public int raftPort() {
+      return port(raftAddress);
+    }
+
+    public String apiHost() {
+      return host(apiAddress);
+    }
+
+    public int apiPort() {
+      return port(apiAddress);
+    }
+  }
+
+  /** Documented keys and their defaults ("" = required). */
+  public static final Map<String, String[]> KEYS;
+
+  static {
+    Map<String, String[]> k = new LinkedHashMap<>();
+    k.put("node.id", new String[] {"", "this node's id; must be one of the peers"});
+    k.put("node.dataDir", new String[] {"", "folder for the Raft log, snapshots and RocksDB"});
+    k.put("cluster.name", new String[] {"plb", "cluster name; nodes of one cluster must agree"});
+    k.put("peer.<id>.raft", new String[] {"", "host:port of a member's Raft transport"});
+    k.put("peer.<id>.api", new String[] {"", "host:port of a member's gRPC API"});
+    k.put("raft.electionTimeoutMin", new String[] {"500ms", "Raft election timeout, lower bound"});
+    k.put("raft.electionTimeoutMax", new String[] {"1000ms", "Raft election timeout, upper bound"});
+    k.put("raft.snapshotEvery", new String[] {"10000", "entries between automatic snapshots"});
+    k.put("raft.segmentSize", new String[] {"8MB", "Raft log segment size (KB/MB suffixes)"});
+    k.put("raft.purgeUpToSnapshot", new String[] {"false",
+        "purge the log up to each snapshot even if a follower still needs it (it then gets the "
+            + "snapshot)"});
+    k.put("watch.historyEntries", new String[] {"10000",
+        "map changes each node keeps for watchers to resume from"});
+    k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
+    k.put("watch.progressInterval", new String[] {"5s",
+        "how often an idle watch stream gets a progress event"});
+    KEYS = Collections.unmodifiableMap(k);
+  }
+
+  private static final Pattern PEER_KEY = Pattern.compile("peer\\.([^.]+)\\.(raft|api)");
+  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h)?");
+  private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KB|MB|GB)?");
+
+  private final String nodeId;
+  private final Path dataDir;
+  private final String clusterName;
+  private final List<Peer> peers;
+  private final Duration electionTimeoutMin;
+  private final Duration electionTimeoutMax;
+  private final long snapshotEvery;
+  private final long segmentSizeBytes;
+  private final boolean purgeUpToSnapshot;
+  private final int historyEntries;
+  private final int maxWatchers;
+  private final Duration progressInterval;
+
+  private NodeConfig(Map<String, String> v) {
+    for (String key : v.keySet()) {
+      if (!KEYS.containsKey(key) && !PEER_KEY.matcher(key).matches()) {
+        throw new IllegalArgumentException(
+            "unknown configuration key '" + key + "' (known: " + KEYS.keySet() + ")");
+      }
+    }
+    nodeId = required(v, "node.id");
+    dataDir = Path.of(required(v, "node.dataDir"));
+    clusterName = get(v, "cluster.name");
+    Map<String, String[]> byId = new LinkedHashMap<>();
+    for (Map.Entry<String, String> e : v.entrySet()) {
+      Matcher m = PEER_KEY.matcher(e.getKey());
+      if (m.matches()) {
+        String[] addrs = byId.computeIfAbsent(m.group(1), id -> new String[2]);
+        addrs[m.group(2).equals("raft") ? 0 : 1] = checkAddress(e.getKey(), e.getValue());
+      }
+    }
+    List<Peer> list = new ArrayList<>();
+    for (String id : new TreeSet<>(byId.keySet())) {
+      String[] a = byId.get(id);
+      if (a[0] == null || a[1] == null) {
+        throw new IllegalArgumentException(
+            "peer " + id + " needs both peer." + id + ".raft and peer." + id + ".api");
+      }
+      list.add(new Peer(id, a[0], a[1]));
+    }
+    if (list.isEmpty()) {
+      throw new IllegalArgumentException("no peers configured (peer.<id>.raft, peer.<id>.api)");
+    }
+    if (list.stream().noneMatch(p -> p.id().equals(nodeId))) {
+      throw new IllegalArgumentException(
+          "node.id " + nodeId + " is not one of the peers " + byId.keySet());
+    }
+    peers = List.copyOf(list);
+    electionTimeoutMin = duration(v, "raft.electionTimeoutMin");
+    electionTimeoutMax = duration(v, "raft.electionTimeoutMax");
+    if (electionTimeoutMax.compareTo(electionTimeoutMin) <= 0) {
+      throw new IllegalArgumentException(
+          "raft.electionTimeoutMax must exceed raft.electionTimeoutMin");
+    }
+    snapshotEvery = positive(v, "raft.snapshotEvery");
+    segmentSizeBytes = size(v, "raft.segmentSize");
+    purgeUpToSnapshot = bool(v, "raft.purgeUpToSnapshot");
+    historyEntries = (int) positive(v, "watch.historyEntries");
+    maxWatchers = (int) positive(v, "watch.maxWatchers");
+    progressInterval = duration(v, "watch.progressInterval");
+  }
+
+  /** Reads {@code file} (may be null), then applies {@code overrides}. */
+  public static NodeConfig load(Path file, Map<String, String> overrides) throws IOException {
+    Map<String, String> values = new LinkedHashMap<>();
+    if (file != null) {
+      Properties p = new Properties();
+      try (Reader r = Files.newBufferedReader(file)) {
+        p.load(r);
+      }
+      for (String name : p.stringPropertyNames()) {
+        values.put(name, p.getProperty(name).strip());
+      }
+    }
+    values.putAll(overrides);
+    return new NodeConfig(values);
+  }
+
+  /** From explicit values (tests, embedding). */
+  public static NodeConfig of(Map<String, String> values) {
+    return new NodeConfig(new LinkedHashMap<>(values));
+  }
+
+  public String nodeId() {
+    return nodeId;
+  }
+
+  public Path dataDir() {
+    return dataDir;
+  }
+
+  public String clusterName() {
+    return clusterName;
+  }
+
+  public List<Peer> peers() {
+    return peers;
+  }
+
+  public Peer self() {
+    return peer(nodeId);
+  }
+
+  public Peer peer(String id) {
+    for (Peer p : peers) {
+      if (p.id().equals(id)) {
+        return p;
+      }
+    }
+    return null;
+  }
+
+  public Duration electionTimeoutMin() {
+    return electionTimeoutMin;
+  }
+
+  public Duration electionTimeoutMax() {
+    return electionTimeoutMax;
+  }
+
+  public long snapshotEvery() {
+    return snapshotEvery;
+  }
+
+  public long segmentSizeBytes() {
+    return segmentSizeBytes;
+  }
+
+  public boolean purgeUpToSnapshot() {
+    return purgeUpToSnapshot;
+  }
+
+  public int historyEntries() {
+    return historyEntries;
+  }
+
+  public int maxWatchers() {
+    return maxWatchers;
+  }
+
+  public Duration progressInterval() {
+    return progressInterval;
+  }
+
+  // ---------------------------------------------------------------- parsing helpers
+
+  private static String get(Map<String, String> v, String key) {
+    String value = v.get(key);
+    return value == null || value.isEmpty() ? KEYS.get(key)[0] : value;
+  }
+
+  private static String required(Map<String, String> v, String key) {
+    String value = get(v, key);
+    if (value.isEmpty()) {
+      throw new IllegalArgumentException("missing required setting " + key + " ("
+          + KEYS.get(key)[1] + ")");
+    }
+    return value;
+  }
+
+  private static Duration duration(Map<String, String> v, String key) {
+    String text = get(v, key);
+    Matcher m = DURATION.matcher(text);
+    if (!m.matches()) {
+      throw new IllegalArgumentException(
+          key + " = '" + text + "' is not a duration (e.g. 500ms, 5s, 2m, 1h)");
+    }
+    long n = Long.parseLong(m.group(1));
+    String unit = m.group(2) == null ? "ms" : m.group(2);
+    Duration d = switch (unit) {
+      case "s" -> Duration.ofSeconds(n);
+      case "m" -> Duration.ofMinutes(n);
+      case "h" -> Duration.ofHours(n);
+      default -> Duration.ofMillis(n);
+    };
+    if (d.isZero()) {
+      throw new IllegalArgumentException(key + " must be greater than zero");
+    }
+    return d;
+  }
+
+  private static long size(Map<String, String> v, String key) {
+    String text = get(v, key);
+    Matcher m = SIZE.matcher(text.toUpperCase());
+    if (!m.matches()) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is not a size (e.g. 64KB, 8MB)");
+    }
+    long n = Long.parseLong(m.group(1));
+    String unit = m.group(2) == null ? "B" : m.group(2);
+    long bytes = switch (unit) {
+      case "KB" -> n << 10;
+      case "MB" -> n << 20;
+      case "GB" -> n << 30;
+      default -> n;
+    };
+    if (bytes < 1024) {
+      throw new IllegalArgumentException(key + " must be at least 1KB");
+    }
+    return bytes;
+  }
+
+  private static long positive(Map<String, String> v, String key) {
+    String text = get(v, key);
+    try {
+      long n = Long.parseLong(text);
+      if (n <= 0 || n > Integer.MAX_VALUE) {
+        throw new IllegalArgumentException(key + " must be between 1 and " + Integer.MAX_VALUE);
+      }
+      return n;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is not a whole number");
+    }
+  }
+
+  private static boolean bool(Map<String, String> v, String key) {
+    String text = get(v, key);
+    if (!text.equals("true") && !text.equals("false")) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is not true or false");
+    }
+    return Boolean.parseBoolean(text);
+  }
+
+  private static String checkAddress(String key, String value) {
+    int colon = value.lastIndexOf(':');
+    if (colon <= 0) {
+      throw new IllegalArgumentException(key + " = '" + value + "' is not host:port");
+    }
+    port(value);
+    return value;
+  }
+
+  static String host(String address) {
+    return address.substring(0, address.lastIndexOf(':'));
+  }
+
+  static int port(String address) {
+    try {
+      int p = Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
+      if (p < 0 || p > 65535) {
+        throw new IllegalArgumentException("port of '" + address + "' is outside 0..65535");
+      }
+      return p;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("'" + address + "' has no numeric port");
+    }
+  }
+}

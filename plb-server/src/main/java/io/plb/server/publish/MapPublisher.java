@@ -1,0 +1,195 @@
+package io.plb.server.publish;
+
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.MapDelta;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.PriorityQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The node's applied map and its recent change history, as watchers and readers see them.
+ *
+ * <p>Thread model: {@link #publish} and {@link #advanceApplied} are called by the state machine's
+ * apply thread only, in log order; every other method may be called from any thread. The image is
+ * swapped through a volatile field; the history is guarded by {@code this}.
+ *
+ * <p>Invariants: {@code image.version()} equals the version of the newest delta in the history (or
+ * the history is empty); consecutive deltas chain ({@code next.prevVersion == prev.version}); the
+ * history holds at most {@code historyLimit} deltas; the applied index never decreases.
+ */
+public final class MapPublisher {
+  /** Listens for new versions; called on the apply thread, so it must only schedule work. */
+  public interface Listener {
+    void onNewVersion(long version);
+  }
+
+  private final int historyLimit;
+  private final ArrayDeque<MapDelta> history = new ArrayDeque<>();
+  private final Map<Listener, Boolean> listeners = new ConcurrentHashMap<>();
+  private final PriorityQueue<Waiter> waiters =
+      new PriorityQueue<>((a, b) -> Long.compare(a.index, b.index));
+  private volatile ClusterImage image = ClusterImage.EMPTY;
+  private volatile long appliedIndex;
+
+  private record Waiter(long index, CompletableFuture<Long> future) {}
+
+  /** The next thing a watcher at some cursor should receive. */
+  public sealed interface Next {}
+
+  /** A full map: the watcher's cursor was too old, unknown, or the watcher is new. */
+  public record FullMap(ClusterImage image) implements Next {}
+
+  /** The deltas that follow the watcher's cursor, in order. */
+  public record Deltas(List<MapDelta> deltas) implements Next {}
+
+  /** Nothing new after the cursor. */
+  public record UpToDate(long version) implements Next {}
+
+  public MapPublisher(int historyLimit) {
+    if (historyLimit < 1) {
+      throw new IllegalArgumentException("historyLimit must be >= 1");
+    }
+    this.historyLimit = historyLimit;
+  }
+
+  /** Replaces everything: at start-up and after a snapshot install. */
+  public synchronized void reset(ClusterImage newImage, Collection<MapDelta> recent, long applied) {
+    history.clear();
+    for (MapDelta d : recent) {
+      if (d.version() <= newImage.version()) {
+        history.addLast(d);
+      }
+    }
+    while (history.size() > historyLimit) {
+      history.removeFirst();
+    }
+    image = newImage;
+    advanceApplied(Math.max(applied, newImage.version()));
+    notifyListeners(newImage.version());
+  }
+
+  /** Publishes the image produced by {@code delta}. Apply thread only. */
+  public void publish(ClusterImage newImage, MapDelta delta, long applied) {
+    synchronized (this) {
+      history.addLast(delta);
+      while (history.size() > historyLimit) {
+        history.removeFirst();
+      }
+      image = newImage;
+    }
+    advanceApplied(applied);
+    notifyListeners(newImage.version());
+  }
+
+  /** The version below which the history has been trimmed: deltas at or after it are kept. */
+  public synchronized long oldestRetainedVersion() {
+    return history.isEmpty() ? image.version() : history.peekFirst().version();
+  }
+
+  public synchronized int historySize() {
+    return history.size();
+  }
+
+  /** Records that the node has applied up to {@code index}, and wakes readers waiting for it. */
+  public void advanceApplied(long index) {
+    List<CompletableFuture<Long>> ready = new ArrayList<>();
+    synchronized (waiters) {
+      if (index > appliedIndex) {
+        appliedIndex = index;
+      }
+      while (!waiters.isEmpty() && waiters.peek().index <= appliedIndex) {
+        ready.add(waiters.poll().future);
+      }
+    }
+    for (CompletableFuture<Long> f : ready) {
+      f.complete(index);
+    }
+  }
+
+  /** Completes once the node has applied at least {@code index}. */
+  public CompletableFuture<Long> awaitApplied(long index) {
+    synchronized (waiters) {
+      if (appliedIndex >= index) {
+        return CompletableFuture.completedFuture(appliedIndex);
+      }
+      CompletableFuture<Long> f = new CompletableFuture<>();
+      waiters.add(new Waiter(index, f));
+      f.whenComplete((v, e) -> {
+        if (e != null) {
+          synchronized (waiters) {
+            waiters.removeIf(w -> w.future == f);
+          }
+        }
+      });
+      return f;
+    }
+  }
+
+  public ClusterImage image() {
+    return image;
+  }
+
+  public long appliedIndex() {
+    return appliedIndex;
+  }
+
+  /**
+   * What a watcher that has seen everything up to {@code cursor} gets next, at most
+   * {@code maxDeltas} deltas at a time. Cursor 0 (a new watcher), or a cursor that is not a version this node can continue
+   * from — older than the history, or between two versions — gets a full map.
+   */
+  public Next next(long cursor, int maxDeltas) {
+    ClusterImage current;
+    List<MapDelta> out = new ArrayList<>();
+    synchronized (this) {
+      current = image;
+      if (cursor == 0) {
+        return new FullMap(current);
+      }
+      if (cursor >= current.version()) {
+        return new UpToDate(current.version());
+      }
+      Iterator<MapDelta> it = history.iterator();
+      MapDelta first = null;
+      while (it.hasNext()) {
+        MapDelta d = it.next();
+        if (d.version() > cursor) {
+          first = d;
+          break;
+        }
+      }
+      if (first == null || first.prevVersion() != cursor) {
+        return new FullMap(current);
+      }
+      out.add(first);
+      while (it.hasNext() && out.size() < maxDeltas) {
+        out.add(it.next());
+      }
+    }
+    return new Deltas(out);
+  }
+
+  public void addListener(Listener l) {
+    listeners.put(l, Boolean.TRUE);
+  }
+
+  public void removeListener(Listener l) {
+    listeners.remove(l);
+  }
+
+  public int listenerCount() {
+    return listeners.size();
+  }
+
+  private void notifyListeners(long version) {
+    for (Listener l : listeners.keySet()) {
+      l.onNewVersion(version);
+    }
+  }
+}

@@ -1,0 +1,139 @@
+package io.plb.server.rpc;
+
+import io.grpc.Status;
+import io.grpc.stub.StreamObserver;
+import io.plb.client.wire.GrpcErrors;
+import io.plb.client.wire.Wire;
+import io.plb.core.command.Command;
+import io.plb.core.error.PlbException;
+import io.plb.proto.v1.AdminServiceGrpc;
+import io.plb.proto.v1.AssignRangeRequest;
+import io.plb.proto.v1.ClusterStatus;
+import io.plb.proto.v1.GetStatusRequest;
+import io.plb.proto.v1.MergeRangesRequest;
+import io.plb.proto.v1.NodeStatus;
+import io.plb.proto.v1.RegisterServerRequest;
+import io.plb.proto.v1.RemoveServerRequest;
+import io.plb.proto.v1.SetPinnedRequest;
+import io.plb.proto.v1.SplitRangeRequest;
+import io.plb.proto.v1.UpdateServerRequest;
+import io.plb.proto.v1.WriteResponse;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.function.Supplier;
+
+/**
+ * The admin API of one node. A thin adapter: it turns each request into a {@link Command} and hands
+ * it to the {@link Node}, which validates it against the applied image, proposes it through Raft,
+ * and answers after commit with the version it produced.
+ *
+ * <p>Thread-safe: holds no state.
+ */
+public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBase {
+  /** What the admin API needs from the node. */
+  public interface Node {
+    /**
+     * Validates and proposes {@code command}; completes with the map version it produced, or
+     * exceptionally with a {@link PlbException} or the not-leader refusal.
+     */
+    CompletableFuture<Long> submit(Command command);
+
+    NodeStatus localStatus();
+
+    CompletableFuture<ClusterStatus> clusterStatus();
+  }
+
+  private final Node node;
+
+  public AdminServiceImpl(Node node) {
+    this.node = node;
+  }
+
+  @Override
+  public void getNodeStatus(GetStatusRequest request, StreamObserver<NodeStatus> observer) {
+    observer.onNext(node.localStatus());
+    observer.onCompleted();
+  }
+
+  @Override
+  public void getClusterStatus(GetStatusRequest request, StreamObserver<ClusterStatus> observer) {
+    node.clusterStatus()
+        .whenComplete(
+            (status, error) -> {
+              if (error != null) {
+                observer.onError(toStatus(error));
+              } else {
+                observer.onNext(status);
+                observer.onCompleted();
+              }
+            });
+  }
+
+  @Override
+  public void registerServer(RegisterServerRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void updateServer(UpdateServerRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void removeServer(RemoveServerRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void splitRange(SplitRangeRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void mergeRanges(MergeRangesRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void assignRange(AssignRangeRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void setPinned(SetPinnedRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> Wire.fromProto(r), o);
+  }
+
+  private void write(Supplier<Command> parse, StreamObserver<WriteResponse> observer) {
+    Command command;
+    try {
+      command = parse.get();
+    } catch (PlbException e) {
+      observer.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    node.submit(command)
+        .whenComplete(
+            (version, error) -> {
+              if (error != null) {
+                observer.onError(toStatus(error));
+              } else {
+                observer.onNext(WriteResponse.newBuilder().setVersion(version).build());
+                observer.onCompleted();
+              }
+            });
+  }
+
+  static RuntimeException toStatus(Throwable error) {
+    Throwable e = error instanceof CompletionException && error.getCause() != null
+        ? error.getCause() : error;
+    if (e instanceof PlbException p) {
+      return GrpcErrors.toStatus(p);
+    }
+    if (e instanceof io.grpc.StatusRuntimeException s) {
+      return s;
+    }
+    return Status.INTERNAL.withDescription("unexpected failure: " + e).withCause(e)
+        .asRuntimeException();
+  }
+}

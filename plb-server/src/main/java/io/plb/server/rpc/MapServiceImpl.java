@@ -1,0 +1,222 @@
+package io.plb.server.rpc;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.plb.client.wire.Wire;
+import io.plb.core.map.MapDelta;
+import io.plb.proto.v1.GetMapRequest;
+import io.plb.proto.v1.MapServiceGrpc;
+import io.plb.proto.v1.MapSnapshot;
+import io.plb.proto.v1.Progress;
+import io.plb.proto.v1.WatchMapRequest;
+import io.plb.proto.v1.WatchMapResponse;
+import io.plb.server.publish.MapPublisher;
+import java.time.Duration;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code WatchMap} and {@code GetMap}: the map as this node has applied it, to any subscriber.
+ *
+ * <p>Each watch stream is a {@link WatchSession} with nothing but a cursor (the last version it
+ * sent): it pulls what follows the cursor from the {@link MapPublisher}'s bounded history while
+ * gRPC says the stream is ready, so a slow watcher holds no queue of its own and, once it has
+ * fallen behind the history, gets one full map instead (DESIGN §3, docs/watch-contract.md).
+ *
+ * <p>Thread model: the publisher notifies on the apply thread; sessions drain on
+ * {@code drainExecutor}, at most one drain per session at a time (guarded by the session).
+ */
+public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
+  private static final Logger LOG = LoggerFactory.getLogger(MapServiceImpl.class);
+  private static final int DELTAS_PER_PULL = 64;
+
+  private final MapPublisher publisher;
+  private final ExecutorService drainExecutor;
+  private final ScheduledExecutorService timer;
+  private final int maxWatchers;
+  private final Duration progressInterval;
+  private final Set<WatchSession> sessions = ConcurrentHashMap.newKeySet();
+  private final AtomicInteger watcherCount = new AtomicInteger();
+
+  public MapServiceImpl(
+      MapPublisher publisher,
+      ExecutorService drainExecutor,
+      ScheduledExecutorService timer,
+      int maxWatchers,
+      Duration progressInterval) {
+    this.publisher = publisher;
+    this.drainExecutor = drainExecutor;
+    this.timer = timer;
+    this.maxWatchers = maxWatchers;
+    this.progressInterval = progressInterval;
+  }
+
+  /** Number of open watch streams. */
+  public int watcherCount() {
+    return watcherCount.get();
+  }
+
+  /** Ends every watch stream with UNAVAILABLE (the node is stopping). */
+  public void closeAll() {
+    for (WatchSession s : sessions) {
+      s.fail(Status.UNAVAILABLE.withDescription("PLB node is shutting down"));
+    }
+  }
+
+  @Override
+  public void watchMap(WatchMapRequest request, StreamObserver<WatchMapResponse> observer) {
+    ServerCallStreamObserver<WatchMapResponse> call =
+        (ServerCallStreamObserver<WatchMapResponse>) observer;
+    if (watcherCount.incrementAndGet() > maxWatchers) {
+      watcherCount.decrementAndGet();
+      call.onError(
+          Status.RESOURCE_EXHAUSTED
+              .withDescription("this node already serves " + maxWatchers
+                  + " watch streams (watch.maxWatchers); try another node")
+              .asRuntimeException());
+      return;
+    }
+    WatchSession session = new WatchSession(call, request.getAfterVersion());
+    sessions.add(session);
+    call.setOnReadyHandler(session::schedule);
+    call.setOnCancelHandler(session::close);
+    publisher.addListener(session);
+    session.progressTask =
+        timer.scheduleAtFixedRate(
+            session::progressTick,
+            progressInterval.toMillis(),
+            progressInterval.toMillis(),
+            TimeUnit.MILLISECONDS);
+    session.schedule();
+  }
+
+  @Override
+  public void getMap(GetMapRequest request, StreamObserver<MapSnapshot> observer) {
+    long wait = request.getWaitMillis() == 0 ? 10_000 : request.getWaitMillis();
+    publisher
+        .awaitApplied(request.getMinVersion())
+        .orTimeout(wait, TimeUnit.MILLISECONDS)
+        .whenComplete(
+            (applied, error) -> {
+              if (error == null) {
+                observer.onNext(Wire.toProto(publisher.image()));
+                observer.onCompleted();
+              } else if (error instanceof TimeoutException) {
+                observer.onError(
+                    Status.DEADLINE_EXCEEDED
+                        .withDescription("node has applied only up to "
+                            + publisher.appliedIndex() + " after " + wait + " ms; wanted "
+                            + request.getMinVersion())
+                        .asRuntimeException());
+              } else {
+                observer.onError(Status.INTERNAL.withDescription(error.toString()).asRuntimeException());
+              }
+            });
+  }
+
+  /** One watch stream. All state is guarded by {@code this}. */
+  private final class WatchSession implements MapPublisher.Listener {
+    private final ServerCallStreamObserver<WatchMapResponse> call;
+    private final AtomicBoolean scheduled = new AtomicBoolean();
+    private long cursor;
+    private boolean sentSinceTick;
+    private boolean closed;
+    private ScheduledFuture<?> progressTask;
+
+    WatchSession(ServerCallStreamObserver<WatchMapResponse> call, long afterVersion) {
+      this.call = call;
+      this.cursor = afterVersion;
+    }
+
+    @Override
+    public void onNewVersion(long version) {
+      schedule();
+    }
+
+    void schedule() {
+      if (scheduled.compareAndSet(false, true)) {
+        try {
+          drainExecutor.execute(this::drain);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+          scheduled.set(false);
+        }
+      }
+    }
+
+    private void drain() {
+      scheduled.set(false);
+      synchronized (this) {
+        try {
+          while (!closed && call.isReady()) {
+            MapPublisher.Next next = publisher.next(cursor, DELTAS_PER_PULL);
+            if (next instanceof MapPublisher.FullMap full) {
+              call.onNext(WatchMapResponse.newBuilder().setFullMap(Wire.toProto(full.image())).build());
+              cursor = full.image().version();
+            } else if (next instanceof MapPublisher.Deltas deltas) {
+              for (MapDelta d : deltas.deltas()) {
+                call.onNext(WatchMapResponse.newBuilder().setDelta(Wire.toProto(d)).build());
+                cursor = d.version();
+              }
+            } else {
+              break;
+            }
+            sentSinceTick = true;
+          }
+        } catch (RuntimeException e) {
+          LOG.warn("watch stream failed: {}", e.toString());
+          close();
+        }
+      }
+    }
+
+    synchronized void progressTick() {
+      if (closed || !call.isReady()) {
+        return;
+      }
+      if (!sentSinceTick && cursor >= publisher.image().version()) {
+        call.onNext(
+            WatchMapResponse.newBuilder()
+                .setProgress(
+                    Progress.newBuilder()
+                        .setVersion(cursor)
+                        .setAppliedIndex(publisher.appliedIndex()))
+                .build());
+      }
+      sentSinceTick = false;
+    }
+
+    synchronized void fail(Status status) {
+      if (!closed) {
+        close();
+        try {
+          call.onError(status.asRuntimeException());
+        } catch (RuntimeException ignored) {
+          // the stream is already gone
+        }
+      }
+    }
+
+    synchronized void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      publisher.removeListener(this);
+      sessions.remove(this);
+      watcherCount.decrementAndGet();
+      if (progressTask != null) {
+        progressTask.cancel(false);
+      }
+    }
+  }
+}

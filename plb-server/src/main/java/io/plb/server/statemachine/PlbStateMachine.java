@@ -1,0 +1,355 @@
+package io.plb.server.statemachine;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.plb.client.wire.Wire;
+import io.plb.core.command.Command;
+import io.plb.core.command.CommandProcessor;
+import io.plb.core.error.ErrorCode;
+import io.plb.core.error.PlbException;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.MapDelta;
+import io.plb.proto.v1.CommandResult;
+import io.plb.server.publish.MapPublisher;
+import io.plb.server.storage.StateStore;
+import java.io.File;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.apache.ratis.proto.RaftProtos.LogEntryProto;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.protocol.TermIndex;
+import org.apache.ratis.server.storage.FileInfo;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.statemachine.SnapshotInfo;
+import org.apache.ratis.statemachine.StateMachineStorage;
+import org.apache.ratis.statemachine.TransactionContext;
+import org.apache.ratis.statemachine.impl.BaseStateMachine;
+import org.apache.ratis.statemachine.impl.FileListSnapshotInfo;
+import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The Ratis adapter: applies committed PLB commands to the RocksDB {@link StateStore} and
+ * publishes each new image to watchers. It holds no decisions of its own — validation and the
+ * change itself come from the pure {@link CommandProcessor}.
+ *
+ * <p>Thread model: Ratis calls {@link #applyTransaction}, {@link #takeSnapshot} and
+ * {@link #reinitialize} on its single state-machine updater thread, in log order.
+ *
+ * <p>Persistence (DESIGN §9): the live database lives outside Ratis's {@code sm/} directory. Each
+ * applied entry writes its changes and its index in one batch. A snapshot is a RocksDB checkpoint
+ * in {@code sm/ckpt.<term>_<index>}; Ratis sends it to followers it has purged its log past, and
+ * on install it replaces the live database. After a restart Ratis replays the log from the latest
+ * snapshot, which may be behind the live database: entries at or below the database's applied index
+ * are already in it and are skipped, so a restart resumes exactly after the last applied entry.
+ *
+ * <p>Apply never throws for bad input: a command that fails validation changes nothing and its
+ * rejection is the entry's result, the same on every replica.
+ */
+public final class PlbStateMachine extends BaseStateMachine {
+  private static final Logger LOG = LoggerFactory.getLogger(PlbStateMachine.class);
+  private static final Pattern CHECKPOINT = Pattern.compile("ckpt\\.(\\d+)_(\\d+)");
+
+  private final Path dbDir;
+  private final MapPublisher publisher;
+  private final int historyLimit;
+  private final CheckpointStorage storage = new CheckpointStorage();
+  private StateStore store;
+  private ClusterImage image = ClusterImage.EMPTY;
+  private long trimmedBelow;
+  private int appliesSinceTrim;
+
+  public PlbStateMachine(Path dbDir, MapPublisher publisher, int historyLimit) {
+    this.dbDir = dbDir;
+    this.publisher = publisher;
+    this.historyLimit = historyLimit;
+  }
+
+  @Override
+  public void initialize(RaftServer server, RaftGroupId groupId, RaftStorage raftStorage)
+      throws IOException {
+    super.initialize(server, groupId, raftStorage);
+    storage.init(raftStorage);
+    getLifeCycle().startAndTransition(() -> openStore(false));
+  }
+
+  @Override
+  public void reinitialize() throws IOException {
+    // Called after a snapshot install replaced sm/: the checkpoint becomes the live database.
+    openStore(true);
+    getLifeCycle().transition(org.apache.ratis.util.LifeCycle.State.STARTING);
+    getLifeCycle().transition(org.apache.ratis.util.LifeCycle.State.RUNNING);
+  }
+
+  @Override
+  public void pause() {
+    // Ratis calls this on every InstallSnapshot request: it must be idempotent.
+    if (getLifeCycle().getCurrentState() == org.apache.ratis.util.LifeCycle.State.RUNNING) {
+      getLifeCycle().transition(org.apache.ratis.util.LifeCycle.State.PAUSING);
+      getLifeCycle().transition(org.apache.ratis.util.LifeCycle.State.PAUSED);
+    }
+  }
+
+  private void openStore(boolean fromSnapshot) throws IOException {
+    if (store != null) {
+      store.close();
+      store = null;
+    }
+    SnapshotInfo latest = storage.getLatestSnapshot();
+    if (fromSnapshot) {
+      if (latest == null) {
+        throw new IOException("snapshot installed but no checkpoint found in " + storage.smDir);
+      }
+      replaceLiveDb(storage.dirOf(latest.getTermIndex()));
+    }
+    store = StateStore.open(dbDir);
+    if (latest != null && store.appliedIndex() < latest.getIndex()) {
+      // The live database is behind the latest snapshot (it was lost or never written): start
+      // from the checkpoint, which holds everything up to the snapshot index.
+      store.close();
+      replaceLiveDb(storage.dirOf(latest.getTermIndex()));
+      store = StateStore.open(dbDir);
+    }
+    image = store.loadImage();
+    publisher.reset(image, store.loadChanges(), store.appliedIndex());
+    TermIndex start = latest != null ? latest.getTermIndex() : null;
+    if (start != null) {
+      updateLastAppliedTermIndex(start.getTerm(), start.getIndex());
+    }
+    LOG.info(
+        "state loaded: map version {}, {} ranges, {} servers, database applied index {}, "
+            + "snapshot {}",
+        image.version(), image.rangeCount(), image.servers().size(), store.appliedIndex(),
+        start == null ? "none" : start);
+  }
+
+  private void replaceLiveDb(Path checkpoint) throws IOException {
+    deleteTree(dbDir);
+    Files.createDirectories(dbDir);
+    try (Stream<Path> files = Files.list(checkpoint)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        if (!f.getFileName().toString().endsWith(".md5")) {
+          Files.copy(f, dbDir.resolve(f.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        }
+      }
+    }
+  }
+
+  @Override
+  public StateMachineStorage getStateMachineStorage() {
+    return storage;
+  }
+
+  @Override
+  public SnapshotInfo getLatestSnapshot() {
+    return storage.getLatestSnapshot();
+  }
+
+  @Override
+  public CompletableFuture<Message> applyTransaction(TransactionContext trx) {
+    LogEntryProto entry = trx.getLogEntry();
+    long index = entry.getIndex();
+    long term = entry.getTerm();
+    CommandResult result;
+    if (index <= store.appliedIndex()) {
+      // Replay after restart of an entry the database already holds.
+      result = CommandResult.newBuilder().setOk(true).setVersion(image.version()).build();
+    } else {
+      result = apply(term, index, entry.getStateMachineLogEntry().getLogData().toByteArray());
+    }
+    updateLastAppliedTermIndex(term, index);
+    publisher.advanceApplied(index);
+    return CompletableFuture.completedFuture(
+        Message.valueOf(UnsafeByteOperations.unsafeWrap(result.toByteArray())));
+  }
+
+  private CommandResult apply(long term, long index, byte[] data) {
+    MapDelta delta = null;
+    CommandResult result;
+    try {
+      Command command = Wire.fromLogEntry(io.plb.proto.v1.Command.parseFrom(data));
+      delta = CommandProcessor.process(image, command, index);
+      result = CommandResult.newBuilder().setOk(true).setVersion(index).build();
+    } catch (InvalidProtocolBufferException e) {
+      result = rejected(ErrorCode.INVALID_ARGUMENT, "log entry is not a PLB command");
+    } catch (PlbException e) {
+      result = rejected(e.code(), e.getMessage());
+    }
+    ClusterImage next = delta == null ? image : image.apply(delta);
+    try {
+      store.writeApplied(term, index, delta);
+      if (delta != null) {
+        image = next;
+        publisher.publish(next, delta, index);
+        trimHistory();
+      }
+    } catch (IOException e) {
+      // The database cannot follow the log: stopping this replica is the only safe answer.
+      throw new UncheckedIOException(e);
+    }
+    if (delta != null) {
+      LOG.info("applied {} at version {}", delta.cause(), index);
+    } else {
+      LOG.info("rejected entry {}: {} {}", index, result.getErrorCode(), result.getErrorMessage());
+      result = result.toBuilder().setVersion(image.version()).build();
+    }
+    return result;
+  }
+
+  /**
+   * Trims the persisted change history in step with the publisher's bounded one, every tenth of
+   * the limit so that a range delete is written only now and then. The history is a per-node cache
+   * for watch resume, so replicas need not trim at the same entry.
+   */
+  private void trimHistory() throws IOException {
+    long oldest = publisher.oldestRetainedVersion();
+    if (oldest - trimmedBelow > 0 && publisher.historySize() >= historyLimit
+        && ++appliesSinceTrim >= Math.max(1, historyLimit / 10)) {
+      store.trimChanges(oldest);
+      trimmedBelow = oldest;
+      appliesSinceTrim = 0;
+    }
+  }
+
+  private static CommandResult rejected(ErrorCode code, String message) {
+    return CommandResult.newBuilder()
+        .setOk(false)
+        .setErrorCode(code.name())
+        .setErrorMessage(message)
+        .build();
+  }
+
+  @Override
+  public long takeSnapshot() throws IOException {
+    TermIndex last = getLastAppliedTermIndex();
+    if (last == null || last.getIndex() <= 0) {
+      return -1;
+    }
+    Path target = storage.smDir.resolve("ckpt." + last.getTerm() + "_" + last.getIndex());
+    if (Files.exists(target)) {
+      return last.getIndex();
+    }
+    Path tmp = storage.smDir.resolve("tmp-ckpt." + last.getIndex());
+    deleteTree(tmp);
+    store.checkpoint(tmp);
+    Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+    storage.refresh();
+    storage.deleteOlderThan(last.getIndex());
+    LOG.info("snapshot taken at {} (database applied index {})", last, store.appliedIndex());
+    return last.getIndex();
+  }
+
+  @Override
+  public void close() throws IOException {
+    super.close();
+    if (store != null) {
+      store.close();
+      store = null;
+    }
+  }
+
+  static void deleteTree(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(dir)) {
+      for (Path p : (Iterable<Path>) walk.sorted(Comparator.reverseOrder())::iterator) {
+        Files.delete(p);
+      }
+    }
+  }
+
+  /**
+   * Snapshots as RocksDB checkpoint directories {@code sm/ckpt.<term>_<index>}, each listed file by
+   * file for Ratis's InstallSnapshot.
+   */
+  private static final class CheckpointStorage implements StateMachineStorage {
+    private Path smDir;
+    private volatile FileListSnapshotInfo latest;
+
+    @Override
+    public void init(RaftStorage raftStorage) throws IOException {
+      smDir = raftStorage.getStorageDir().getStateMachineDir().toPath();
+      Files.createDirectories(smDir);
+      refresh();
+    }
+
+    Path dirOf(TermIndex ti) {
+      return smDir.resolve("ckpt." + ti.getTerm() + "_" + ti.getIndex());
+    }
+
+    void refresh() throws IOException {
+      TermIndex best = null;
+      if (Files.isDirectory(smDir)) {
+        try (Stream<Path> dirs = Files.list(smDir)) {
+          for (Path p : (Iterable<Path>) dirs::iterator) {
+            Matcher m = CHECKPOINT.matcher(p.getFileName().toString());
+            if (m.matches() && Files.isDirectory(p)) {
+              TermIndex ti = TermIndex.valueOf(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)));
+              if (best == null || ti.getIndex() > best.getIndex()) {
+                best = ti;
+              }
+            }
+          }
+        }
+      }
+      if (best == null) {
+        latest = null;
+        return;
+      }
+      List<FileInfo> files = new ArrayList<>();
+      try (Stream<Path> walk = Files.list(dirOf(best))) {
+        for (Path f : (Iterable<Path>) walk::iterator) {
+          if (Files.isRegularFile(f) && !f.getFileName().toString().endsWith(".md5")) {
+            files.add(new FileInfo(f.toAbsolutePath(), null));
+          }
+        }
+      }
+      latest = new FileListSnapshotInfo(files, best);
+    }
+
+    void deleteOlderThan(long index) throws IOException {
+      try (Stream<Path> dirs = Files.list(smDir)) {
+        for (Path p : (Iterable<Path>) dirs::iterator) {
+          Matcher m = CHECKPOINT.matcher(p.getFileName().toString());
+          if (m.matches() && Long.parseLong(m.group(2)) < index) {
+            deleteTree(p);
+          }
+        }
+      }
+    }
+
+    @Override
+    public SnapshotInfo getLatestSnapshot() {
+      return latest;
+    }
+
+    @Override
+    public void format() {}
+
+    @Override
+    public void cleanupOldSnapshots(org.apache.ratis.statemachine.SnapshotRetentionPolicy policy) {}
+
+    @Override
+    public File getSnapshotDir() {
+      return null;
+    }
+
+    @Override
+    public File getTmpDir() {
+      return null;
+    }
+  }
+}
