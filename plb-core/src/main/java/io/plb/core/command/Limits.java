@@ -12,6 +12,8 @@ public final class Limits {
 
   public static final int MAX_ADDRESS_CHARS = 255;
 
+  private static final Pattern ADDRESS = Pattern.compile("[\\x21-\\x7e]+:[0-9]{1,5}");
+
   private static final Pattern SERVER_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]*");
 
   private Limits() {}
@@ -51,18 +53,15 @@ public final class Limits {
     if (address.length() > MAX_ADDRESS_CHARS) {
       throw PlbException.invalid("server address is longer than " + MAX_ADDRESS_CHARS);
     }
-    int colon = address.lastIndexOf(':');
-    if (colon <= 0 || colon == address.length() - 1) {
-      throw PlbException.invalid("server address '" + address + "' is not host:port");
+    if (!ADDRESS.matcher(address).matches()) {
+      throw PlbException.invalid(
+          "server address '" + address + "' is not host:port (a host without spaces, a port of "
+              + "digits)");
     }
-    try {
-      int port = Integer.parseInt(address.substring(colon + 1));
-      if (port < 1 || port > 65535) {
-        throw PlbException.invalid(
-            "server address '" + address + "' has port " + port + ", outside 1..65535");
-      }
-    } catch (NumberFormatException e) {
-      throw PlbException.invalid("server address '" + address + "' has no numeric port");
+    int port = Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65535) {
+      throw PlbException.invalid(
+          "server address '" + address + "' has port " + port + ", outside 1..65535");
     }
   }
 

@@ -87,8 +87,8 @@ public final class Ring {
 
   /** The width of {@code [start, end)} as a double (2^64 for the whole ring). */
   public static double width(long start, long end) {
-    double e = end == RING_END ? 0x1p64 : unsignedToDouble(end);
-    return e - unsignedToDouble(start);
+    long w = end - start; // exact modulo 2^64; 0 only for the whole ring
+    return w == 0 ? 0x1p64 : unsignedToDouble(w);
   }
 
   /** An unsigned position as a double. */

@@ -176,8 +176,10 @@ public final class ClusterImage {
     }
     for (int i = 0; i < ranges.length; i++) {
       RangeEntry r = ranges[i];
-      long expectedEnd = i + 1 < ranges.length ? ranges[i + 1].start() : Ring.RING_END;
-      if (r.end() != expectedEnd) {
+      boolean last = i + 1 == ranges.length;
+      long expectedEnd = last ? Ring.RING_END : ranges[i + 1].start();
+      // Only the last range may end at the ring's end; RING_END (0) must not pass for a start of 0.
+      if (r.end() != expectedEnd || (!last && r.end() == Ring.RING_END)) {
         throw new IllegalStateException(
             "range " + r.rangeText() + " does not end where the next starts ("
                 + Ring.hexEnd(expectedEnd) + "): gap or overlap");

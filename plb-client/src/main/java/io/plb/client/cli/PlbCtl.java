@@ -1,0 +1,531 @@
+package io.plb.client.cli;
+
+import io.plb.client.Endpoints;
+import io.plb.client.PlbClientException;
+import io.plb.client.admin.PlbAdminClient;
+import io.plb.client.watch.MapWatcher;
+import io.plb.core.keyspace.Ring;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.MapDelta;
+import io.plb.core.map.QueueServerInfo;
+import io.plb.core.map.RangeEntry;
+import io.plb.core.map.ServerState;
+import io.plb.proto.v1.ClusterStatus;
+import io.plb.proto.v1.NodeStatus;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code plbctl}: the operator's command line for a PLB cluster. Human-readable tables by default,
+ * {@code --json} for scripts (shapes documented in docs/cli.md and kept stable). Exit status 0 on
+ * success, 1 when PLB refused or failed the request, 2 for a usage error; errors are one line on
+ * standard error.
+ */
+public final class PlbCtl {
+  static final String USAGE = String.join("\n",
+      "usage: plbctl [--endpoints HOST:PORT,...] [--json] [--timeout SECONDS] COMMAND ...",
+      "",
+      "Cluster:",
+      "  status                         members, roles, leader, term, applied index, map version",
+      "  map                            the shard map: every range, its owner and epoch",
+      "  watch [--from VERSION] [--count N]   print each map version as it commits",
+      "Queue servers:",
+      "  servers                        registered queue servers",
+      "  server add ID --address HOST:PORT [--capacity C]",
+      "  server update ID [--address HOST:PORT] [--capacity C] [--state ACTIVE|DRAINING|DOWN]",
+      "  server remove ID",
+      "Ranges (RANGE is the start of a range, as 'plbctl map' prints it: 0x... or decimal):",
+      "  split RANGE (--at HASH | --key KEY)   split a range at a hash, or at a key's hash",
+      "  merge RANGE [NEXT]             merge a range with the one that follows it",
+      "  assign RANGE SERVER [--force]  give an unassigned range an owner (--force: reassign",
+      "                                 without a handover, only while setting a cluster up)",
+      "  pin RANGE | unpin RANGE        keep the balancer from moving a range",
+      "",
+      "Endpoints default to $PLB_ENDPOINTS, else the local cluster (127.0.0.1:7301-7303).",
+      "");
+
+  private final PrintStream out;
+  private final PrintStream err;
+  private final Map<String, String> env;
+
+  PlbCtl(PrintStream out, PrintStream err, Map<String, String> env) {
+    this.out = out;
+    this.err = err;
+    this.env = env;
+  }
+
+  public static void main(String[] args) {
+    int code = new PlbCtl(System.out, System.err, System.getenv()).run(args);
+    System.out.flush();
+    System.exit(code);
+  }
+
+  /** Runs one command; returns the exit status. */
+  public int run(String[] argv) {
+    Args args;
+    try {
+      args = Args.parse(argv);
+    } catch (IllegalArgumentException e) {
+      err.println("plbctl: " + e.getMessage());
+      return 2;
+    }
+    if (args.flag("help") || args.positional.isEmpty()) {
+      out.print(USAGE);
+      return args.positional.isEmpty() && !args.flag("help") ? 2 : 0;
+    }
+    String endpoints = args.option("endpoints", env.getOrDefault("PLB_ENDPOINTS",
+        String.join(",", Endpoints.LOCAL_CLUSTER)));
+    boolean json = args.flag("json");
+    try (PlbAdminClient admin = PlbAdminClient.newBuilder()
+        .endpoints(endpoints)
+        .deadline(Duration.ofMillis((long) (Double.parseDouble(args.option("timeout", "10")) * 1000)))
+        .build()) {
+      return dispatch(args, admin, endpoints, json);
+    } catch (PlbClientException e) {
+      err.println("plbctl: " + e.code() + ": " + e.getMessage());
+      return 1;
+    } catch (IllegalArgumentException e) {
+      err.println("plbctl: " + e.getMessage());
+      return 2;
+    }
+  }
+
+  private int dispatch(Args a, PlbAdminClient admin, String endpoints, boolean json) {
+    String cmd = a.positional.get(0);
+    switch (cmd) {
+      case "status":
+        a.expect(1, "status");
+        printStatus(admin.clusterStatus(), json);
+        return 0;
+      case "map":
+        a.expect(1, "map");
+        printMap(admin.getMap(0), json);
+        return 0;
+      case "servers":
+        a.expect(1, "servers");
+        printServers(admin.getMap(0), json);
+        return 0;
+      case "server":
+        return server(a, admin, json);
+      case "split": {
+        a.expect(2, "split RANGE (--at HASH | --key KEY)");
+        long range = Ring.parse(a.positional.get(1));
+        String at = a.option("at", null);
+        String key = a.option("key", null);
+        if ((at == null) == (key == null)) {
+          throw new IllegalArgumentException("split needs exactly one of --at HASH or --key KEY");
+        }
+        long v = at != null ? admin.splitAtHash(range, Ring.parse(at))
+            : admin.splitAtKey(range, key.getBytes(StandardCharsets.UTF_8));
+        done(json, v, "split range " + Ring.hex(range));
+        return 0;
+      }
+      case "merge": {
+        if (a.positional.size() < 2 || a.positional.size() > 3) {
+          throw new IllegalArgumentException("usage: plbctl merge RANGE [NEXT]");
+        }
+        long left = Ring.parse(a.positional.get(1));
+        long right;
+        if (a.positional.size() == 3) {
+          right = Ring.parse(a.positional.get(2));
+        } else {
+          ClusterImage image = admin.getMap(0);
+          int i = image.indexOfStart(left);
+          if (i < 0) {
+            throw PlbClientException.of(io.plb.core.error.ErrorCode.NOT_FOUND,
+                "no range starts at " + Ring.hex(left), null);
+          }
+          if (i + 1 >= image.rangeCount()) {
+            throw PlbClientException.of(io.plb.core.error.ErrorCode.INVALID_ARGUMENT,
+                "range " + image.range(i).rangeText() + " is the last one; nothing follows it",
+                null);
+          }
+          right = image.range(i + 1).start();
+        }
+        long v = admin.merge(left, right);
+        done(json, v, "merged ranges at " + Ring.hex(left) + " and " + Ring.hex(right));
+        return 0;
+      }
+      case "assign": {
+        a.expect(3, "assign RANGE SERVER [--force]");
+        long range = Ring.parse(a.positional.get(1));
+        long v = admin.assign(range, a.positional.get(2), a.flag("force"));
+        done(json, v, "range " + Ring.hex(range) + " assigned to " + a.positional.get(2));
+        return 0;
+      }
+      case "pin":
+      case "unpin": {
+        a.expect(2, cmd + " RANGE");
+        long range = Ring.parse(a.positional.get(1));
+        long v = admin.setPinned(range, cmd.equals("pin"));
+        done(json, v, "range " + Ring.hex(range) + (cmd.equals("pin") ? " pinned" : " unpinned"));
+        return 0;
+      }
+      case "watch":
+        a.expect(1, "watch [--from VERSION] [--count N]");
+        return watch(a, endpoints, json);
+      default:
+        throw new IllegalArgumentException("unknown command '" + cmd + "' (see plbctl --help)");
+    }
+  }
+
+  private int server(Args a, PlbAdminClient admin, boolean json) {
+    if (a.positional.size() < 3) {
+      throw new IllegalArgumentException("usage: plbctl server add|update|remove ID ...");
+    }
+    String verb = a.positional.get(1);
+    String id = a.positional.get(2);
+    a.expect(3, "server " + verb + " ID");
+    String capacityText = a.option("capacity", null);
+    Double capacity = capacityText == null ? null : parseDouble("--capacity", capacityText);
+    switch (verb) {
+      case "add": {
+        String address = a.option("address", null);
+        if (address == null) {
+          throw new IllegalArgumentException("server add needs --address HOST:PORT");
+        }
+        done(json, admin.registerServer(id, address, capacity), "server " + id + " registered");
+        return 0;
+      }
+      case "update": {
+        String state = a.option("state", null);
+        ServerState s = null;
+        if (state != null) {
+          try {
+            s = ServerState.valueOf(state.toUpperCase(Locale.ROOT));
+          } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(
+                "--state must be one of " + Arrays.toString(ServerState.values()));
+          }
+        }
+        done(json, admin.updateServer(id, a.option("address", null), capacity, s),
+            "server " + id + " updated");
+        return 0;
+      }
+      case "remove":
+        done(json, admin.removeServer(id), "server " + id + " removed");
+        return 0;
+      default:
+        throw new IllegalArgumentException("unknown server command '" + verb
+            + "' (add, update, remove)");
+    }
+  }
+
+  private static double parseDouble(String name, String text) {
+    try {
+      return Double.parseDouble(text);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(name + " '" + text + "' is not a number");
+    }
+  }
+
+  private void done(boolean json, long version, String what) {
+    if (json) {
+      Map<String, Object> o = Json.object();
+      o.put("version", version);
+      out.println(Json.write(o));
+    } else {
+      out.println(what + " (map version " + version + ")");
+    }
+  }
+
+  // ------------------------------------------------------------------ status
+
+  private void printStatus(ClusterStatus s, boolean json) {
+    if (json) {
+      Map<String, Object> o = Json.object();
+      o.put("leader", s.getLeaderId().isEmpty() ? null : s.getLeaderId());
+      o.put("leader_address", s.getLeaderAddress().isEmpty() ? null : s.getLeaderAddress());
+      o.put("term", s.getTerm());
+      o.put("map_version", s.getMapVersion());
+      o.put("ranges", s.getRanges());
+      o.put("servers", s.getServers());
+      List<Object> members = new ArrayList<>();
+      for (NodeStatus m : s.getMembersList()) {
+        Map<String, Object> mo = Json.object();
+        mo.put("id", m.getId());
+        mo.put("role", m.getRole().name());
+        mo.put("api_address", m.getApiAddress());
+        mo.put("raft_address", m.getRaftAddress());
+        mo.put("term", m.getTerm());
+        mo.put("applied_index", m.getAppliedIndex());
+        mo.put("commit_index", m.getCommitIndex());
+        mo.put("map_version", m.getMapVersion());
+        mo.put("snapshot_index", m.getSnapshotIndex());
+        mo.put("error", m.getError().isEmpty() ? null : m.getError());
+        members.add(mo);
+      }
+      o.put("members", members);
+      out.println(Json.write(o));
+      return;
+    }
+    out.println("leader " + (s.getLeaderId().isEmpty() ? "(none)" : s.getLeaderId() + " at "
+        + s.getLeaderAddress()) + " · term " + s.getTerm() + " · map version "
+        + s.getMapVersion() + " · " + s.getRanges() + " ranges · " + s.getServers()
+        + " queue servers");
+    Table t = new Table("NODE", "ROLE", "API", "RAFT", "TERM", "APPLIED", "COMMIT", "MAP",
+        "SNAPSHOT", "NOTE");
+    for (NodeStatus m : s.getMembersList()) {
+      boolean down = m.getRole() == io.plb.proto.v1.NodeRole.UNREACHABLE;
+      t.row(m.getId(), m.getRole(), m.getApiAddress(), m.getRaftAddress(),
+          down ? "-" : m.getTerm(), down ? "-" : m.getAppliedIndex(),
+          down ? "-" : m.getCommitIndex(), down ? "-" : m.getMapVersion(),
+          down ? "-" : m.getSnapshotIndex(), m.getError());
+    }
+    out.print(t.render());
+  }
+
+  // ------------------------------------------------------------------ map
+
+  static Map<String, Object> rangeJson(RangeEntry r) {
+    Map<String, Object> o = Json.object();
+    o.put("start", Ring.hex(r.start()));
+    o.put("end", Ring.hexEnd(r.end()));
+    o.put("owner", r.isAssigned() ? r.owner() : null);
+    o.put("epoch", r.epoch());
+    if (r.handover() == null) {
+      o.put("handover", null);
+    } else {
+      Map<String, Object> h = Json.object();
+      h.put("target", r.handover().target());
+      h.put("phase", r.handover().phase().name());
+      o.put("handover", h);
+    }
+    o.put("pinned", r.pinned());
+    return o;
+  }
+
+  static Map<String, Object> serverJson(QueueServerInfo s) {
+    Map<String, Object> o = Json.object();
+    o.put("id", s.id());
+    o.put("address", s.address());
+    o.put("capacity", s.capacity());
+    o.put("state", s.state().name());
+    return o;
+  }
+
+  private void printMap(ClusterImage image, boolean json) {
+    if (json) {
+      Map<String, Object> o = Json.object();
+      o.put("version", image.version());
+      List<Object> ranges = new ArrayList<>();
+      for (RangeEntry r : image.ranges()) {
+        ranges.add(rangeJson(r));
+      }
+      o.put("ranges", ranges);
+      List<Object> servers = new ArrayList<>();
+      for (QueueServerInfo s : image.servers().values()) {
+        servers.add(serverJson(s));
+      }
+      o.put("servers", servers);
+      out.println(Json.write(o));
+      return;
+    }
+    out.println("map version " + image.version() + " · " + image.rangeCount() + " ranges · "
+        + image.servers().size() + " queue servers");
+    Table t = new Table("START", "END", "SHARE", "OWNER", "EPOCH", "PINNED", "HANDOVER");
+    for (RangeEntry r : image.ranges()) {
+      double share = Ring.width(r.start(), r.end()) / 0x1p64 * 100;
+      t.row(Ring.hex(r.start()), Ring.hexEnd(r.end()), String.format("%.2f%%", share),
+          r.isAssigned() ? r.owner() : "-", r.epoch(), r.pinned() ? "yes" : "no",
+          r.handover() == null ? "-" : r.handover().phase() + " → " + r.handover().target());
+    }
+    out.print(t.render());
+  }
+
+  private void printServers(ClusterImage image, boolean json) {
+    Map<String, Integer> owned = new LinkedHashMap<>();
+    for (RangeEntry r : image.ranges()) {
+      if (r.isAssigned()) {
+        owned.merge(r.owner(), 1, Integer::sum);
+      }
+    }
+    if (json) {
+      Map<String, Object> o = Json.object();
+      o.put("version", image.version());
+      List<Object> servers = new ArrayList<>();
+      for (QueueServerInfo s : image.servers().values()) {
+        Map<String, Object> so = serverJson(s);
+        so.put("ranges", owned.getOrDefault(s.id(), 0));
+        servers.add(so);
+      }
+      o.put("servers", servers);
+      out.println(Json.write(o));
+      return;
+    }
+    out.println("map version " + image.version() + " · " + image.servers().size()
+        + " queue servers");
+    Table t = new Table("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES");
+    for (QueueServerInfo s : image.servers().values()) {
+      t.row(s.id(), s.address(), s.capacity(), s.state(), owned.getOrDefault(s.id(), 0));
+    }
+    out.print(t.render());
+  }
+
+  // ------------------------------------------------------------------ watch
+
+  private int watch(Args a, String endpoints, boolean json) {
+    long count = Long.parseLong(a.option("count", "0"));
+    long from = a.option("from", null) == null ? 0 : Long.parseLong(a.option("from", "0"));
+    CountDownLatch done = new CountDownLatch(1);
+    long[] seen = {0};
+    MapWatcher.Listener listener = new MapWatcher.Listener() {
+      @Override
+      public void onMap(ClusterImage image, MapDelta delta) {
+        if (image.version() <= from && delta == null && from > 0) {
+          return;
+        }
+        synchronized (out) {
+          if (json) {
+            out.println(Json.write(watchJson(image, delta)));
+          } else if (delta == null) {
+            out.println("v" + image.version() + "  full map: " + image.rangeCount() + " ranges, "
+                + image.servers().size() + " queue servers");
+          } else {
+            out.println("v" + image.version() + "  " + delta.cause() + describe(delta));
+          }
+          out.flush();
+        }
+        if (count > 0 && ++seen[0] >= count) {
+          done.countDown();
+        }
+      }
+    };
+    try (Endpoints eps = Endpoints.parse(endpoints);
+        MapWatcher watcher = new MapWatcher(eps, listener)) {
+      watcher.start();
+      done.await();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return 0;
+  }
+
+  private static String describe(MapDelta d) {
+    List<String> parts = new ArrayList<>();
+    for (RangeEntry r : d.upsertedRanges()) {
+      parts.add(r.rangeText() + " → " + (r.isAssigned() ? r.owner() : "-") + " epoch " + r.epoch()
+          + (r.pinned() ? " pinned" : ""));
+    }
+    for (QueueServerInfo s : d.upsertedServers()) {
+      parts.add("server " + s.id() + " " + s.address() + " " + s.state() + " capacity "
+          + s.capacity());
+    }
+    for (String s : d.removedServers()) {
+      parts.add("server " + s + " removed");
+    }
+    return parts.isEmpty() ? "" : "\n      " + String.join("\n      ", parts);
+  }
+
+  static Map<String, Object> watchJson(ClusterImage image, MapDelta delta) {
+    Map<String, Object> o = Json.object();
+    o.put("version", image.version());
+    if (delta == null) {
+      o.put("type", "full_map");
+      List<Object> ranges = new ArrayList<>();
+      for (RangeEntry r : image.ranges()) {
+        ranges.add(rangeJson(r));
+      }
+      o.put("ranges", ranges);
+      List<Object> servers = new ArrayList<>();
+      for (QueueServerInfo s : image.servers().values()) {
+        servers.add(serverJson(s));
+      }
+      o.put("servers", servers);
+    } else {
+      o.put("type", "delta");
+      o.put("prev_version", delta.prevVersion());
+      o.put("cause", delta.cause());
+      List<Object> removed = new ArrayList<>();
+      for (long s : delta.removedRangeStarts()) {
+        removed.add(Ring.hex(s));
+      }
+      o.put("removed_range_starts", removed);
+      List<Object> ranges = new ArrayList<>();
+      for (RangeEntry r : delta.upsertedRanges()) {
+        ranges.add(rangeJson(r));
+      }
+      o.put("upserted_ranges", ranges);
+      o.put("removed_servers", delta.removedServers());
+      List<Object> servers = new ArrayList<>();
+      for (QueueServerInfo s : delta.upsertedServers()) {
+        servers.add(serverJson(s));
+      }
+      o.put("upserted_servers", servers);
+    }
+    return o;
+  }
+
+  // ------------------------------------------------------------------ arguments
+
+  /** Positional words and {@code --name value} / {@code --name=value} / {@code --flag} options. */
+  static final class Args {
+    private static final java.util.Set<String> FLAGS =
+        java.util.Set.of("json", "force", "help");
+    private static final java.util.Set<String> OPTIONS = java.util.Set.of(
+        "endpoints", "timeout", "at", "key", "address", "capacity", "state", "from", "count");
+    final List<String> positional = new ArrayList<>();
+    final Map<String, String> options = new LinkedHashMap<>();
+
+    static Args parse(String[] argv) {
+      Args a = new Args();
+      for (int i = 0; i < argv.length; i++) {
+        String s = argv[i];
+        if (s.equals("-h")) {
+          s = "--help";
+        }
+        if (s.startsWith("--") && s.length() > 2) {
+          String name = s.substring(2);
+          String value = null;
+          int eq = name.indexOf('=');
+          if (eq >= 0) {
+            value = name.substring(eq + 1);
+            name = name.substring(0, eq);
+          }
+          if (FLAGS.contains(name)) {
+            if (value != null) {
+              throw new IllegalArgumentException("--" + name + " takes no value");
+            }
+            a.options.put(name, "true");
+          } else if (OPTIONS.contains(name)) {
+            if (value == null) {
+              if (i + 1 >= argv.length) {
+                throw new IllegalArgumentException("--" + name + " needs a value");
+              }
+              value = argv[++i];
+            }
+            a.options.put(name, value);
+          } else {
+            throw new IllegalArgumentException("unknown option --" + name
+                + " (see plbctl --help)");
+          }
+        } else {
+          a.positional.add(s);
+        }
+      }
+      return a;
+    }
+
+    boolean flag(String name) {
+      return options.containsKey(name);
+    }
+
+    String option(String name, String dflt) {
+      return options.getOrDefault(name, dflt);
+    }
+
+    void expect(int words, String usage) {
+      if (positional.size() != words) {
+        throw new IllegalArgumentException("usage: plbctl " + usage);
+      }
+    }
+  }
+}
