@@ -5,12 +5,20 @@ PLB_VERSION="0.1.0-SNAPSHOT"
 PLB_STAMP="$PLB_ROOT/plb-server/target/.plb-built"
 
 plb_ensure_built() {
+  # One build at a time: three nodes and a plbctl may start together.
+  mkdir -p "$PLB_ROOT/plb-server/target"
+  exec 9> "$PLB_ROOT/plb-server/target/.plb-build.lock"
+  flock 9
   local stale=""
   if [ ! -f "$PLB_STAMP" ] || [ ! -f "$PLB_ROOT/plb-server/target/classpath.txt" ]; then
     stale="first use"
-  elif [ -n "$(find "$PLB_ROOT" -path "$PLB_ROOT/.plb-local" -prune -o \
-        \( -name '*.java' -o -name '*.proto' -o -name pom.xml \) -newer "$PLB_STAMP" -print -quit)" ]; then
-    stale="sources changed"
+  elif [ -n "${PLB_REBUILD:-}" ]; then
+    stale="PLB_REBUILD set"
+  elif [ -z "${PLB_QUIET_STALE:-}" ] && [ -n "$(find "$PLB_ROOT"/proto "$PLB_ROOT"/plb-* \
+        \( -name '*.java' -o -name '*.proto' -o -name pom.xml \) -path '*/src/main/*' \
+        -newer "$PLB_STAMP" -print -quit 2>/dev/null)" ]; then
+    # Rebuilding replaces the jars under any running PLB process, so it is never automatic.
+    echo "plb: sources changed since the last build; PLB_REBUILD=1 rebuilds (stop running nodes first)" >&2
   fi
   if [ -n "$stale" ]; then
     echo "plb: building ($stale; this takes a minute the first time)..." >&2
@@ -22,6 +30,7 @@ plb_ensure_built() {
     }
     touch "$PLB_STAMP"
   fi
+  flock -u 9
 }
 
 plb_classpath() {

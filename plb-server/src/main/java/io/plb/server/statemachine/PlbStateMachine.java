@@ -175,6 +175,13 @@ public final class PlbStateMachine extends BaseStateMachine {
         Message.valueOf(UnsafeByteOperations.unsafeWrap(result.toByteArray())));
   }
 
+  /** Configuration and metadata entries: nothing to apply, but readers waiting on them proceed. */
+  @Override
+  public void notifyTermIndexUpdated(long term, long index) {
+    super.notifyTermIndexUpdated(term, index);
+    publisher.advanceApplied(index);
+  }
+
   private CommandResult apply(long term, long index, byte[] data) {
     MapDelta delta = null;
     CommandResult result;
