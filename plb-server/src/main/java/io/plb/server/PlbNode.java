@@ -336,6 +336,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         b.setLeaderId(info.getLeaderId().toString());
       }
       b.setCommitIndex(d.getRaftLog().getLastCommittedIndex());
+      b.setLogStartIndex(Math.max(0, d.getRaftLog().getStartIndex()));
       var snapshot = stateMachine.getLatestSnapshot();
       if (snapshot != null) {
         b.setSnapshotIndex(snapshot.getIndex());

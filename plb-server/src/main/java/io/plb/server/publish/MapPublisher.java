@@ -141,7 +141,7 @@ public final class MapPublisher {
 
   /**
    * What a watcher that has seen everything up to {@code cursor} gets next, at most
-   * {@code maxDeltas} deltas at a time. Cursor 0 (a new watcher), or a cursor that is not a version this node can continue
+   * {@code maxDeltas} deltas at a time. A cursor that is not a version this node can continue
    * from — older than the history, or between two versions — gets a full map.
    */
   public Next next(long cursor, int maxDeltas) {
@@ -149,9 +149,6 @@ public final class MapPublisher {
     List<MapDelta> out = new ArrayList<>();
     synchronized (this) {
       current = image;
-      if (cursor == 0) {
-        return new FullMap(current);
-      }
       if (cursor >= current.version()) {
         return new UpToDate(current.version());
       }

@@ -129,6 +129,8 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     private final ServerCallStreamObserver<WatchMapResponse> call;
     private final AtomicBoolean scheduled = new AtomicBoolean();
     private long cursor;
+    /** A new watcher (after_version 0) gets a full map first, whatever the history holds. */
+    private boolean needsFullMap;
     private boolean sentSinceTick;
     private boolean closed;
     private ScheduledFuture<?> progressTask;
@@ -136,6 +138,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     WatchSession(ServerCallStreamObserver<WatchMapResponse> call, long afterVersion) {
       this.call = call;
       this.cursor = afterVersion;
+      this.needsFullMap = afterVersion == 0;
     }
 
     @Override
@@ -158,7 +161,10 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
       synchronized (this) {
         try {
           while (!closed && call.isReady()) {
-            MapPublisher.Next next = publisher.next(cursor, DELTAS_PER_PULL);
+            MapPublisher.Next next = needsFullMap
+                ? new MapPublisher.FullMap(publisher.image())
+                : publisher.next(cursor, DELTAS_PER_PULL);
+            needsFullMap = false;
             if (next instanceof MapPublisher.FullMap full) {
               call.onNext(WatchMapResponse.newBuilder().setFullMap(Wire.toProto(full.image())).build());
               cursor = full.image().version();

@@ -107,6 +107,7 @@ public final class PlbStateMachine extends BaseStateMachine {
       store.close();
       store = null;
     }
+    storage.refresh();
     SnapshotInfo latest = storage.getLatestSnapshot();
     if (fromSnapshot) {
       if (latest == null) {
@@ -252,8 +253,12 @@ public final class PlbStateMachine extends BaseStateMachine {
     deleteTree(tmp);
     store.checkpoint(tmp);
     Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+    TermIndex previous = storage.latestTermIndex();
     storage.refresh();
-    storage.deleteOlderThan(last.getIndex());
+    // Keep the previous checkpoint too: a follower may still be receiving it.
+    if (previous != null) {
+      storage.deleteOlderThan(previous.getIndex());
+    }
     LOG.info("snapshot taken at {} (database applied index {})", last, store.appliedIndex());
     return last.getIndex();
   }
@@ -291,6 +296,11 @@ public final class PlbStateMachine extends BaseStateMachine {
       smDir = raftStorage.getStorageDir().getStateMachineDir().toPath();
       Files.createDirectories(smDir);
       refresh();
+    }
+
+    TermIndex latestTermIndex() {
+      FileListSnapshotInfo l = latest;
+      return l == null ? null : l.getTermIndex();
     }
 
     Path dirOf(TermIndex ti) {
