@@ -122,7 +122,8 @@ public final class StateStore implements AutoCloseable {
       throw new IOException("corrupt state in " + dir + ": " + e.getMessage(), e);
     }
     if (rangeList.isEmpty()) {
-      return ClusterImage.EMPTY;
+      // No range was ever changed: the map is still the initial one, which is never written.
+      rangeList.addAll(ClusterImage.EMPTY.ranges());
     }
     return ClusterImage.of(version, rangeList, serverList);
   }
