@@ -100,9 +100,10 @@ public final class PlbAdminClient implements AutoCloseable {
 
   /** The cluster's members, roles, leader and map version, as one node sees them. */
   public ClusterStatus clusterStatus() {
+    long start = start();
     return anyNode(
         addr -> AdminServiceGrpc.newBlockingStub(endpoints.channel(addr))
-            .withDeadlineAfter(remainingMillis(start()), TimeUnit.MILLISECONDS)
+            .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS)
             .getClusterStatus(GetStatusRequest.getDefaultInstance()));
   }
 

@@ -77,16 +77,20 @@ public final class PlbCtl {
       err.println("plbctl: " + e.getMessage());
       return 2;
     }
-    if (args.flag("help") || args.positional.isEmpty()) {
+    if (args.flag("help")) {
       out.print(USAGE);
-      return args.positional.isEmpty() && !args.flag("help") ? 2 : 0;
+      return 0;
+    }
+    if (args.positional.isEmpty()) {
+      err.println("plbctl: no command given (see plbctl --help)");
+      return 2;
     }
     String endpoints = args.option("endpoints", env.getOrDefault("PLB_ENDPOINTS",
         String.join(",", Endpoints.LOCAL_CLUSTER)));
     boolean json = args.flag("json");
     try (PlbAdminClient admin = PlbAdminClient.newBuilder()
         .endpoints(endpoints)
-        .deadline(Duration.ofMillis((long) (Double.parseDouble(args.option("timeout", "10")) * 1000)))
+        .deadline(Duration.ofMillis((long) (number(args, "timeout", "10") * 1000)))
         .build()) {
       return dispatch(args, admin, endpoints, json);
     } catch (PlbClientException e) {
@@ -217,6 +221,19 @@ public final class PlbCtl {
         throw new IllegalArgumentException("unknown server command '" + verb
             + "' (add, update, remove)");
     }
+  }
+
+  /** A non-negative number option; a usage error that names the option otherwise. */
+  private static double number(Args a, String name, String dflt) {
+    String text = a.option(name, dflt);
+    double v = parseDouble("--" + name, text);
+    if (!(v >= 0) || Double.isInfinite(v)) {
+      throw new IllegalArgumentException("--" + name + " must be a number >= 0, got '" + text + "'");
+    }
+    if (name.equals("timeout") && v == 0) {
+      throw new IllegalArgumentException("--timeout must be greater than 0");
+    }
+    return v;
   }
 
   private static double parseDouble(String name, String text) {
@@ -373,8 +390,8 @@ public final class PlbCtl {
   // ------------------------------------------------------------------ watch
 
   private int watch(Args a, String endpoints, boolean json) {
-    long count = Long.parseLong(a.option("count", "0"));
-    long from = a.option("from", null) == null ? 0 : Long.parseLong(a.option("from", "0"));
+    long count = (long) number(a, "count", "0");
+    long from = (long) number(a, "from", "0");
     CountDownLatch done = new CountDownLatch(1);
     long[] seen = {0};
     MapWatcher.Listener listener = new MapWatcher.Listener() {

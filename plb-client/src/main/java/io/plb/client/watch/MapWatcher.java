@@ -139,12 +139,17 @@ public final class MapWatcher implements AutoCloseable {
         switch (r.getEventCase()) {
           case FULL_MAP -> {
             ClusterImage next = Wire.fromProto(r.getFullMap());
+            if (image != null && next.version() == image.version()) {
+              // Resubscribing at version 0 (a cluster with no writes yet) repeats the same map.
+              firstMap.countDown();
+              return;
+            }
             if (image != null && next.version() < image.version()) {
-              // A node behind the last one we used: never go back; wait for it to catch up.
+              // A node behind the last one we used: never go back; try another node.
               contractViolations++;
-              LOG.warn("node {} sent map {} older than {}; waiting on another node", address,
+              LOG.warn("node {} sent map {} older than {}; trying another node", address,
                   next.version(), image.version());
-              restart(false);
+              restart(true);
               return;
             }
             image = next;

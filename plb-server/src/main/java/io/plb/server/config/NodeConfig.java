@@ -143,7 +143,9 @@ public final class NodeConfig {
         values.put(name, p.getProperty(name).strip());
       }
     }
-    values.putAll(overrides);
+    for (Map.Entry<String, String> e : overrides.entrySet()) {
+      values.put(e.getKey().strip(), e.getValue().strip());
+    }
     return new NodeConfig(values);
   }
 
@@ -236,14 +238,20 @@ public final class NodeConfig {
       throw new IllegalArgumentException(
           key + " = '" + text + "' is not a duration (e.g. 500ms, 5s, 2m, 1h)");
     }
-    long n = Long.parseLong(m.group(1));
+    long n = digits(key, text, m.group(1));
     String unit = m.group(2) == null ? "ms" : m.group(2);
-    Duration d = switch (unit) {
-      case "s" -> Duration.ofSeconds(n);
-      case "m" -> Duration.ofMinutes(n);
-      case "h" -> Duration.ofHours(n);
-      default -> Duration.ofMillis(n);
-    };
+    long millis;
+    try {
+      millis = switch (unit) {
+        case "s" -> Math.multiplyExact(n, 1000L);
+        case "m" -> Math.multiplyExact(n, 60_000L);
+        case "h" -> Math.multiplyExact(n, 3_600_000L);
+        default -> n;
+      };
+    } catch (ArithmeticException e) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is too long a duration");
+    }
+    Duration d = Duration.ofMillis(millis);
     if (d.isZero()) {
       throw new IllegalArgumentException(key + " must be greater than zero");
     }
@@ -256,18 +264,30 @@ public final class NodeConfig {
     if (!m.matches()) {
       throw new IllegalArgumentException(key + " = '" + text + "' is not a size (e.g. 64KB, 8MB)");
     }
-    long n = Long.parseLong(m.group(1));
+    long n = digits(key, text, m.group(1));
     String unit = m.group(2) == null ? "B" : m.group(2);
-    long bytes = switch (unit) {
-      case "KB" -> n << 10;
-      case "MB" -> n << 20;
-      case "GB" -> n << 30;
-      default -> n;
+    int shift = switch (unit) {
+      case "KB" -> 10;
+      case "MB" -> 20;
+      case "GB" -> 30;
+      default -> 0;
     };
+    if (n > (1L << 40) >> shift) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is too large (at most 1TB)");
+    }
+    long bytes = n << shift;
     if (bytes < 1024) {
       throw new IllegalArgumentException(key + " must be at least 1KB");
     }
     return bytes;
+  }
+
+  private static long digits(String key, String text, String digits) {
+    try {
+      return Long.parseLong(digits);
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is too large a number");
+    }
   }
 
   private static long positive(Map<String, String> v, String key) {
@@ -293,10 +313,14 @@ public final class NodeConfig {
 
   private static String checkAddress(String key, String value) {
     int colon = value.lastIndexOf(':');
-    if (colon <= 0) {
+    if (colon <= 0 || !value.substring(colon + 1).matches("[0-9]{1,5}")) {
       throw new IllegalArgumentException(key + " = '" + value + "' is not host:port");
     }
-    port(value);
+    int port = port(value);
+    if (port < 1 || port > 65535) {
+      throw new IllegalArgumentException(
+          key + " = '" + value + "' has port " + port + ", outside 1..65535");
+    }
     return value;
   }
 
@@ -306,11 +330,7 @@ public final class NodeConfig {
 
   static int port(String address) {
     try {
-      int p = Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
-      if (p < 0 || p > 65535) {
-        throw new IllegalArgumentException("port of '" + address + "' is outside 0..65535");
-      }
-      return p;
+      return Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
     } catch (NumberFormatException e) {
       throw new IllegalArgumentException("'" + address + "' has no numeric port");
     }

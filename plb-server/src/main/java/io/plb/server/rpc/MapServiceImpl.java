@@ -172,6 +172,9 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
               for (MapDelta d : deltas.deltas()) {
                 call.onNext(WatchMapResponse.newBuilder().setDelta(Wire.toProto(d)).build());
                 cursor = d.version();
+                if (!call.isReady()) {
+                  break;
+                }
               }
             } else {
               break;
@@ -180,7 +183,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
           }
         } catch (RuntimeException e) {
           LOG.warn("watch stream failed: {}", e.toString());
-          close();
+          fail(Status.INTERNAL.withDescription("watch stream failed: " + e));
         }
       }
     }
