@@ -22,7 +22,10 @@ import io.plb.proto.v1.NodeRole;
 import io.plb.proto.v1.NodeStatus;
 import io.plb.server.config.NodeConfig;
 import io.plb.server.publish.MapPublisher;
+import io.plb.core.time.Ticker;
+import io.plb.server.leader.HandoverDriver;
 import io.plb.server.rpc.AdminServiceImpl;
+import io.plb.server.rpc.AgentServiceImpl;
 import io.plb.server.rpc.MapServiceImpl;
 import io.plb.server.statemachine.PlbStateMachine;
 import java.io.File;
@@ -88,6 +91,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final ExecutorService drainExecutor;
   private final ScheduledExecutorService timer;
   private final Map<String, ManagedChannel> peerChannels = new ConcurrentHashMap<>();
+  private final ScheduledExecutorService leaderLoop;
+  private final HandoverDriver handoverDriver;
   private volatile boolean closed;
 
   private PlbNode(NodeConfig config) throws IOException {
@@ -128,6 +133,17 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     this.drainExecutor =
         Executors.newFixedThreadPool(2, daemon("plb-watch-" + config.nodeId()));
     this.timer = Executors.newSingleThreadScheduledExecutor(daemon("plb-timer-" + config.nodeId()));
+    this.leaderLoop =
+        Executors.newSingleThreadScheduledExecutor(daemon("plb-leader-" + config.nodeId()));
+    this.handoverDriver = new HandoverDriver(
+        publisher,
+        this::propose,
+        new HandoverDriver.Settings(config.handoverMaxPerServer(), config.handoverMaxTotal(),
+            config.prepareTimeout(), config.drainTimeout()),
+        Ticker.SYSTEM,
+        leaderLoop,
+        this::leaderHintText);
+    stateMachine.setLeadershipListener(handoverDriver);
     this.mapService =
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
@@ -138,6 +154,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .permitKeepAliveWithoutCalls(true)
             .addService(mapService)
             .addService(new AdminServiceImpl(this))
+            .addService(new AgentServiceImpl(this::leaderDriver))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .build();
@@ -265,8 +282,21 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
       return CompletableFuture.failedFuture(
           new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
     }
-    Message message =
-        Message.valueOf(UnsafeByteOperations.unsafeWrap(Wire.toLogEntry(command).toByteArray()));
+    return propose(command, 0).thenApply(result -> {
+      if (!result.getOk()) {
+        throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
+      }
+      return result.getVersion();
+    });
+  }
+
+  /**
+   * Proposes {@code command} through Raft and completes with its result once applied here.
+   * {@code proposerTerm} (0 for none) fences the leader's own decisions.
+   */
+  CompletableFuture<CommandResult> propose(Command command, long proposerTerm) {
+    Message message = Message.valueOf(UnsafeByteOperations.unsafeWrap(
+        Wire.toLogEntry(command, proposerTerm).toByteArray()));
     return raftClient
         .async()
         .send(message)
@@ -285,18 +315,26 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
                 throw new PlbException(
                     ErrorCode.UNAVAILABLE, "write not committed: " + reply.getException());
               }
-              CommandResult result;
               try {
-                result = CommandResult.parseFrom(reply.getMessage().getContent().toByteArray());
+                return CommandResult.parseFrom(reply.getMessage().getContent().toByteArray());
               } catch (IOException e) {
                 throw new PlbException(ErrorCode.INTERNAL, "unreadable command result", e);
               }
-              if (!result.getOk()) {
-                throw new PlbException(
-                    ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
-              }
-              return result.getVersion();
             });
+  }
+
+  @Override
+  public CompletableFuture<HandoverDriver> leaderDriver() {
+    try {
+      RaftServer.Division d = division();
+      if (!d.getInfo().isLeader() || !handoverDriver.isLeading()) {
+        return CompletableFuture.failedFuture(notLeader(d));
+      }
+      return CompletableFuture.completedFuture(handoverDriver);
+    } catch (IOException e) {
+      return CompletableFuture.failedFuture(
+          new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
+    }
   }
 
   private static String rootMessage(Throwable t) {
@@ -304,6 +342,16 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
       t = t.getCause();
     }
     return t.toString();
+  }
+
+  private String leaderHintText() {
+    try {
+      RaftPeerId leader = division().getInfo().getLeaderId();
+      NodeConfig.Peer peer = leader == null ? null : config.peer(leader.toString());
+      return peer == null ? "" : "; the leader is " + peer.id() + " at " + peer.apiAddress();
+    } catch (IOException e) {
+      return "";
+    }
   }
 
   private StatusRuntimeException notLeader(RaftServer.Division d) {
@@ -462,6 +510,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     }
     drainExecutor.shutdownNow();
     timer.shutdownNow();
+    leaderLoop.shutdownNow();
     LOG.info("PLB node {} stopped", config.nodeId());
   }
 }

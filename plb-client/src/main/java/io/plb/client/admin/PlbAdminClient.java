@@ -13,7 +13,12 @@ import io.plb.core.error.PlbException;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.ServerState;
 import io.plb.core.time.Ticker;
+import io.plb.proto.v1.AbortHandoverRequest;
 import io.plb.proto.v1.AdminServiceGrpc;
+import io.plb.proto.v1.ListHandoversRequest;
+import io.plb.proto.v1.ListHandoversResponse;
+import io.plb.proto.v1.MoveRangeRequest;
+import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.proto.v1.AssignRangeRequest;
 import io.plb.proto.v1.ClusterStatus;
 import io.plb.proto.v1.GetMapRequest;
@@ -212,6 +217,23 @@ public final class PlbAdminClient implements AutoCloseable {
             SetPinnedRequest.newBuilder().setRangeStart(rangeStart).setPinned(pinned).build()));
   }
 
+  /** Opens a hold handover of a range to {@code target}; returns the version and handover epoch. */
+  public MoveRangeResponse move(long rangeStart, String target) {
+    return call(stub -> stub.moveRange(
+        MoveRangeRequest.newBuilder().setRangeStart(rangeStart).setTarget(target).build()));
+  }
+
+  /** Aborts the open handover of a range (from SWITCH it runs backwards). */
+  public long abortHandover(long rangeStart, String reason) {
+    return write(stub -> stub.abortHandover(
+        AbortHandoverRequest.newBuilder().setRangeStart(rangeStart).setReason(reason).build()));
+  }
+
+  /** The open handovers, with ages and deadlines as the leader sees them. */
+  public ListHandoversResponse handovers() {
+    return call(stub -> stub.listHandovers(ListHandoversRequest.getDefaultInstance()));
+  }
+
   // ------------------------------------------------------------------ plumbing
 
   private long start() {
@@ -223,6 +245,11 @@ public final class PlbAdminClient implements AutoCloseable {
   }
 
   private long write(Function<AdminServiceGrpc.AdminServiceBlockingStub, WriteResponse> call) {
+    return call(call).getVersion();
+  }
+
+  /** A call that only the leader answers: follows leader hints, skips unreachable nodes. */
+  private <T> T call(Function<AdminServiceGrpc.AdminServiceBlockingStub, T> call) {
     long start = start();
     String target = leaderGuess;
     int nextIndex = Math.max(0, endpoints.indexOf(target)) + 1;
@@ -230,11 +257,11 @@ public final class PlbAdminClient implements AutoCloseable {
     int attempt = 0;
     while (remainingMillis(start) > 1) {
       try {
-        WriteResponse r = call.apply(
+        T r = call.apply(
             AdminServiceGrpc.newBlockingStub(endpoints.channel(target))
                 .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS));
         leaderGuess = target;
-        return r.getVersion();
+        return r;
       } catch (StatusRuntimeException e) {
         last = e;
         String hint = GrpcErrors.leaderHint(e);

@@ -10,7 +10,11 @@ import io.plb.core.map.MapDelta;
 import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.map.ServerState;
+import io.plb.client.wire.Wire;
 import io.plb.proto.v1.ClusterStatus;
+import io.plb.proto.v1.HandoverInfo;
+import io.plb.proto.v1.ListHandoversResponse;
+import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.proto.v1.NodeStatus;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -48,6 +52,12 @@ public final class PlbCtl {
       "  assign RANGE SERVER [--force]  give an unassigned range an owner (--force: reassign",
       "                                 without a handover, only while setting a cluster up)",
       "  pin RANGE | unpin RANGE        keep the balancer from moving a range",
+      "Handovers:",
+      "  move RANGE --to SERVER [--no-wait] [--max-wait SECONDS]",
+      "                                 move a range with the hold handover; waits and shows",
+      "                                 each phase as it commits (exit 1 if it is aborted)",
+      "  handovers                      open handovers: phase, age, deadline",
+      "  abort RANGE [--reason TEXT]    abort a range's handover (from SWITCH it runs backwards)",
       "",
       "Endpoints default to $PLB_ENDPOINTS, else the local cluster (127.0.0.1:7301-7303).",
       "");
@@ -176,6 +186,42 @@ public final class PlbCtl {
       case "watch":
         a.expect(1, "watch [--from VERSION] [--count N]");
         return watch(a, endpoints, json);
+      case "move": {
+        a.expect(2, "move RANGE --to SERVER [--no-wait]");
+        long range = Ring.parse(a.positional.get(1));
+        String to = a.option("to", null);
+        if (to == null) {
+          throw new IllegalArgumentException("move needs --to SERVER");
+        }
+        MoveRangeResponse started = admin.move(range, to);
+        if (a.flag("no-wait")) {
+          if (json) {
+            Map<String, Object> o = Json.object();
+            o.put("version", started.getVersion());
+            o.put("handover_epoch", started.getHandoverEpoch());
+            o.put("phase", "PREPARE");
+            out.println(Json.write(o));
+          } else {
+            out.println("handover of range " + Ring.hex(range) + " to " + to
+                + " opened (map version " + started.getVersion() + ", epoch "
+                + started.getHandoverEpoch() + ")");
+          }
+          return 0;
+        }
+        return followMove(range, to, started, endpoints, json,
+            (long) (number(a, "max-wait", "600") * 1000));
+      }
+      case "abort": {
+        a.expect(2, "abort RANGE [--reason TEXT]");
+        long range = Ring.parse(a.positional.get(1));
+        long v = admin.abortHandover(range, a.option("reason", "aborted by an operator"));
+        done(json, v, "handover of range " + Ring.hex(range) + " aborted");
+        return 0;
+      }
+      case "handovers":
+        a.expect(1, "handovers");
+        printHandovers(admin.handovers(), json);
+        return 0;
       default:
         throw new IllegalArgumentException("unknown command '" + cmd + "' (see plbctl --help)");
     }
@@ -387,6 +433,111 @@ public final class PlbCtl {
     out.print(t.render());
   }
 
+  // ------------------------------------------------------------------ handovers
+
+  private void printHandovers(ListHandoversResponse r, boolean json) {
+    if (json) {
+      Map<String, Object> o = Json.object();
+      o.put("version", r.getVersion());
+      o.put("leader", r.getLeaderId());
+      List<Object> list = new ArrayList<>();
+      for (HandoverInfo h : r.getHandoversList()) {
+        RangeEntry e = Wire.fromProto(h.getRange());
+        Map<String, Object> ho = rangeJson(e);
+        ho.put("source", e.owner());
+        ho.put("handover_epoch", h.getHandoverEpoch());
+        ho.put("age_ms", h.getAgeMillis());
+        ho.put("timeout_ms", h.getTimeoutMillis() == 0 ? null : h.getTimeoutMillis());
+        list.add(ho);
+      }
+      o.put("handovers", list);
+      out.println(Json.write(o));
+      return;
+    }
+    out.println(r.getHandoversCount() + " open handover(s) · map version " + r.getVersion()
+        + " · leader " + r.getLeaderId());
+    Table t = new Table("RANGE", "SOURCE", "TARGET", "PHASE", "EPOCH", "AGE", "ABORTS IN");
+    for (HandoverInfo h : r.getHandoversList()) {
+      RangeEntry e = Wire.fromProto(h.getRange());
+      String abortsIn = h.getTimeoutMillis() == 0 ? "-"
+          : seconds(Math.max(0, h.getTimeoutMillis() - h.getAgeMillis()));
+      t.row(e.rangeText(), e.owner(), e.handover().target(), e.handover().phase(),
+          h.getHandoverEpoch(), seconds(h.getAgeMillis()), abortsIn);
+    }
+    out.print(t.render());
+  }
+
+  private static String seconds(long millis) {
+    return String.format("%.1fs", millis / 1000.0);
+  }
+
+  /** Follows a move on the watch stream until it completes or is aborted. */
+  private int followMove(long range, String to, MoveRangeResponse started, String endpoints,
+      boolean json, long maxWaitMillis) {
+    CountDownLatch done = new CountDownLatch(1);
+    int[] exit = {1};
+    String[] lastPhase = {""};
+    long epoch = started.getHandoverEpoch();
+    MapWatcher.Listener listener = (image, delta) -> {
+      if (image.version() < started.getVersion()) {
+        return;
+      }
+      RangeEntry r = image.rangeFor(range);
+      String phase;
+      if (r.start() != range) {
+        phase = "GONE";
+      } else if (r.epoch() >= epoch) {
+        phase = r.owner().equals(to) && r.epoch() == epoch ? "COMPLETE" : "GONE";
+      } else if (r.handover() == null) {
+        phase = "ABORTED";
+      } else {
+        phase = r.handover().phase().name();
+      }
+      if (phase.equals(lastPhase[0])) {
+        return;
+      }
+      lastPhase[0] = phase;
+      synchronized (out) {
+        if (json) {
+          Map<String, Object> o = Json.object();
+          o.put("version", image.version());
+          o.put("phase", phase);
+          o.put("range", rangeJson(r));
+          out.println(Json.write(o));
+        } else {
+          out.println("v" + image.version() + "  " + phase + "  " + r.rangeText() + " owner "
+              + r.owner() + " epoch " + r.epoch()
+              + (r.handover() == null ? "" : " → " + r.handover().target()));
+        }
+        out.flush();
+      }
+      if (phase.equals("COMPLETE")) {
+        exit[0] = 0;
+        done.countDown();
+      } else if (phase.equals("ABORTED") || phase.equals("GONE")) {
+        exit[0] = 1;
+        done.countDown();
+      }
+    };
+    try (Endpoints eps = Endpoints.parse(endpoints);
+        MapWatcher watcher = new MapWatcher(eps, listener)) {
+      watcher.start();
+      if (!done.await(maxWaitMillis, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+        err.println("plbctl: DEADLINE_EXCEEDED: the handover of " + Ring.hex(range)
+            + " did not finish within " + maxWaitMillis / 1000 + " s; it goes on (plbctl handovers)");
+        return 1;
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return 1;
+    }
+    if (exit[0] != 0) {
+      err.println("plbctl: ABORTED: the handover of " + Ring.hex(range) + " to " + to
+          + " did not complete (" + lastPhase[0] + ")");
+    }
+    return exit[0];
+  }
+
   // ------------------------------------------------------------------ watch
 
   private int watch(Args a, String endpoints, boolean json) {
@@ -486,9 +637,10 @@ public final class PlbCtl {
   /** Positional words and {@code --name value} / {@code --name=value} / {@code --flag} options. */
   static final class Args {
     private static final java.util.Set<String> FLAGS =
-        java.util.Set.of("json", "force", "help");
+        java.util.Set.of("json", "force", "help", "no-wait");
     private static final java.util.Set<String> OPTIONS = java.util.Set.of(
-        "endpoints", "timeout", "at", "key", "address", "capacity", "state", "from", "count");
+        "endpoints", "timeout", "at", "key", "address", "capacity", "state", "from", "count",
+        "to", "reason", "max-wait");
     final List<String> positional = new ArrayList<>();
     final Map<String, String> options = new LinkedHashMap<>();
 

@@ -13,6 +13,9 @@ import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.map.ServerState;
 import io.plb.proto.v1.AssignRangeRequest;
+import io.plb.proto.v1.ForceHandoverEntry;
+import io.plb.proto.v1.HandoverStepEntry;
+import io.plb.proto.v1.StartHandoverEntry;
 import io.plb.proto.v1.MapSnapshot;
 import io.plb.proto.v1.MergeRangesRequest;
 import io.plb.proto.v1.QueueServer;
@@ -261,10 +264,46 @@ public final class Wire {
     } else if (c instanceof Command.SetPinned x) {
       b.setSetPinned(
           SetPinnedRequest.newBuilder().setRangeStart(x.rangeStart()).setPinned(x.pinned()));
+    } else if (c instanceof Command.StartHandover x) {
+      b.setStartHandover(
+          StartHandoverEntry.newBuilder()
+              .setRangeStart(x.rangeStart())
+              .setRangeEnd(x.rangeEnd())
+              .setExpectedEpoch(x.expectedEpoch())
+              .setTarget(x.target())
+              .setMaxPerServer(x.maxPerServer())
+              .setMaxTotal(x.maxTotal()));
+    } else if (c instanceof Command.HandoverReady x) {
+      b.setHandoverReady(step(x.rangeStart(), x.handoverEpoch(), ""));
+    } else if (c instanceof Command.HandoverDrained x) {
+      b.setHandoverDrained(step(x.rangeStart(), x.handoverEpoch(), ""));
+    } else if (c instanceof Command.AbortHandover x) {
+      b.setAbortHandover(step(x.rangeStart(), x.handoverEpoch(), x.reason()));
+    } else if (c instanceof Command.FinishAbort x) {
+      b.setFinishAbort(step(x.rangeStart(), x.handoverEpoch(), ""));
+    } else if (c instanceof Command.ForceHandover x) {
+      b.setForceHandover(
+          ForceHandoverEntry.newBuilder()
+              .setRangeStart(x.rangeStart())
+              .setExpectedEpoch(x.expectedEpoch())
+              .setTarget(x.target()));
     } else {
       throw new IllegalArgumentException("unknown command " + c);
     }
     return b.build();
+  }
+
+  /** The log-entry form of a command proposed by the leader in {@code term} (fenced). */
+  public static io.plb.proto.v1.Command toLogEntry(Command c, long proposerTerm) {
+    return toLogEntry(c).toBuilder().setProposerTerm(proposerTerm).build();
+  }
+
+  private static HandoverStepEntry step(long rangeStart, long handoverEpoch, String reason) {
+    return HandoverStepEntry.newBuilder()
+        .setRangeStart(rangeStart)
+        .setHandoverEpoch(handoverEpoch)
+        .setReason(reason)
+        .build();
   }
 
   /** The command in a log entry. @throws PlbException INVALID_ARGUMENT for an empty entry */
@@ -284,6 +323,27 @@ public final class Wire {
         return fromProto(p.getAssignRange());
       case SET_PINNED:
         return fromProto(p.getSetPinned());
+      case START_HANDOVER: {
+        StartHandoverEntry e = p.getStartHandover();
+        return new Command.StartHandover(e.getRangeStart(), e.getRangeEnd(), e.getExpectedEpoch(),
+            e.getTarget(), e.getMaxPerServer(), e.getMaxTotal());
+      }
+      case HANDOVER_READY:
+        return new Command.HandoverReady(
+            p.getHandoverReady().getRangeStart(), p.getHandoverReady().getHandoverEpoch());
+      case HANDOVER_DRAINED:
+        return new Command.HandoverDrained(
+            p.getHandoverDrained().getRangeStart(), p.getHandoverDrained().getHandoverEpoch());
+      case ABORT_HANDOVER:
+        return new Command.AbortHandover(p.getAbortHandover().getRangeStart(),
+            p.getAbortHandover().getHandoverEpoch(), p.getAbortHandover().getReason());
+      case FINISH_ABORT:
+        return new Command.FinishAbort(
+            p.getFinishAbort().getRangeStart(), p.getFinishAbort().getHandoverEpoch());
+      case FORCE_HANDOVER: {
+        ForceHandoverEntry e = p.getForceHandover();
+        return new Command.ForceHandover(e.getRangeStart(), e.getExpectedEpoch(), e.getTarget());
+      }
       default:
         throw PlbException.invalid("log entry holds no command");
     }

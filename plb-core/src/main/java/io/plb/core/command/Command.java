@@ -63,4 +63,70 @@ public sealed interface Command {
           + Ring.hex(rangeStart);
     }
   }
+
+  // ---------------------------------------------------------------- handover (DESIGN §5)
+  // A handover of a range at epoch e is identified by (range start, e + 1): the epoch the range
+  // gets when the move completes. Reports about another handover of the range are recognised as
+  // late or duplicated and change nothing.
+
+  /**
+   * Opens a handover of the range {@code [rangeStart, rangeEnd)}, at {@code expectedEpoch}, to
+   * {@code target}: phase PREPARE. The budgets are checked at apply time, so two leaders (or two
+   * operators) cannot overrun them together.
+   */
+  record StartHandover(
+      long rangeStart, long rangeEnd, long expectedEpoch, String target, int maxPerServer,
+      int maxTotal) implements Command {
+    public String describe() {
+      return "start handover of " + Ring.formatRange(rangeStart, rangeEnd) + " to " + target;
+    }
+  }
+
+  /** The target has opened its held queue: PREPARE becomes SWITCH. */
+  record HandoverReady(long rangeStart, long handoverEpoch) implements Command {
+    public String describe() {
+      return "handover of range at " + Ring.hex(rangeStart) + " ready (epoch " + handoverEpoch
+          + ")";
+    }
+  }
+
+  /**
+   * The source has sealed the range and the target has acknowledged its transfer: the target owns
+   * the range at {@code handoverEpoch} (COMPLETE).
+   */
+  record HandoverDrained(long rangeStart, long handoverEpoch) implements Command {
+    public String describe() {
+      return "handover of range at " + Ring.hex(rangeStart) + " complete (epoch " + handoverEpoch
+          + ")";
+    }
+  }
+
+  /**
+   * Aborts a handover: from PREPARE it is cleared; from SWITCH the protocol runs backwards
+   * (phase ABORT_SWITCH) until {@link FinishAbort}.
+   */
+  record AbortHandover(long rangeStart, long handoverEpoch, String reason) implements Command {
+    public String describe() {
+      return "abort handover of range at " + Ring.hex(rangeStart) + " (epoch " + handoverEpoch
+          + "): " + reason;
+    }
+  }
+
+  /** The source has taken back everything the target held: the aborted handover is cleared. */
+  record FinishAbort(long rangeStart, long handoverEpoch) implements Command {
+    public String describe() {
+      return "aborted handover of range at " + Ring.hex(rangeStart) + " reversed (epoch "
+          + handoverEpoch + ")";
+    }
+  }
+
+  /**
+   * Moves a range off a DOWN owner without a drain (a forced handover): the target owns it at once
+   * at the next epoch, and any handover in progress is dropped.
+   */
+  record ForceHandover(long rangeStart, long expectedEpoch, String target) implements Command {
+    public String describe() {
+      return "forced handover of range at " + Ring.hex(rangeStart) + " to " + target;
+    }
+  }
 }

@@ -59,6 +59,18 @@ public final class CommandProcessor {
       assign(image, c, out);
     } else if (command instanceof SetPinned c) {
       pin(image, c, out);
+    } else if (command instanceof Command.StartHandover c) {
+      Handovers.start(image, c, out::upsertRange);
+    } else if (command instanceof Command.HandoverReady c) {
+      Handovers.ready(image, c, out::upsertRange, out::ignore);
+    } else if (command instanceof Command.HandoverDrained c) {
+      Handovers.drained(image, c, out::upsertRange, out::ignore);
+    } else if (command instanceof Command.AbortHandover c) {
+      Handovers.abort(image, c, out::upsertRange, out::ignore);
+    } else if (command instanceof Command.FinishAbort c) {
+      Handovers.finishAbort(image, c, out::upsertRange, out::ignore);
+    } else if (command instanceof Command.ForceHandover c) {
+      Handovers.force(image, c, out::upsertRange);
     } else {
       throw PlbException.invalid("unknown command " + command);
     }
@@ -185,7 +197,7 @@ public final class CommandProcessor {
     out.upsertRange(r.withPinned(c.pinned()));
   }
 
-  private static QueueServerInfo existingServer(ClusterImage image, String id) {
+  static QueueServerInfo existingServer(ClusterImage image, String id) {
     Limits.checkServerId(id);
     QueueServerInfo s = image.server(id);
     if (s == null) {
@@ -194,7 +206,7 @@ public final class CommandProcessor {
     return s;
   }
 
-  private static RangeEntry existingRange(ClusterImage image, long start) {
+  static RangeEntry existingRange(ClusterImage image, long start) {
     int i = image.indexOfStart(start);
     if (i < 0) {
       RangeEntry containing = image.rangeFor(start);
@@ -205,7 +217,7 @@ public final class CommandProcessor {
     return image.range(i);
   }
 
-  private static void requireNoHandover(RangeEntry r, String action) {
+  static void requireNoHandover(RangeEntry r, String action) {
     if (r.handover() != null) {
       throw PlbException.precondition(
           "cannot " + action + " range " + r.rangeText() + " during its handover to "
@@ -250,10 +262,17 @@ public final class CommandProcessor {
       upsertedServers.add(s);
     }
 
+    private String ignoredBecause;
+
+    /** The command is a late or duplicated report: it changes nothing. */
+    void ignore(String why) {
+      ignoredBecause = why;
+    }
+
     MapDelta build() {
       return new MapDelta(
           version, prevVersion, removedRanges, upsertedRanges, removedServers, upsertedServers,
-          cause);
+          ignoredBecause == null ? cause : "ignored " + cause + ": " + ignoredBecause);
     }
   }
 }

@@ -27,4 +27,13 @@ public record MapDelta(
     upsertedServers = List.copyOf(upsertedServers);
     Objects.requireNonNull(cause, "cause");
   }
+
+  /**
+   * Whether the delta changes nothing: a late or duplicated report, recognised and ignored. Such
+   * an entry produces no new map version.
+   */
+  public boolean isEmpty() {
+    return removedRangeStarts.isEmpty() && upsertedRanges.isEmpty() && removedServers.isEmpty()
+        && upsertedServers.isEmpty();
+  }
 }

@@ -62,6 +62,13 @@ public final class NodeConfig {
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
+    k.put("handover.maxPerServer", new String[] {"2",
+        "handovers one queue server takes part in at once (as source or target)"});
+    k.put("handover.maxTotal", new String[] {"8", "handovers open in the cluster at once"});
+    k.put("handover.prepareTimeout", new String[] {"10s",
+        "the leader aborts a handover whose target has not opened its held queue by then"});
+    k.put("handover.drainTimeout", new String[] {"60s",
+        "the leader aborts (reverses) a handover whose source has not drained by then"});
     KEYS = Collections.unmodifiableMap(k);
   }
 
@@ -81,6 +88,10 @@ public final class NodeConfig {
   private final int historyEntries;
   private final int maxWatchers;
   private final Duration progressInterval;
+  private final int handoverMaxPerServer;
+  private final int handoverMaxTotal;
+  private final Duration prepareTimeout;
+  private final Duration drainTimeout;
 
   private NodeConfig(Map<String, String> v) {
     for (String key : v.keySet()) {
@@ -129,6 +140,10 @@ public final class NodeConfig {
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
     progressInterval = duration(v, "watch.progressInterval");
+    handoverMaxPerServer = (int) positive(v, "handover.maxPerServer");
+    handoverMaxTotal = (int) positive(v, "handover.maxTotal");
+    prepareTimeout = duration(v, "handover.prepareTimeout");
+    drainTimeout = duration(v, "handover.drainTimeout");
   }
 
   /** Reads {@code file} (may be null), then applies {@code overrides}. */
@@ -213,6 +228,22 @@ public final class NodeConfig {
 
   public Duration progressInterval() {
     return progressInterval;
+  }
+
+  public int handoverMaxPerServer() {
+    return handoverMaxPerServer;
+  }
+
+  public int handoverMaxTotal() {
+    return handoverMaxTotal;
+  }
+
+  public Duration prepareTimeout() {
+    return prepareTimeout;
+  }
+
+  public Duration drainTimeout() {
+    return drainTimeout;
   }
 
   // ---------------------------------------------------------------- parsing helpers

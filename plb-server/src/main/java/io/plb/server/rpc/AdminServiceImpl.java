@@ -6,7 +6,14 @@ import io.plb.client.wire.GrpcErrors;
 import io.plb.client.wire.Wire;
 import io.plb.core.command.Command;
 import io.plb.core.error.PlbException;
+import io.plb.proto.v1.AbortHandoverRequest;
 import io.plb.proto.v1.AdminServiceGrpc;
+import io.plb.proto.v1.HandoverInfo;
+import io.plb.proto.v1.ListHandoversRequest;
+import io.plb.proto.v1.ListHandoversResponse;
+import io.plb.proto.v1.MoveRangeRequest;
+import io.plb.proto.v1.MoveRangeResponse;
+import io.plb.server.leader.HandoverDriver;
 import io.plb.proto.v1.AssignRangeRequest;
 import io.plb.proto.v1.ClusterStatus;
 import io.plb.proto.v1.GetStatusRequest;
@@ -41,6 +48,9 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
     NodeStatus localStatus();
 
     CompletableFuture<ClusterStatus> clusterStatus();
+
+    /** The handover driver, if this node is the ready leader; else the not-leader refusal. */
+    CompletableFuture<HandoverDriver> leaderDriver();
   }
 
   private final Node node;
@@ -102,6 +112,59 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
   @Override
   public void setPinned(SetPinnedRequest r, StreamObserver<WriteResponse> o) {
     write(() -> Wire.fromProto(r), o);
+  }
+
+  @Override
+  public void moveRange(MoveRangeRequest r, StreamObserver<MoveRangeResponse> o) {
+    if (r.getTarget().isEmpty()) {
+      o.onError(GrpcErrors.toStatus(PlbException.invalid("move needs a target server")));
+      return;
+    }
+    reply(node.leaderDriver()
+        .thenCompose(d -> d.move(r.getRangeStart(), r.getTarget()))
+        .thenApply(s -> MoveRangeResponse.newBuilder()
+            .setVersion(s.version())
+            .setHandoverEpoch(s.handoverEpoch())
+            .build()), o);
+  }
+
+  @Override
+  public void abortHandover(AbortHandoverRequest r, StreamObserver<WriteResponse> o) {
+    String reason = r.getReason().isEmpty() ? "aborted by an operator" : r.getReason();
+    reply(node.leaderDriver()
+        .thenCompose(d -> d.abort(r.getRangeStart(), reason))
+        .thenApply(v -> WriteResponse.newBuilder().setVersion(v).build()), o);
+  }
+
+  @Override
+  public void listHandovers(ListHandoversRequest r, StreamObserver<ListHandoversResponse> o) {
+    reply(node.leaderDriver()
+        .thenCompose(HandoverDriver::openHandovers)
+        .thenApply(list -> {
+          ListHandoversResponse.Builder b = ListHandoversResponse.newBuilder()
+              .setLeaderId(node.localStatus().getId())
+              .setVersion(node.localStatus().getMapVersion());
+          for (HandoverDriver.Open h : list) {
+            b.addHandovers(HandoverInfo.newBuilder()
+                .setRange(Wire.toProto(h.range()))
+                .setHandoverEpoch(h.handoverEpoch())
+                .setAgeMillis(h.ageMillis())
+                .setTimeoutMillis(h.timeoutMillis()));
+          }
+          return b.build();
+        }), o);
+  }
+
+  /** Completes {@code observer} with the future's value or its error, mapped to a status. */
+  static <T> void reply(CompletableFuture<T> future, StreamObserver<T> observer) {
+    future.whenComplete((v, error) -> {
+      if (error != null) {
+        observer.onError(toStatus(error));
+      } else {
+        observer.onNext(v);
+        observer.onCompleted();
+      }
+    });
   }
 
   private void write(Supplier<Command> parse, StreamObserver<WriteResponse> observer) {

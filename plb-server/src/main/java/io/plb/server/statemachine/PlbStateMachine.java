@@ -148,6 +148,50 @@ public final class PlbStateMachine extends BaseStateMachine {
     }
   }
 
+  /** Told when this node becomes a ready leader, and when it stops being one. */
+  public interface LeadershipListener {
+    /** Called on the apply thread once this term's first entry is applied; must not block. */
+    void onLeaderReady(long term);
+
+    /** Called when this node is no longer the leader; must not block. */
+    void onNotLeader();
+  }
+
+  private volatile LeadershipListener leadership;
+
+  public void setLeadershipListener(LeadershipListener listener) {
+    this.leadership = listener;
+  }
+
+  @Override
+  public void notifyLeaderReady() {
+    LeadershipListener l = leadership;
+    if (l != null) {
+      try {
+        l.onLeaderReady(getServer().get().getDivision(getGroupId()).getInfo().getCurrentTerm());
+      } catch (IOException | InterruptedException | java.util.concurrent.ExecutionException e) {
+        LOG.warn("leader ready, but its term is unknown: {}", e.toString());
+      }
+    }
+  }
+
+  @Override
+  public void notifyNotLeader(java.util.Collection<TransactionContext> pending) {
+    LeadershipListener l = leadership;
+    if (l != null) {
+      l.onNotLeader();
+    }
+  }
+
+  @Override
+  public void notifyLeaderChanged(
+      org.apache.ratis.protocol.RaftGroupMemberId self, org.apache.ratis.protocol.RaftPeerId leader) {
+    LeadershipListener l = leadership;
+    if (l != null && !self.getPeerId().equals(leader)) {
+      l.onNotLeader();
+    }
+  }
+
   @Override
   public StateMachineStorage getStateMachineStorage() {
     return storage;
@@ -187,9 +231,28 @@ public final class PlbStateMachine extends BaseStateMachine {
     MapDelta delta = null;
     CommandResult result;
     try {
-      Command command = Wire.fromLogEntry(io.plb.proto.v1.Command.parseFrom(data));
+      io.plb.proto.v1.Command entry = io.plb.proto.v1.Command.parseFrom(data);
+      if (entry.getProposerTerm() != 0 && entry.getProposerTerm() != term) {
+        // Fencing: a leader that was deposed between deciding and proposing.
+        throw PlbException.precondition(
+            "proposed by the leader of term " + entry.getProposerTerm()
+                + ", but committed in term " + term + "; the decision is void");
+      }
+      Command command = Wire.fromLogEntry(entry);
       delta = CommandProcessor.process(image, command, index);
-      result = CommandResult.newBuilder().setOk(true).setVersion(index).build();
+      if (delta.isEmpty()) {
+        // A late or duplicated report: recognised, ignored, no new version.
+        result = CommandResult.newBuilder()
+            .setOk(true)
+            .setIgnored(true)
+            .setErrorMessage(delta.cause())
+            .setVersion(image.version())
+            .build();
+        LOG.info("entry {}: {}", index, delta.cause());
+        delta = null;
+      } else {
+        result = CommandResult.newBuilder().setOk(true).setVersion(index).build();
+      }
     } catch (InvalidProtocolBufferException e) {
       result = rejected(ErrorCode.INVALID_ARGUMENT, "log entry is not a PLB command");
     } catch (PlbException e) {
@@ -209,7 +272,7 @@ public final class PlbStateMachine extends BaseStateMachine {
     }
     if (delta != null) {
       LOG.info("applied {} at version {}", delta.cause(), index);
-    } else {
+    } else if (!result.getOk()) {
       LOG.info("rejected entry {}: {} {}", index, result.getErrorCode(), result.getErrorMessage());
       result = result.toBuilder().setVersion(image.version()).build();
     }

@@ -1,0 +1,64 @@
+package io.plb.server.rpc;
+
+import io.grpc.stub.StreamObserver;
+import io.plb.client.wire.GrpcErrors;
+import io.plb.core.command.Command;
+import io.plb.core.command.Limits;
+import io.plb.core.error.PlbException;
+import io.plb.core.keyspace.Ring;
+import io.plb.proto.v1.AgentServiceGrpc;
+import io.plb.proto.v1.HandoverReport;
+import io.plb.proto.v1.HandoverReportResponse;
+import io.plb.server.leader.HandoverDriver;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Supplier;
+
+/**
+ * Reports from queue servers to the leader: ready, drained, reversed. A thin adapter: it checks
+ * the report's fields and hands it to the {@link HandoverDriver}, which recognises late and
+ * duplicated reports and proposes the rest. Thread-safe: holds no state.
+ */
+public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBase {
+  private final Supplier<CompletableFuture<HandoverDriver>> driver;
+
+  public AgentServiceImpl(Supplier<CompletableFuture<HandoverDriver>> driver) {
+    this.driver = driver;
+  }
+
+  @Override
+  public void handoverReady(HandoverReport r, StreamObserver<HandoverReportResponse> o) {
+    report(r, new Command.HandoverReady(r.getRangeStart(), r.getHandoverEpoch()), o);
+  }
+
+  @Override
+  public void handoverDrained(HandoverReport r, StreamObserver<HandoverReportResponse> o) {
+    report(r, new Command.HandoverDrained(r.getRangeStart(), r.getHandoverEpoch()), o);
+  }
+
+  @Override
+  public void abortReversed(HandoverReport r, StreamObserver<HandoverReportResponse> o) {
+    report(r, new Command.FinishAbort(r.getRangeStart(), r.getHandoverEpoch()), o);
+  }
+
+  private void report(HandoverReport r, Command command,
+      StreamObserver<HandoverReportResponse> o) {
+    try {
+      Limits.checkServerId(r.getServerId());
+      if (r.getHandoverEpoch() < 1) {
+        throw PlbException.invalid("handover_epoch must be at least 1 (range at "
+            + Ring.hex(r.getRangeStart()) + ")");
+      }
+    } catch (PlbException e) {
+      o.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    AdminServiceImpl.reply(driver.get()
+        .thenCompose(d -> d.report(command, r.getRangeStart(), r.getServerId()))
+        .thenApply(out -> HandoverReportResponse.newBuilder()
+            .setVersion(out.version())
+            .setIgnored(out.ignored())
+            .setDetail(out.detail())
+            .build()), o);
+  }
+
+}
