@@ -1,0 +1,446 @@
+package io.plb.core.handover;
+
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.HandoverPhase;
+import io.plb.core.map.RangeEntry;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The hold rules of one queue server (DESIGN §5, rules C1–C3): where each arriving message goes,
+ * and what the server must do as the map moves a range's handover along. Pure and deterministic:
+ * the queue-server agent feeds it map versions, arrivals and transfer events, and carries out the
+ * {@link Action}s it returns against its durable store. The deterministic simulation drives the
+ * same class.
+ *
+ * <p>Thread model: not thread-safe. The agent calls it under the one lock that also guards its
+ * store's range state, which makes "seal and take the hold buffer" one step (C1): once
+ * {@link #onBacklogEmpty} has returned the transfer, every later {@link #place} of the range is
+ * refused.
+ *
+ * <p>Buffers a server keeps per handover {@code (range, handoverEpoch)}:
+ * <ul>
+ *   <li>source: {@link Buffer#HOLD} (arrivals after it saw SWITCH), {@link Buffer#POST_ABORT}
+ *       (arrivals after an abort, tagged at or after the abort's version) and
+ *       {@link Buffer#RETURNED} (what the target handed back after an abort);
+ *   <li>target: {@link Buffer#PREFIX} (the source's transfer) and {@link Buffer#HELD} (arrivals
+ *       while it is the target).
+ * </ul>
+ * Released buffers go to the server's deliverable queue in the order the {@link Action.Release}
+ * lists them, behind whatever the queue already holds for each key.
+ */
+public final class Participant {
+
+  /** Where an arriving message goes. */
+  public enum Placement {
+    /** The deliverable queue: the server owns the range. */
+    QUEUE,
+    /** The source's hold buffer (SWITCH, not yet sealed). */
+    HOLD,
+    /** The target's held queue (SWITCH). */
+    HELD,
+    /** The source after an abort from SWITCH, before the target's handback arrived. */
+    POST_ABORT,
+    /** Not this server's to take: answer WRONG_OWNER with {@link Decision#version()}. */
+    REFUSE,
+    /** The message was routed under a map this server has not applied yet: wait for it (C2). */
+    WAIT
+  }
+
+  /** The buffers of one handover. */
+  public enum Buffer { HOLD, HELD, PREFIX, POST_ABORT, RETURNED }
+
+  /** Which way a transfer goes. */
+  public enum Direction {
+    /** Source to target: the sealed hold buffer. */
+    FORWARD,
+    /** Target to source after an abort: everything the target held. */
+    REVERSE
+  }
+
+  /**
+   * A placement decision.
+   *
+   * @param rangeStart the range the message falls in
+   * @param handoverEpoch the handover the buffer belongs to (0 for QUEUE and REFUSE)
+   * @param version the server's map version (for WRONG_OWNER) or the version to wait for (WAIT)
+   */
+  public record Decision(Placement placement, long rangeStart, long handoverEpoch, long version) {}
+
+  /** Work for the agent. */
+  public sealed interface Action {
+    long rangeStart();
+
+    long handoverEpoch();
+
+    /** Tell the leader the held queue is open (PREPARE → SWITCH). */
+    record ReportReady(long rangeStart, long handoverEpoch) implements Action {}
+
+    /** Call {@link #onBacklogEmpty} once the range's pre-switch backlog is fully acknowledged. */
+    record AwaitBacklog(long rangeStart, long handoverEpoch) implements Action {}
+
+    /**
+     * Send these buffers, in this order, to {@code to}; then call {@link #onTransferAcked} or
+     * {@link #onTransferRefused}. The range is already sealed here. Sent even when empty.
+     */
+    record Transfer(long rangeStart, long handoverEpoch, Direction direction, String to,
+        List<Buffer> buffers) implements Action {}
+
+    /** Tell the leader the source is drained (SWITCH → COMPLETE). */
+    record ReportDrained(long rangeStart, long handoverEpoch) implements Action {}
+
+    /** Tell the leader the aborted handover is reversed (ABORT_SWITCH → cleared). */
+    record ReportReversed(long rangeStart, long handoverEpoch) implements Action {}
+
+    /** Move these buffers, in this order, to the deliverable queue. */
+    record Release(long rangeStart, long handoverEpoch, List<Buffer> buffers) implements Action {}
+
+    /** Delete these buffers: their messages now live on the other server. */
+    record Discard(long rangeStart, long handoverEpoch, List<Buffer> buffers) implements Action {}
+
+    /**
+     * This server lost the range without handing it over (it was declared DOWN and the range was
+     * moved by a forced handover): send every message it still holds for the range — queue and
+     * buffers — to the current owner as late messages.
+     */
+    record Orphaned(long rangeStart, long handoverEpoch) implements Action {}
+  }
+
+  /** What to do with an arriving transfer. */
+  public enum TransferVerdict {
+    /** Store it durably (PREFIX on a target, RETURNED on a source), then acknowledge. */
+    ACCEPT,
+    /** Refuse it: the handover it belongs to is over or was reversed. */
+    REFUSE,
+    /** It was sent under a map this server has not applied yet: wait for that version (C2). */
+    WAIT
+  }
+
+  /** What this server knows of one handover it takes part in; persisted by the agent. */
+  public record Side(
+      long rangeStart,
+      long handoverEpoch,
+      boolean source,
+      String peer,
+      boolean sealed,
+      boolean bufferTransferred,
+      boolean prefixStored,
+      long abortVersion,
+      boolean returned) {
+
+    Side with(boolean sealed, boolean bufferTransferred, boolean prefixStored, long abortVersion,
+        boolean returned) {
+      return new Side(rangeStart, handoverEpoch, source, peer, sealed, bufferTransferred,
+          prefixStored, abortVersion, returned);
+    }
+  }
+
+  private final String me;
+  private ClusterImage image = ClusterImage.EMPTY;
+  private final Map<Long, Side> sides = new HashMap<>();
+
+  public Participant(String serverId) {
+    this.me = serverId;
+  }
+
+  /** Restores what the agent persisted (after a restart), before the first {@link #onMap}. */
+  public void restore(List<Side> persisted) {
+    for (Side s : persisted) {
+      sides.put(s.rangeStart(), s);
+    }
+  }
+
+  /** The open handovers this server takes part in, for the agent to persist. */
+  public List<Side> sides() {
+    return new ArrayList<>(sides.values());
+  }
+
+  public Side side(long rangeStart) {
+    return sides.get(rangeStart);
+  }
+
+  public long version() {
+    return image.version();
+  }
+
+  // ---------------------------------------------------------------- arrivals
+
+  /**
+   * Where a message of ring position {@code hash}, routed under map {@code tag}, goes.
+   *
+   * <p>Besides C1–C3 this applies a refusal fence: once this server has refused a message of a
+   * range at version V, it refuses every message of that range tagged below V, for good. A
+   * producer's pipelined messages share their tag, so without the fence the first could be
+   * refused and a later one accepted once the reason for refusing had passed — when an aborted
+   * handover is cleared, or the range comes back — and the resent first would then land behind
+   * it. Resends are tagged at V or later, so the fence never refuses them.
+   */
+  public Decision place(long hash, long tag) {
+    if (tag > image.version()) {
+      return new Decision(Placement.WAIT, 0, 0, tag); // C2
+    }
+    RangeEntry r = image.rangeFor(hash);
+    if (tag < fenceOf(hash)) {
+      return refuse(r);
+    }
+    Decision d = decide(r, tag);
+    if (d.placement() == Placement.REFUSE) {
+      raiseFence(r.start(), r.end(), image.version());
+    }
+    return d;
+  }
+
+  private Decision decide(RangeEntry r, long tag) {
+    Side side = sides.get(r.start());
+    if (r.handover() == null) {
+      return r.owner().equals(me) ? queue(r) : refuse(r);
+    }
+    long he = r.epoch() + 1;
+    HandoverPhase phase = r.handover().phase();
+    if (r.owner().equals(me)) {
+      switch (phase) {
+        case PREPARE:
+          return queue(r);
+        case SWITCH:
+          return side != null && side.sealed() ? refuse(r)
+              : new Decision(Placement.HOLD, r.start(), he, image.version());
+        case ABORT_SWITCH:
+          if (side == null || tag < side.abortVersion()) {
+            return refuse(r); // C3: routed under the pre-abort map
+          }
+          return side.returned() ? queue(r)
+              : new Decision(Placement.POST_ABORT, r.start(), he, image.version());
+        default:
+          return refuse(r);
+      }
+    }
+    if (r.handover().target().equals(me) && phase == HandoverPhase.SWITCH
+        && side != null && !side.sealed()) {
+      return new Decision(Placement.HELD, r.start(), he, image.version());
+    }
+    return refuse(r);
+  }
+
+  /** A refusal fence over {@code [start, end)}: messages tagged below {@code version} are refused. */
+  public record Fence(long start, long end, long version) {}
+
+  private final List<Fence> fences = new ArrayList<>();
+
+  private long fenceOf(long hash) {
+    long v = 0;
+    for (Fence f : fences) {
+      if (io.plb.core.keyspace.Ring.contains(f.start(), f.end(), hash)) {
+        v = Math.max(v, f.version());
+      }
+    }
+    return v;
+  }
+
+  private void raiseFence(long start, long end, long version) {
+    fences.removeIf(f -> f.start() == start && f.end() == end && f.version() <= version);
+    fences.add(new Fence(start, end, version));
+  }
+
+  /** The refusal fences, for the agent to persist with the sides. */
+  public List<Fence> fences() {
+    return List.copyOf(fences);
+  }
+
+  /** Restores persisted fences (after a restart). */
+  public void restoreFences(List<Fence> persisted) {
+    fences.addAll(persisted);
+  }
+
+  private Decision queue(RangeEntry r) {
+    return new Decision(Placement.QUEUE, r.start(), 0, image.version());
+  }
+
+  private Decision refuse(RangeEntry r) {
+    return new Decision(Placement.REFUSE, r.start(), 0, image.version());
+  }
+
+  // ---------------------------------------------------------------- map versions
+
+  /** A new applied map version. Returns what the agent must do, in order. */
+  public List<Action> onMap(ClusterImage next) {
+    List<Action> out = new ArrayList<>();
+    image = next;
+    // Handovers that ended, or changed under us.
+    for (Side s : new ArrayList<>(sides.values())) {
+      int i = next.indexOfStart(s.rangeStart());
+      RangeEntry r = i < 0 ? null : next.range(i);
+      boolean stillOpen = r != null && r.handover() != null && r.epoch() + 1 == s.handoverEpoch();
+      if (stillOpen) {
+        continue;
+      }
+      sides.remove(s.rangeStart());
+      if (s.source()) {
+        if (r != null && r.epoch() == s.handoverEpoch() && !r.owner().equals(me)) {
+          // COMPLETE: the target stored our buffer before we reported drained.
+          out.add(new Action.Discard(s.rangeStart(), s.handoverEpoch(), List.of(Buffer.HOLD)));
+        } else if (r == null || !r.owner().equals(me)) {
+          out.add(new Action.Orphaned(s.rangeStart(), s.handoverEpoch()));
+        }
+        // Otherwise the reversal finished (we reported it after releasing everything).
+      } else {
+        if (r != null && r.owner().equals(me) && r.epoch() == s.handoverEpoch()) {
+          // COMPLETE (or a forced handover to us): the prefix first, then what we held.
+          out.add(new Action.Release(s.rangeStart(), s.handoverEpoch(),
+              List.of(Buffer.PREFIX, Buffer.HELD)));
+        } else {
+          // Aborted: from PREPARE nothing was held; after a reversal the source has confirmed,
+          // by reporting it, that it stored everything we handed back.
+          out.add(new Action.Discard(s.rangeStart(), s.handoverEpoch(),
+              List.of(Buffer.PREFIX, Buffer.HELD)));
+        }
+      }
+    }
+    // Handovers we take part in.
+    for (RangeEntry r : next.ranges()) {
+      if (r.handover() == null) {
+        continue;
+      }
+      long he = r.epoch() + 1;
+      HandoverPhase phase = r.handover().phase();
+      Side s = sides.get(r.start());
+      if (s != null && s.handoverEpoch() != he) {
+        s = null;
+      }
+      if (r.owner().equals(me)) {
+        if (s == null && phase != HandoverPhase.PREPARE) {
+          s = new Side(r.start(), he, true, r.handover().target(), false, false, false, 0, false);
+          sides.put(r.start(), s);
+          if (phase == HandoverPhase.SWITCH) {
+            out.add(new Action.AwaitBacklog(r.start(), he));
+          }
+        }
+        if (s != null && phase == HandoverPhase.ABORT_SWITCH && s.abortVersion() == 0) {
+          sides.put(r.start(), s.with(s.sealed(), s.bufferTransferred(), s.prefixStored(),
+              next.version(), s.returned()));
+        }
+      } else if (r.handover().target().equals(me)) {
+        if (s == null) {
+          s = new Side(r.start(), he, false, r.owner(), false, false, false, 0, false);
+          sides.put(r.start(), s);
+          out.add(new Action.ReportReady(r.start(), he));
+        }
+        if (phase == HandoverPhase.ABORT_SWITCH && !s.sealed()) {
+          // Run the protocol backwards: seal, and hand everything back to the source.
+          sides.put(r.start(), s.with(true, s.bufferTransferred(), s.prefixStored(),
+              next.version(), s.returned()));
+          out.add(new Action.Transfer(r.start(), he, Direction.REVERSE, r.owner(),
+              List.of(Buffer.PREFIX, Buffer.HELD)));
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- source side
+
+  /**
+   * The range's pre-switch backlog is fully acknowledged by consumers. C1: seal the range and
+   * take the hold buffer in one step, then send it (even empty).
+   */
+  public List<Action> onBacklogEmpty(long rangeStart) {
+    Side s = sides.get(rangeStart);
+    RangeEntry r = current(rangeStart);
+    if (s == null || !s.source() || s.sealed() || r == null || r.handover() == null
+        || r.handover().phase() != HandoverPhase.SWITCH) {
+      return List.of();
+    }
+    sides.put(rangeStart, s.with(true, false, false, 0, false));
+    return List.of(new Action.Transfer(rangeStart, s.handoverEpoch(), Direction.FORWARD,
+        s.peer(), List.of(Buffer.HOLD)));
+  }
+
+  /** The other server stored our transfer durably. */
+  public List<Action> onTransferAcked(long rangeStart, long handoverEpoch, Direction direction) {
+    Side s = sides.get(rangeStart);
+    if (s == null || s.handoverEpoch() != handoverEpoch) {
+      return List.of();
+    }
+    if (direction == Direction.FORWARD) {
+      if (s.returned()) {
+        return List.of(); // the ack lost a race with the handback; the leader has moved on
+      }
+      sides.put(rangeStart, s.with(true, true, s.prefixStored(), s.abortVersion(), s.returned()));
+      return List.of(new Action.ReportDrained(rangeStart, handoverEpoch));
+    }
+    // The source has everything we held: our copies go.
+    return List.of(new Action.Discard(rangeStart, handoverEpoch,
+        List.of(Buffer.PREFIX, Buffer.HELD)));
+  }
+
+  /**
+   * The target refused our forward transfer: it has already reversed the handover. We keep the
+   * hold buffer and proceed as on abort.
+   */
+  public List<Action> onTransferRefused(long rangeStart, long handoverEpoch) {
+    return List.of();
+  }
+
+  // ---------------------------------------------------------------- receiving transfers
+
+  /**
+   * Whether to accept a transfer sent under map {@code tag}; the agent stores an accepted one
+   * durably, then acknowledges it. Transfers carry message ids, and the agent drops ids it already
+   * holds, so a transfer stored twice (a lost acknowledgement) delivers nothing twice.
+   */
+  public TransferVerdict acceptTransfer(long rangeStart, long handoverEpoch, Direction direction,
+      long tag) {
+    if (tag > image.version()) {
+      return TransferVerdict.WAIT;
+    }
+    Side s = sides.get(rangeStart);
+    if (s == null || s.handoverEpoch() != handoverEpoch) {
+      return TransferVerdict.REFUSE;
+    }
+    boolean ok = direction == Direction.FORWARD
+        ? !s.source() && !s.sealed() // a target that reversed refuses
+        : s.source() && s.abortVersion() > 0;
+    return ok ? TransferVerdict.ACCEPT : TransferVerdict.REFUSE;
+  }
+
+  /**
+   * An accepted transfer is stored (as {@link Buffer#PREFIX} on a target, {@link Buffer#RETURNED}
+   * on a source). On a source this finishes the reversal: release in order, then report.
+   */
+  public List<Action> onTransferStored(long rangeStart, long handoverEpoch, Direction direction) {
+    Side s = sides.get(rangeStart);
+    if (s == null || s.handoverEpoch() != handoverEpoch) {
+      return List.of();
+    }
+    if (direction == Direction.FORWARD) {
+      sides.put(rangeStart, s.with(s.sealed(), s.bufferTransferred(), true, s.abortVersion(),
+          s.returned()));
+      return List.of();
+    }
+    if (s.returned()) {
+      return List.of(new Action.ReportReversed(rangeStart, handoverEpoch));
+    }
+    sides.put(rangeStart, s.with(false, s.bufferTransferred(), s.prefixStored(),
+        s.abortVersion(), true));
+    // The backlog is already in the queue; then our hold buffer (unless the target had it and
+    // just returned it), the target's handback, and what arrived after the abort.
+    if (s.bufferTransferred()) {
+      // The target had our hold buffer as its prefix and returned it first.
+      return List.of(
+          new Action.Discard(rangeStart, handoverEpoch, List.of(Buffer.HOLD)),
+          new Action.Release(rangeStart, handoverEpoch,
+              List.of(Buffer.RETURNED, Buffer.POST_ABORT)),
+          new Action.ReportReversed(rangeStart, handoverEpoch));
+    }
+    return List.of(
+        new Action.Release(rangeStart, handoverEpoch,
+            List.of(Buffer.HOLD, Buffer.RETURNED, Buffer.POST_ABORT)),
+        new Action.ReportReversed(rangeStart, handoverEpoch));
+  }
+
+  private RangeEntry current(long rangeStart) {
+    int i = image.indexOfStart(rangeStart);
+    return i < 0 ? null : image.range(i);
+  }
+}
