@@ -23,7 +23,8 @@ import java.util.function.Consumer;
  *
  * <p>Phases as committed in the map: no handover → PREPARE → SWITCH → (owner = target, epoch + 1,
  * no handover). An abort clears PREPARE, or turns SWITCH into ABORT_SWITCH, which is cleared by
- * {@link FinishAbort}. Every report names the handover by {@code (range start, handoverEpoch)}
+ * {@link FinishAbort}; clearing an aborted handover also bumps the epoch (the owner stays), so
+ * every attempt has an identity of its own. Every report names the handover by {@code (range start, handoverEpoch)}
  * with {@code handoverEpoch = epoch + 1}; a report for an earlier handover, or one whose step has
  * already been taken, is ignored — so every step is idempotent. A report for an epoch the range has
  * not reached is refused: no honest participant can hold it.
@@ -116,7 +117,7 @@ final class Handovers {
       Consumer<String> ignore) {
     RangeEntry r = reported(image, c.rangeStart(), c.handoverEpoch());
     if (isOpen(r, c.handoverEpoch(), HandoverPhase.PREPARE)) {
-      upsert.accept(withHandover(r, null));
+      upsert.accept(closed(r));
     } else if (isOpen(r, c.handoverEpoch(), HandoverPhase.SWITCH)) {
       upsert.accept(
           withHandover(r, new Handover(r.handover().target(), HandoverPhase.ABORT_SWITCH)));
@@ -132,7 +133,7 @@ final class Handovers {
       ignore.accept(lateness(r, c.handoverEpoch()));
       return;
     }
-    upsert.accept(withHandover(r, null));
+    upsert.accept(closed(r));
   }
 
   static void force(ClusterImage image, ForceHandover c, Consumer<RangeEntry> upsert) {
@@ -188,6 +189,15 @@ final class Handovers {
 
   private static boolean involves(RangeEntry e, String server) {
     return e.owner().equals(server) || e.handover().target().equals(server);
+  }
+
+  /**
+   * The range after an aborted handover is cleared: same owner, next epoch. Bumping the epoch
+   * gives the next attempt its own identity {@code (range, epoch + 1)}, so a late report of the
+   * aborted attempt can never be taken for a report of the next one.
+   */
+  private static RangeEntry closed(RangeEntry r) {
+    return new RangeEntry(r.start(), r.end(), r.owner(), r.epoch() + 1, null, r.pinned());
   }
 
   private static RangeEntry withHandover(RangeEntry r, Handover h) {

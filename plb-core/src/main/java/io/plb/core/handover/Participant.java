@@ -168,26 +168,28 @@ public final class Participant {
   // ---------------------------------------------------------------- arrivals
 
   /**
-   * Where a message of ring position {@code hash}, routed under map {@code tag}, goes.
+   * Where a message of ring position {@code hash}, sent by producer session {@code producer}
+   * and routed under map {@code tag}, goes.
    *
-   * <p>Besides C1–C3 this applies a refusal fence: once this server has refused a message of a
-   * range at version V, it refuses every message of that range tagged below V, for good. A
-   * producer's pipelined messages share their tag, so without the fence the first could be
-   * refused and a later one accepted once the reason for refusing had passed — when an aborted
-   * handover is cleared, or the range comes back — and the resent first would then land behind
-   * it. Resends are tagged at V or later, so the fence never refuses them.
+   * <p>Besides C1–C3 this applies a refusal fence per producer session: once this server has
+   * refused a message of a range from a producer at version V, it refuses every message of that
+   * range from that producer tagged below V. A producer's pipelined messages can share a tag, so
+   * without the fence the first could be refused and a later one accepted once the reason for
+   * refusing had passed — an aborted handover cleared, a range come back — and the resent first
+   * would land behind it. The producer resends at V or later, so the fence never refuses a
+   * resend; other producers are not affected.
    */
-  public Decision place(long hash, long tag) {
+  public Decision place(long hash, long tag, String producer) {
     if (tag > image.version()) {
       return new Decision(Placement.WAIT, 0, 0, tag); // C2
     }
     RangeEntry r = image.rangeFor(hash);
-    if (tag < fenceOf(hash)) {
+    if (tag < fenceOf(producer, hash)) {
       return refuse(r);
     }
     Decision d = decide(r, tag);
     if (d.placement() == Placement.REFUSE) {
-      raiseFence(r.start(), r.end(), image.version());
+      raiseFence(producer, r.start(), r.end(), image.version());
     }
     return d;
   }
@@ -223,34 +225,47 @@ public final class Participant {
     return refuse(r);
   }
 
-  /** A refusal fence over {@code [start, end)}: messages tagged below {@code version} are refused. */
-  public record Fence(long start, long end, long version) {}
+  /**
+   * A refusal fence: messages of {@code producer} in {@code [start, end)} tagged below
+   * {@code version} are refused.
+   */
+  public record Fence(String producer, long start, long end, long version) {}
 
-  private final List<Fence> fences = new ArrayList<>();
+  private final Map<String, List<Fence>> fences = new HashMap<>();
 
-  private long fenceOf(long hash) {
+  private long fenceOf(String producer, long hash) {
+    List<Fence> list = fences.get(producer);
     long v = 0;
-    for (Fence f : fences) {
-      if (io.plb.core.keyspace.Ring.contains(f.start(), f.end(), hash)) {
-        v = Math.max(v, f.version());
+    if (list != null) {
+      for (Fence f : list) {
+        if (io.plb.core.keyspace.Ring.contains(f.start(), f.end(), hash)) {
+          v = Math.max(v, f.version());
+        }
       }
     }
     return v;
   }
 
-  private void raiseFence(long start, long end, long version) {
-    fences.removeIf(f -> f.start() == start && f.end() == end && f.version() <= version);
-    fences.add(new Fence(start, end, version));
+  private void raiseFence(String producer, long start, long end, long version) {
+    List<Fence> list = fences.computeIfAbsent(producer, k -> new ArrayList<>());
+    list.removeIf(f -> f.start() == start && f.end() == end && f.version() <= version);
+    list.add(new Fence(producer, start, end, version));
   }
 
   /** The refusal fences, for the agent to persist with the sides. */
   public List<Fence> fences() {
-    return List.copyOf(fences);
+    List<Fence> out = new ArrayList<>();
+    for (List<Fence> list : fences.values()) {
+      out.addAll(list);
+    }
+    return out;
   }
 
   /** Restores persisted fences (after a restart). */
   public void restoreFences(List<Fence> persisted) {
-    fences.addAll(persisted);
+    for (Fence f : persisted) {
+      fences.computeIfAbsent(f.producer(), k -> new ArrayList<>()).add(f);
+    }
   }
 
   private Decision queue(RangeEntry r) {

@@ -23,7 +23,7 @@ class HandoverSimulationTest {
   void manySeedsKeepEveryMessageInProducerOrder() {
     String only = System.getProperty("plb.sim.seed");
     long first = only == null ? 1 : Long.parseLong(only);
-    long last = only == null ? Long.getLong("plb.sim.count", 300) : first;
+    long last = only == null ? Long.getLong("plb.sim.count", 1000) : first;
     long completed = 0;
     long aborted = 0;
     long refusals = 0;
