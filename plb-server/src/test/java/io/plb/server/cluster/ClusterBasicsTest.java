@@ -93,6 +93,49 @@ class ClusterBasicsTest {
   }
 
   @Test
+  void everyNodeServesHealthAndReflection() throws Exception {
+    for (String endpoint : cluster.endpoints()) {
+      io.grpc.ManagedChannel channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+          .forTarget(endpoint).usePlaintext().build();
+      try {
+        var health = io.grpc.health.v1.HealthGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(5, java.util.concurrent.TimeUnit.SECONDS)
+            .check(io.grpc.health.v1.HealthCheckRequest.getDefaultInstance());
+        assertEquals(io.grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING,
+            health.getStatus());
+        java.util.List<String> services = new java.util.ArrayList<>();
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        var requests = io.grpc.reflection.v1.ServerReflectionGrpc.newStub(channel)
+            .serverReflectionInfo(new io.grpc.stub.StreamObserver<>() {
+              @Override
+              public void onNext(io.grpc.reflection.v1.ServerReflectionResponse r) {
+                r.getListServicesResponse().getServiceList()
+                    .forEach(svc -> services.add(svc.getName()));
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                done.countDown();
+              }
+
+              @Override
+              public void onCompleted() {
+                done.countDown();
+              }
+            });
+        requests.onNext(io.grpc.reflection.v1.ServerReflectionRequest.newBuilder()
+            .setListServices("*").build());
+        requests.onCompleted();
+        assertTrue(done.await(5, java.util.concurrent.TimeUnit.SECONDS));
+        assertTrue(services.containsAll(java.util.List.of("plb.v1.MapService",
+            "plb.v1.AdminService", "plb.v1.AgentService", "grpc.health.v1.Health")), services.toString());
+      } finally {
+        channel.shutdownNow();
+      }
+    }
+  }
+
+  @Test
   void statusNamesLeaderAndMembers() {
     ClusterStatus s = admin.clusterStatus();
     assertEquals(3, s.getMembersCount());
