@@ -485,13 +485,13 @@ public final class PlbCtl {
       RangeEntry r = image.rangeFor(range);
       String phase;
       if (r.start() != range) {
-        phase = "GONE";
-      } else if (r.epoch() >= epoch) {
-        phase = r.owner().equals(to) && r.epoch() == epoch ? "COMPLETE" : "GONE";
-      } else if (r.handover() == null) {
-        phase = "ABORTED";
-      } else {
+        phase = "GONE"; // split or merged: the move is over
+      } else if (r.handover() != null && r.epoch() + 1 == epoch) {
         phase = r.handover().phase().name();
+      } else if (r.owner().equals(to) && r.epoch() == epoch) {
+        phase = "COMPLETE";
+      } else {
+        phase = "ABORTED";
       }
       if (phase.equals(lastPhase[0])) {
         return;
@@ -503,11 +503,13 @@ public final class PlbCtl {
           o.put("version", image.version());
           o.put("phase", phase);
           o.put("range", rangeJson(r));
+          o.put("cause", delta == null ? null : delta.cause());
           out.println(Json.write(o));
         } else {
           out.println("v" + image.version() + "  " + phase + "  " + r.rangeText() + " owner "
               + r.owner() + " epoch " + r.epoch()
-              + (r.handover() == null ? "" : " → " + r.handover().target()));
+              + (r.handover() == null ? "" : " → " + r.handover().target())
+              + (delta == null ? "" : "  (" + delta.cause() + ")"));
         }
         out.flush();
       }

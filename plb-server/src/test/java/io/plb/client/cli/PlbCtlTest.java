@@ -998,4 +998,46 @@ class PlbCtlTest {
       }
     }
   }
+
+  @Test
+  void moveHandoversAndAbort() {
+    int i = 20;
+    long lo = region(i);
+    carve(lo, regionEnd(i));
+    write("server", "add", "mv-a", "--address", "127.0.0.1:9581");
+    write("server", "add", "mv-b", "--address", "127.0.0.1:9582");
+    write("assign", hex(lo), "mv-a");
+    long epoch = map().rangeFor(lo).epoch();
+
+    JsonObject started = jsonOut(ok("--json", "move", hex(lo), "--to", "mv-b", "--no-wait"));
+    assertEquals(epoch + 1, started.get("handover_epoch").getAsLong());
+    assertEquals("PREPARE", started.get("phase").getAsString());
+
+    Result human = ok("handovers");
+    List<String> cells = row(human.out, Ring.formatRange(lo, regionEnd(i)));
+    assertNotNull(cells, human.out);
+    assertEquals(List.of("mv-a", "mv-b", "PREPARE"), cells.subList(1, 4));
+
+    JsonObject list = jsonOut(ok("--json", "handovers"));
+    JsonObject h = null;
+    for (var e : list.getAsJsonArray("handovers")) {
+      if (e.getAsJsonObject().get("start").getAsString().equals(hex(lo))) {
+        h = e.getAsJsonObject();
+      }
+    }
+    assertNotNull(h, list.toString());
+    assertEquals("mv-a", h.get("source").getAsString());
+    assertEquals("mv-b", h.getAsJsonObject("handover").get("target").getAsString());
+    assertEquals(epoch + 1, h.get("handover_epoch").getAsLong());
+
+    String busy = fails(1, "move", hex(lo), "--to", "mv-a");
+    assertTrue(busy.startsWith("plbctl: FAILED_PRECONDITION: "), busy);
+    Result aborted = ok("abort", hex(lo), "--reason", "test");
+    assertTrue(aborted.out.startsWith("handover of range " + hex(lo) + " aborted"), aborted.out);
+    RangeEntry after = admin.getMap(aborted.version()).rangeFor(lo);
+    assertEquals("mv-a", after.owner());
+    assertEquals(epoch + 1, after.epoch(), "clearing an aborted handover bumps the epoch");
+    assertTrue(fails(1, "abort", hex(lo)).startsWith("plbctl: FAILED_PRECONDITION: "));
+    assertTrue(fails(2, "move", hex(lo)).contains("--to"));
+  }
 }
