@@ -1,0 +1,199 @@
+package io.plb.core.handover;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.plb.core.command.Command;
+import io.plb.core.command.CommandProcessor;
+import io.plb.core.handover.Participant.Action;
+import io.plb.core.handover.Participant.Buffer;
+import io.plb.core.handover.Participant.Direction;
+import io.plb.core.handover.Participant.Placement;
+import io.plb.core.handover.Participant.TransferVerdict;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.MapDelta;
+import java.util.List;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The hold rules step by step, for a source S and a target T of the one range [0, 2^64).
+ * Scenario tests; the seeded simulation checks the rules together under random schedules.
+ */
+class ParticipantTest {
+  private static final long H = 12345; // a hash in the range
+  private ClusterImage image;
+  private Participant s;
+  private Participant t;
+
+  private void commit(Command c) {
+    MapDelta d = CommandProcessor.process(image, c, image.version() + 1);
+    image = image.apply(d);
+  }
+
+  private long epoch() {
+    return image.range(0).epoch();
+  }
+
+  @BeforeEach
+  void setUp() {
+    image = ClusterImage.EMPTY;
+    commit(new Command.RegisterServer("S", "s:1", 1.0));
+    commit(new Command.RegisterServer("T", "t:1", 1.0));
+    commit(new Command.AssignRange(0, "S", false));
+    s = new Participant("S");
+    t = new Participant("T");
+    s.onMap(image);
+    t.onMap(image);
+  }
+
+  private long startAndSwitch() {
+    commit(new Command.StartHandover(0, 0, epoch(), "T", 2, 4));
+    long he = epoch() + 1;
+    assertEquals(List.of(new Action.ReportReady(0, he)), t.onMap(image));
+    assertEquals(List.of(), s.onMap(image));
+    assertEquals(Placement.QUEUE, s.place(H, image.version(), "p").placement(),
+        "PREPARE: the source still takes the range");
+    assertEquals(Placement.REFUSE, t.place(H, image.version(), "p").placement());
+    commit(new Command.HandoverReady(0, he));
+    assertEquals(List.of(new Action.AwaitBacklog(0, he)), s.onMap(image));
+    t.onMap(image);
+    return he;
+  }
+
+  @Test
+  void forwardHandover() {
+    long he = startAndSwitch();
+    long tag = image.version();
+    assertEquals(Placement.HOLD, s.place(H, tag - 1, "p").placement(),
+        "an arrival after SWITCH goes to the hold buffer, whatever its tag");
+    assertEquals(Placement.HELD, t.place(H, tag, "p").placement());
+
+    List<Action> seal = s.onBacklogEmpty(0);
+    assertEquals(List.of(new Action.Transfer(0, he, Direction.FORWARD, "T", List.of(Buffer.HOLD))),
+        seal);
+    assertEquals(Placement.REFUSE, s.place(H, tag, "p").placement(), "C1: sealed");
+    assertEquals(List.of(), s.onBacklogEmpty(0), "sealing happens once");
+
+    assertEquals(TransferVerdict.ACCEPT, t.acceptTransfer(0, he, Direction.FORWARD, tag));
+    assertEquals(List.of(), t.onTransferStored(0, he, Direction.FORWARD));
+    assertEquals(List.of(new Action.ReportDrained(0, he)),
+        s.onTransferAcked(0, he, Direction.FORWARD));
+
+    commit(new Command.HandoverDrained(0, he));
+    assertEquals(List.of(new Action.Release(0, he, List.of(Buffer.PREFIX, Buffer.HELD))),
+        t.onMap(image), "the target releases the prefix, then what it held");
+    assertEquals(List.of(new Action.Discard(0, he, List.of(Buffer.HOLD))), s.onMap(image));
+    assertEquals(Placement.QUEUE, t.place(H, image.version(), "p").placement());
+    assertEquals(Placement.REFUSE, s.place(H, image.version(), "p").placement());
+  }
+
+  @Test
+  void messagesRoutedUnderANewerMapWait() {
+    long he = startAndSwitch();
+    var d = t.place(H, image.version() + 3, "p");
+    assertEquals(Placement.WAIT, d.placement(), "C2");
+    assertEquals(image.version() + 3, d.version());
+    assertEquals(TransferVerdict.WAIT,
+        t.acceptTransfer(0, he, Direction.FORWARD, image.version() + 1));
+  }
+
+  @Test
+  void abortFromPrepareDiscardsTheEmptyHeldQueue() {
+    commit(new Command.StartHandover(0, 0, epoch(), "T", 2, 4));
+    long he = epoch() + 1;
+    t.onMap(image);
+    s.onMap(image);
+    commit(new Command.AbortHandover(0, he, "test"));
+    assertEquals(List.of(new Action.Discard(0, he, List.of(Buffer.PREFIX, Buffer.HELD))),
+        t.onMap(image));
+    assertEquals(List.of(), s.onMap(image));
+    assertEquals(Placement.QUEUE, s.place(H, image.version(), "p").placement());
+  }
+
+  @Test
+  void abortFromSwitchBeforeTheSealRunsBackwards() {
+    long he = startAndSwitch();
+    long preAbortTag = image.version();
+    assertEquals(Placement.HOLD, s.place(H, preAbortTag, "p").placement());
+    commit(new Command.AbortHandover(0, he, "test"));
+    long abortVersion = image.version();
+    assertEquals(List.of(), s.onMap(image));
+    List<Action> reverse = t.onMap(image);
+    assertEquals(List.of(new Action.Transfer(0, he, Direction.REVERSE, "S",
+        List.of(Buffer.PREFIX, Buffer.HELD))), reverse);
+    assertEquals(Placement.REFUSE, t.place(H, abortVersion, "p").placement(), "T sealed");
+    assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p1").placement(),
+        "C3: routed under the pre-abort map");
+    assertEquals(Placement.POST_ABORT, s.place(H, abortVersion, "p2").placement());
+    assertEquals(TransferVerdict.REFUSE, t.acceptTransfer(0, he, Direction.FORWARD, abortVersion),
+        "a target that reversed refuses the forward transfer");
+
+    assertEquals(TransferVerdict.ACCEPT, s.acceptTransfer(0, he, Direction.REVERSE, abortVersion));
+    assertEquals(List.of(
+        new Action.Release(0, he, List.of(Buffer.HOLD, Buffer.RETURNED, Buffer.POST_ABORT)),
+        new Action.ReportReversed(0, he)), s.onTransferStored(0, he, Direction.REVERSE));
+    assertEquals(Placement.QUEUE, s.place(H, abortVersion, "p2").placement());
+    assertEquals(List.of(new Action.Discard(0, he, List.of(Buffer.PREFIX, Buffer.HELD))),
+        t.onTransferAcked(0, he, Direction.REVERSE));
+
+    commit(new Command.FinishAbort(0, he));
+    assertEquals(he, epoch(), "clearing the abort bumps the epoch");
+    s.onMap(image);
+    t.onMap(image);
+    assertEquals(Placement.QUEUE, s.place(H, image.version(), "p2").placement());
+  }
+
+  @Test
+  void abortAfterTheSourceTransferredGetsItsBufferBackFirst() {
+    long he = startAndSwitch();
+    s.onBacklogEmpty(0);
+    long tag = image.version();
+    assertEquals(TransferVerdict.ACCEPT, t.acceptTransfer(0, he, Direction.FORWARD, tag));
+    t.onTransferStored(0, he, Direction.FORWARD);
+    s.onTransferAcked(0, he, Direction.FORWARD);
+    commit(new Command.AbortHandover(0, he, "test"));
+    s.onMap(image);
+    t.onMap(image);
+    s.acceptTransfer(0, he, Direction.REVERSE, image.version());
+    assertEquals(List.of(
+        new Action.Discard(0, he, List.of(Buffer.HOLD)),
+        new Action.Release(0, he, List.of(Buffer.RETURNED, Buffer.POST_ABORT)),
+        new Action.ReportReversed(0, he)), s.onTransferStored(0, he, Direction.REVERSE));
+  }
+
+  @Test
+  void theRefusalFenceOutlivesTheAbortAndIsPerProducer() {
+    long he = startAndSwitch();
+    long preAbortTag = image.version();
+    commit(new Command.AbortHandover(0, he, "test"));
+    s.onMap(image);
+    assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p1").placement());
+    s.acceptTransfer(0, he, Direction.REVERSE, image.version());
+    s.onTransferStored(0, he, Direction.REVERSE);
+    commit(new Command.FinishAbort(0, he));
+    s.onMap(image);
+    // p1's second pipelined message, routed with the same old tag, arrives after the clear.
+    assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p1").placement(),
+        "the fence keeps refusing what was routed before p1's refusal");
+    assertEquals(Placement.QUEUE, s.place(H, preAbortTag, "p2").placement(),
+        "another producer, never refused, is not fenced");
+    assertEquals(Placement.QUEUE, s.place(H, image.version(), "p1").placement(),
+        "p1's resends, tagged at the refusal's version or later, are taken");
+    assertTrue(s.fences().stream().anyMatch(f -> f.producer().equals("p1")));
+  }
+
+  @Test
+  void sidesAndFencesSurviveARestart() {
+    long he = startAndSwitch();
+    s.onBacklogEmpty(0);
+    Participant restarted = new Participant("S");
+    restarted.restore(s.sides());
+    restarted.restoreFences(s.fences());
+    restarted.onMap(image);
+    assertEquals(Placement.REFUSE, restarted.place(H, image.version(), "p").placement(),
+        "still sealed after a restart");
+    assertEquals(List.of(new Action.ReportDrained(0, he)),
+        restarted.onTransferAcked(0, he, Direction.FORWARD));
+  }
+}
