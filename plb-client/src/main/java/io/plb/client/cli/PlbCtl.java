@@ -375,20 +375,25 @@ public final class PlbCtl {
     return o;
   }
 
+  /** The {@code ranges} and {@code servers} arrays of a full map. */
+  private static void putMap(Map<String, Object> o, ClusterImage image) {
+    List<Object> ranges = new ArrayList<>();
+    for (RangeEntry r : image.ranges()) {
+      ranges.add(rangeJson(r));
+    }
+    o.put("ranges", ranges);
+    List<Object> servers = new ArrayList<>();
+    for (QueueServerInfo s : image.servers().values()) {
+      servers.add(serverJson(s));
+    }
+    o.put("servers", servers);
+  }
+
   private void printMap(ClusterImage image, boolean json) {
     if (json) {
       Map<String, Object> o = Json.object();
       o.put("version", image.version());
-      List<Object> ranges = new ArrayList<>();
-      for (RangeEntry r : image.ranges()) {
-        ranges.add(rangeJson(r));
-      }
-      o.put("ranges", ranges);
-      List<Object> servers = new ArrayList<>();
-      for (QueueServerInfo s : image.servers().values()) {
-        servers.add(serverJson(s));
-      }
-      o.put("servers", servers);
+      putMap(o, image);
       out.println(Json.write(o));
       return;
     }
@@ -600,16 +605,7 @@ public final class PlbCtl {
     o.put("version", image.version());
     if (delta == null) {
       o.put("type", "full_map");
-      List<Object> ranges = new ArrayList<>();
-      for (RangeEntry r : image.ranges()) {
-        ranges.add(rangeJson(r));
-      }
-      o.put("ranges", ranges);
-      List<Object> servers = new ArrayList<>();
-      for (QueueServerInfo s : image.servers().values()) {
-        servers.add(serverJson(s));
-      }
-      o.put("servers", servers);
+      putMap(o, image);
     } else {
       o.put("type", "delta");
       o.put("prev_version", delta.prevVersion());
