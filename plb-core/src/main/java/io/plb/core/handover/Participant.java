@@ -115,10 +115,16 @@ public final class Participant {
     /** Refuse it: the handover it belongs to is over or was reversed. */
     REFUSE,
     /** It was sent under a map this server has not applied yet: wait for that version (C2). */
-    WAIT
+    WAIT,
+    /** This server already stored it (a resend after a lost ack): acknowledge, store nothing. */
+    DUPLICATE
   }
 
-  /** What this server knows of one handover it takes part in; persisted by the agent. */
+  /**
+   * What this server knows of one handover it takes part in; persisted by the agent.
+   * {@code bufferTransferred} means, on a source, that the target acknowledged our hold buffer
+   * and, on a target, that the source acknowledged our handback after an abort.
+   */
   public record Side(
       long rangeStart,
       long handoverEpoch,
@@ -385,6 +391,11 @@ public final class Participant {
       return List.of(new Action.ReportDrained(rangeStart, handoverEpoch));
     }
     // The source has everything we held: our copies go.
+    if (s.bufferTransferred()) {
+      return List.of();
+    }
+    sides.put(rangeStart, s.with(s.sealed(), true, s.prefixStored(), s.abortVersion(),
+        s.returned()));
     return List.of(new Action.Discard(rangeStart, handoverEpoch,
         List.of(Buffer.PREFIX, Buffer.HELD)));
   }
@@ -413,10 +424,16 @@ public final class Participant {
     if (s == null || s.handoverEpoch() != handoverEpoch) {
       return TransferVerdict.REFUSE;
     }
-    boolean ok = direction == Direction.FORWARD
-        ? !s.source() && !s.sealed() // a target that reversed refuses
-        : s.source() && s.abortVersion() > 0;
-    return ok ? TransferVerdict.ACCEPT : TransferVerdict.REFUSE;
+    if (direction == Direction.FORWARD) {
+      if (s.source() || s.sealed()) {
+        return TransferVerdict.REFUSE; // a target that reversed refuses
+      }
+      return s.prefixStored() ? TransferVerdict.DUPLICATE : TransferVerdict.ACCEPT;
+    }
+    if (!s.source() || s.abortVersion() == 0) {
+      return TransferVerdict.REFUSE;
+    }
+    return s.returned() ? TransferVerdict.DUPLICATE : TransferVerdict.ACCEPT;
   }
 
   /**
@@ -452,6 +469,42 @@ public final class Participant {
         new Action.Release(rangeStart, handoverEpoch,
             List.of(Buffer.HOLD, Buffer.RETURNED, Buffer.POST_ABORT)),
         new Action.ReportReversed(rangeStart, handoverEpoch));
+  }
+
+  /**
+   * The reports and transfers still owed, for the agent to send again on a timer: calls get lost,
+   * and every one of them is idempotent, keyed by {@code (range, handoverEpoch)}. A resent
+   * transfer carries the same buffers (frozen once sealed), and the receiver acknowledges one it
+   * already stored without storing it again.
+   */
+  public List<Action> resend() {
+    List<Action> out = new ArrayList<>();
+    for (Side s : sides.values()) {
+      RangeEntry r = current(s.rangeStart());
+      if (r == null || r.handover() == null || r.epoch() + 1 != s.handoverEpoch()) {
+        continue;
+      }
+      HandoverPhase phase = r.handover().phase();
+      long he = s.handoverEpoch();
+      if (s.source()) {
+        if (phase == HandoverPhase.SWITCH && s.sealed() && !s.bufferTransferred()) {
+          out.add(new Action.Transfer(s.rangeStart(), he, Direction.FORWARD, s.peer(),
+              List.of(Buffer.HOLD)));
+        } else if (phase == HandoverPhase.SWITCH && s.bufferTransferred()) {
+          out.add(new Action.ReportDrained(s.rangeStart(), he));
+        } else if (phase == HandoverPhase.ABORT_SWITCH && s.returned()) {
+          out.add(new Action.ReportReversed(s.rangeStart(), he));
+        }
+      } else {
+        if (phase == HandoverPhase.PREPARE && !s.sealed()) {
+          out.add(new Action.ReportReady(s.rangeStart(), he));
+        } else if (phase == HandoverPhase.ABORT_SWITCH && s.sealed() && !s.bufferTransferred()) {
+          out.add(new Action.Transfer(s.rangeStart(), he, Direction.REVERSE, s.peer(),
+              List.of(Buffer.PREFIX, Buffer.HELD)));
+        }
+      }
+    }
+    return out;
   }
 
   private RangeEntry current(long rangeStart) {

@@ -196,4 +196,32 @@ class ParticipantTest {
     assertEquals(List.of(new Action.ReportDrained(0, he)),
         restarted.onTransferAcked(0, he, Direction.FORWARD));
   }
+
+  @Test
+  void whatIsStillOwedIsSentAgainAndDuplicatesAreAcknowledged() {
+    commit(new Command.StartHandover(0, 0, epoch(), "T", 2, 4));
+    long he = epoch() + 1;
+    t.onMap(image);
+    s.onMap(image);
+    assertEquals(List.of(new Action.ReportReady(0, he)), t.resend(), "a lost ready is resent");
+    commit(new Command.HandoverReady(0, he));
+    t.onMap(image);
+    s.onMap(image);
+    assertEquals(List.of(), t.resend());
+    s.onBacklogEmpty(0);
+    assertEquals(List.of(new Action.Transfer(0, he, Direction.FORWARD, "T", List.of(Buffer.HOLD))),
+        s.resend(), "an unacknowledged transfer is resent");
+    long tag = image.version();
+    assertEquals(TransferVerdict.ACCEPT, t.acceptTransfer(0, he, Direction.FORWARD, tag));
+    t.onTransferStored(0, he, Direction.FORWARD);
+    assertEquals(TransferVerdict.DUPLICATE, t.acceptTransfer(0, he, Direction.FORWARD, tag),
+        "the resend after a lost ack is acknowledged, not stored twice");
+    s.onTransferAcked(0, he, Direction.FORWARD);
+    assertEquals(List.of(new Action.ReportDrained(0, he)), s.resend(), "a lost drained is resent");
+    commit(new Command.HandoverDrained(0, he));
+    s.onMap(image);
+    t.onMap(image);
+    assertEquals(List.of(), s.resend());
+    assertEquals(List.of(), t.resend());
+  }
 }

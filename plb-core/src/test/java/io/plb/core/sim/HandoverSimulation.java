@@ -41,7 +41,13 @@ import java.util.function.Consumer;
 final class HandoverSimulation {
   /** Run parameters. */
   record Config(int producers, int messagesPerProducer, int keys, int window,
-      double abortChance, double duplicateReportChance, int maxDelay) {}
+      double abortChance, double duplicateReportChance, int maxDelay, double lossChance) {
+    Config(int producers, int messagesPerProducer, int keys, int window, double abortChance,
+        double duplicateReportChance, int maxDelay) {
+      this(producers, messagesPerProducer, keys, window, abortChance, duplicateReportChance,
+          maxDelay, 0);
+    }
+  }
 
   /** A published message. */
   record Msg(int producer, long seq, String key, long hash) {
@@ -174,7 +180,14 @@ final class HandoverSimulation {
   }
 
   /** A report from a queue server reaching the leader (maybe twice). */
+  private boolean lost() {
+    return rnd.nextDouble() < config.lossChance();
+  }
+
   private void report(String from, Command c) {
+    if (lost()) {
+      return; // the agent sends it again (Participant.resend)
+    }
     int copies = rnd.nextDouble() < config.duplicateReportChance() ? 2 : 1;
     for (int i = 0; i < copies; i++) {
       link(from, "leader").send(() -> {
@@ -290,7 +303,9 @@ final class HandoverSimulation {
           trace(id + " transfer " + x + " " + ids(payload));
           long tag = rules.version();
           Server peer = servers.get(x.to());
-          link(id, x.to()).send(() -> peer.receiveTransfer(this, x, payload, tag));
+          if (!lost()) {
+            link(id, x.to()).send(() -> peer.receiveTransfer(this, x, payload, tag));
+          }
         } else if (a instanceof Action.Release x) {
           for (Buffer b : x.buffers()) {
             List<Msg> list = buffers.remove(bufferKey(x.rangeStart(), x.handoverEpoch(), b));
@@ -321,6 +336,13 @@ final class HandoverSimulation {
             .add(() -> receiveTransfer(from, t, payload, tag));
         return;
       }
+      if (v == Participant.TransferVerdict.DUPLICATE) {
+        if (!lost()) {
+          link(id, from.id).send(() -> from.run(
+              from.rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction())));
+        }
+        return;
+      }
       if (v == Participant.TransferVerdict.REFUSE) {
         link(id, from.id).send(() -> from.run(
             from.rules.onTransferRefused(t.rangeStart(), t.handoverEpoch())));
@@ -338,8 +360,10 @@ final class HandoverSimulation {
         }
       }
       run(rules.onTransferStored(t.rangeStart(), t.handoverEpoch(), t.direction()));
-      link(id, from.id).send(() -> from.run(
-          from.rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction())));
+      if (!lost()) {
+        link(id, from.id).send(() -> from.run(
+            from.rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction())));
+      }
     }
 
     /** A publish from a producer's router, in link order; blocks the link while it waits. */
@@ -379,6 +403,14 @@ final class HandoverSimulation {
           buffer(d.rangeStart(), d.handoverEpoch(), b).add(m);
           link(id, "p" + p.index).send(onAck);
         }
+      }
+    }
+
+    /** The agent's retry timer: reports and transfers whose effect has not been seen yet. */
+    void resendTick() {
+      run(rules.resend());
+      if (!quiet()) {
+        at(10L * config.maxDelay(), this::resendTick);
       }
     }
 
@@ -589,6 +621,7 @@ final class HandoverSimulation {
       ClusterImage initial = image;
       link("leader", s.id).send(() -> tracking.onVersion(initial));
       at(1, s::consume);
+      at(10L * config.maxDelay(), s::resendTick);
     }
     for (int p = 0; p < config.producers(); p++) {
       Producer producer = new Producer(p, keys);

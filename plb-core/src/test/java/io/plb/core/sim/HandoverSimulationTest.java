@@ -18,6 +18,9 @@ class HandoverSimulationTest {
   /** Many aborts, few keys: reaches the abort-from-SWITCH races that C2 and C3 guard. */
   private static final HandoverSimulation.Config ABORTS =
       new HandoverSimulation.Config(2, 100, 2, 2, 0.3, 0.2, 10);
+  /** Reports, transfers and their acknowledgements lost at random; agents send them again. */
+  private static final HandoverSimulation.Config LOSSY =
+      new HandoverSimulation.Config(2, 100, 4, 2, 0.1, 0.2, 8, 0.25);
 
   @Test
   void manySeedsKeepEveryMessageInProducerOrder() {
@@ -28,10 +31,11 @@ class HandoverSimulationTest {
     long aborted = 0;
     long refusals = 0;
     for (long seed = first; seed <= last; seed++) {
-      HandoverSimulation.Config config = switch ((int) (seed % 3)) {
+      HandoverSimulation.Config config = switch ((int) (seed % 4)) {
         case 0 -> PIPELINED;
         case 1 -> SEQUENTIAL;
-        default -> ABORTS;
+        case 2 -> ABORTS;
+        default -> LOSSY;
       };
       HandoverSimulation.Result r = new HandoverSimulation(seed, config).run();
       completed += r.handoversCompleted();
