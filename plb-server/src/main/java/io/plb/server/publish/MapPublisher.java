@@ -2,10 +2,8 @@ package io.plb.server.publish;
 
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
@@ -30,7 +28,8 @@ public final class MapPublisher {
   }
 
   private final int historyLimit;
-  private final ArrayDeque<MapDelta> history = new ArrayDeque<>();
+  /** Deltas in version order; a ring buffer so a cursor is found by binary search. */
+  private final DeltaRing history;
   private final Map<Listener, Boolean> listeners = new ConcurrentHashMap<>();
   private final PriorityQueue<Waiter> waiters =
       new PriorityQueue<>((a, b) -> Long.compare(a.index, b.index));
@@ -56,6 +55,7 @@ public final class MapPublisher {
       throw new IllegalArgumentException("historyLimit must be >= 1");
     }
     this.historyLimit = historyLimit;
+    this.history = new DeltaRing(historyLimit);
   }
 
   /** Replaces everything: at start-up and after a snapshot install. */
@@ -63,11 +63,8 @@ public final class MapPublisher {
     history.clear();
     for (MapDelta d : recent) {
       if (d.version() <= newImage.version()) {
-        history.addLast(d);
+        history.add(d);
       }
-    }
-    while (history.size() > historyLimit) {
-      history.removeFirst();
     }
     image = newImage;
     advanceApplied(Math.max(applied, newImage.version()));
@@ -77,10 +74,7 @@ public final class MapPublisher {
   /** Publishes the image produced by {@code delta}. Apply thread only. */
   public void publish(ClusterImage newImage, MapDelta delta, long applied) {
     synchronized (this) {
-      history.addLast(delta);
-      while (history.size() > historyLimit) {
-        history.removeFirst();
-      }
+      history.add(delta);
       image = newImage;
     }
     advanceApplied(applied);
@@ -89,7 +83,7 @@ public final class MapPublisher {
 
   /** The version below which the history has been trimmed: deltas at or after it are kept. */
   public synchronized long oldestRetainedVersion() {
-    return history.isEmpty() ? image.version() : history.peekFirst().version();
+    return history.size() == 0 ? image.version() : history.get(0).version();
   }
 
   public synchronized int historySize() {
@@ -152,21 +146,12 @@ public final class MapPublisher {
       if (cursor >= current.version()) {
         return new UpToDate(current.version());
       }
-      Iterator<MapDelta> it = history.iterator();
-      MapDelta first = null;
-      while (it.hasNext()) {
-        MapDelta d = it.next();
-        if (d.version() > cursor) {
-          first = d;
-          break;
-        }
-      }
-      if (first == null || first.prevVersion() != cursor) {
+      int i = history.firstAfter(cursor);
+      if (i < 0 || history.get(i).prevVersion() != cursor) {
         return new FullMap(current);
       }
-      out.add(first);
-      while (it.hasNext() && out.size() < maxDeltas) {
-        out.add(it.next());
+      for (int n = history.size(); i < n && out.size() < maxDeltas; i++) {
+        out.add(history.get(i));
       }
     }
     return new Deltas(out);
@@ -187,6 +172,56 @@ public final class MapPublisher {
   private void notifyListeners(long version) {
     for (Listener l : listeners.keySet()) {
       l.onNewVersion(version);
+    }
+  }
+
+  /** A bounded ring of deltas in version order. Guarded by the publisher. */
+  private static final class DeltaRing {
+    private final MapDelta[] items;
+    private int head;
+    private int size;
+
+    DeltaRing(int capacity) {
+      items = new MapDelta[capacity];
+    }
+
+    void add(MapDelta d) {
+      if (size == items.length) {
+        items[head] = null;
+        head = (head + 1) % items.length;
+        size--;
+      }
+      items[(head + size) % items.length] = d;
+      size++;
+    }
+
+    MapDelta get(int i) {
+      return items[(head + i) % items.length];
+    }
+
+    int size() {
+      return size;
+    }
+
+    void clear() {
+      java.util.Arrays.fill(items, null);
+      head = 0;
+      size = 0;
+    }
+
+    /** The index of the first delta with a version above {@code version}, or -1. */
+    int firstAfter(long version) {
+      int lo = 0;
+      int hi = size;
+      while (lo < hi) {
+        int mid = (lo + hi) >>> 1;
+        if (get(mid).version() <= version) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      return lo < size ? lo : -1;
     }
   }
 }
