@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs PLB's benchmarks.
+#
+#   bench/run.sh route [JMH args]      JMH RouteBenchmark (RoutingTable.route vs TreeMap.floorEntry)
+#   bench/run.sh watch [--watchers N] [--writes N] [--warmup N] [--pipelined] [--timeout-s N]
+#                      [--root DIR]
+#                                      watch fan-out latency on an in-process 3-node cluster
+#   bench/run.sh build                 (re)builds the bench jar and its classpath
+#
+# On first use (no bench jar or no classpath file) it builds the whole project from the repo root
+# with `mvn -B -q -DskipTests install`; when only bench sources changed it rebuilds the bench
+# module alone. Extra Maven flags go in MVN_ARGS (e.g. MVN_ARGS=-o offline); extra JVM flags for
+# the watch harness in JAVA_OPTS.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+target="$here/target"
+cpfile="$target/classpath.txt"
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'
+  exit "${1:-2}"
+}
+
+bench_jar() {
+  ls "$target"/plb-bench-*.jar 2>/dev/null | grep -v -e '-sources' -e '-tests' | head -n 1 || true
+}
+
+build_all() {
+  echo "bench/run.sh: building the project (mvn -B -q -DskipTests install)..." >&2
+  (cd "$root" && mvn -B -q -Dstyle.color=never ${MVN_ARGS:-} -DskipTests install) >&2
+}
+
+build_bench() {
+  echo "bench/run.sh: bench sources changed; rebuilding the bench module..." >&2
+  (cd "$root" && mvn -B -q -Dstyle.color=never ${MVN_ARGS:-} -DskipTests install -pl bench) >&2
+}
+
+classpath_complete() {
+  local entry entries=()
+  IFS=':' read -r -a entries < "$cpfile" || true
+  for entry in "${entries[@]}"; do
+    if [[ ! -e "$entry" ]]; then
+      echo "bench/run.sh: classpath entry missing: $entry" >&2
+      return 1
+    fi
+  done
+}
+
+ensure_built() {
+  local jar
+  jar="$(bench_jar)"
+  if [[ -z "$jar" || ! -s "$cpfile" ]]; then
+    build_all
+  elif [[ -n "$(find "$here/src" "$here/pom.xml" -newer "$jar" -type f -print -quit)" ]]; then
+    build_bench
+  fi
+  # Every classpath entry must exist (a `mvn clean` of another module removes its jar).
+  if ! classpath_complete; then
+    build_all
+    classpath_complete || exit 1
+  fi
+  jar="$(bench_jar)"
+  if [[ -z "$jar" || ! -s "$cpfile" ]]; then
+    echo "bench/run.sh: build did not produce $target/plb-bench-*.jar and $cpfile" >&2
+    exit 1
+  fi
+  # JMH finds benchmarks through the annotation processor's list inside the jar.
+  if ! jar tf "$jar" | grep -x 'META-INF/BenchmarkList' >/dev/null; then
+    echo "bench/run.sh: $jar has no META-INF/BenchmarkList (JMH annotation processor did not run)" >&2
+    exit 1
+  fi
+  CP="$jar:$(cat "$cpfile")"
+}
+
+cmd="${1:-}"
+[[ -z "$cmd" ]] && usage 2
+shift
+
+case "$cmd" in
+  route)
+    ensure_built
+    exec java -cp "$CP" org.openjdk.jmh.Main RouteBenchmark "$@"
+    ;;
+  watch)
+    ensure_built
+    # shellcheck disable=SC2086
+    exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.WatchLatencyHarness "$@"
+    ;;
+  build)
+    build_all
+    ensure_built
+    echo "bench/run.sh: built $(bench_jar)" >&2
+    ;;
+  -h|--help|help)
+    usage 0
+    ;;
+  *)
+    echo "bench/run.sh: unknown command '$cmd'" >&2
+    usage 2
+    ;;
+esac
