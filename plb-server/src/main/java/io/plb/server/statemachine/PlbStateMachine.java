@@ -192,6 +192,12 @@ public final class PlbStateMachine extends BaseStateMachine {
     }
   }
 
+  /** Reads go through the gRPC API; Raft reads only serve to push the commit index along. */
+  @Override
+  public CompletableFuture<Message> query(Message request) {
+    return CompletableFuture.completedFuture(Message.EMPTY);
+  }
+
   @Override
   public StateMachineStorage getStateMachineStorage() {
     return storage;
