@@ -124,6 +124,8 @@ public final class Participant {
    * What this server knows of one handover it takes part in; persisted by the agent.
    * {@code bufferTransferred} means, on a source, that the target acknowledged our hold buffer
    * and, on a target, that the source acknowledged our handback after an abort.
+   * {@code switchVersion} is, on a target, the first map version at which it saw this handover
+   * in SWITCH (0 before); its held queue takes only messages tagged at or after it (rule C5).
    */
   public record Side(
       long rangeStart,
@@ -134,12 +136,18 @@ public final class Participant {
       boolean bufferTransferred,
       boolean prefixStored,
       long abortVersion,
-      boolean returned) {
+      boolean returned,
+      long switchVersion) {
 
     Side with(boolean sealed, boolean bufferTransferred, boolean prefixStored, long abortVersion,
         boolean returned) {
       return new Side(rangeStart, handoverEpoch, source, peer, sealed, bufferTransferred,
-          prefixStored, abortVersion, returned);
+          prefixStored, abortVersion, returned, switchVersion);
+    }
+
+    Side switchedAt(long version) {
+      return new Side(rangeStart, handoverEpoch, source, peer, sealed, bufferTransferred,
+          prefixStored, abortVersion, returned, version);
     }
   }
 
@@ -224,8 +232,12 @@ public final class Participant {
           return refuse(r);
       }
     }
+    // C5: only messages routed under this handover's SWITCH. One tagged earlier was routed under
+    // an older entry — a previous, aborted attempt to move the range here — and may overtake a
+    // message the producer sent later to the source, which will reach us in the prefix.
     if (r.handover().target().equals(me) && phase == HandoverPhase.SWITCH
-        && side != null && !side.sealed()) {
+        && side != null && !side.sealed() && side.switchVersion() > 0
+        && tag >= side.switchVersion()) {
       return new Decision(Placement.HELD, r.start(), he, image.version());
     }
     return refuse(r);
@@ -331,7 +343,8 @@ public final class Participant {
       }
       if (r.owner().equals(me)) {
         if (s == null && phase != HandoverPhase.PREPARE) {
-          s = new Side(r.start(), he, true, r.handover().target(), false, false, false, 0, false);
+          s = new Side(r.start(), he, true, r.handover().target(), false, false, false, 0, false,
+              0);
           sides.put(r.start(), s);
           if (phase == HandoverPhase.SWITCH) {
             out.add(new Action.AwaitBacklog(r.start(), he));
@@ -343,9 +356,13 @@ public final class Participant {
         }
       } else if (r.handover().target().equals(me)) {
         if (s == null) {
-          s = new Side(r.start(), he, false, r.owner(), false, false, false, 0, false);
+          s = new Side(r.start(), he, false, r.owner(), false, false, false, 0, false, 0);
           sides.put(r.start(), s);
           out.add(new Action.ReportReady(r.start(), he));
+        }
+        if (phase == HandoverPhase.SWITCH && s.switchVersion() == 0) {
+          s = s.switchedAt(next.version());
+          sides.put(r.start(), s);
         }
         if (phase == HandoverPhase.ABORT_SWITCH && !s.sealed()) {
           // Run the protocol backwards: seal, and hand everything back to the source.
