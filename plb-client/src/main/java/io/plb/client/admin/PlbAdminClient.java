@@ -15,6 +15,11 @@ import io.plb.core.map.ServerState;
 import io.plb.core.time.Ticker;
 import io.plb.proto.v1.AbortHandoverRequest;
 import io.plb.proto.v1.AdminServiceGrpc;
+import io.plb.proto.v1.AgentServiceGrpc;
+import io.plb.proto.v1.HandoverReport;
+import io.plb.proto.v1.HandoverReportResponse;
+import io.plb.proto.v1.HeartbeatRequest;
+import io.plb.proto.v1.HeartbeatResponse;
 import io.plb.proto.v1.ListHandoversRequest;
 import io.plb.proto.v1.ListHandoversResponse;
 import io.plb.proto.v1.MoveRangeRequest;
@@ -248,8 +253,42 @@ public final class PlbAdminClient implements AutoCloseable {
     return call(call).getVersion();
   }
 
+  // ------------------------------------------------------------------ queue-server agent calls
+
+  /** Which report a queue server's agent sends to the leader. */
+  public enum Report { READY, DRAINED, REVERSED }
+
+  /**
+   * A handover report from queue server {@code serverId}; the leader ignores a late or duplicated
+   * one ({@link HandoverReportResponse#getIgnored()}).
+   */
+  public HandoverReportResponse report(Report kind, String serverId, long rangeStart,
+      long handoverEpoch) {
+    HandoverReport r = HandoverReport.newBuilder().setServerId(serverId).setRangeStart(rangeStart)
+        .setHandoverEpoch(handoverEpoch).build();
+    return onLeader(channel -> {
+      AgentServiceGrpc.AgentServiceBlockingStub stub = AgentServiceGrpc.newBlockingStub(channel)
+          .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS);
+      return switch (kind) {
+        case READY -> stub.handoverReady(r);
+        case DRAINED -> stub.handoverDrained(r);
+        case REVERSED -> stub.abortReversed(r);
+      };
+    });
+  }
+
+  /** A queue server's heartbeat to the leader. */
+  public HeartbeatResponse heartbeat(HeartbeatRequest request) {
+    return onLeader(channel -> AgentServiceGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).heartbeat(request));
+  }
+
   /** A call that only the leader answers: follows leader hints, skips unreachable nodes. */
   private <T> T call(Function<AdminServiceGrpc.AdminServiceBlockingStub, T> call) {
+    return onLeader(channel -> call.apply(AdminServiceGrpc.newBlockingStub(channel)));
+  }
+
+  private <T> T onLeader(Function<io.grpc.Channel, T> call) {
     long start = start();
     String target = leaderGuess;
     int nextIndex = Math.max(0, endpoints.indexOf(target)) + 1;
@@ -257,9 +296,7 @@ public final class PlbAdminClient implements AutoCloseable {
     int attempt = 0;
     while (remainingMillis(start) > 1) {
       try {
-        T r = call.apply(
-            AdminServiceGrpc.newBlockingStub(endpoints.channel(target))
-                .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS));
+        T r = call.apply(new DeadlineChannel(endpoints.channel(target), remainingMillis(start)));
         leaderGuess = target;
         return r;
       } catch (StatusRuntimeException e) {
@@ -328,5 +365,31 @@ public final class PlbAdminClient implements AutoCloseable {
   @Override
   public void close() {
     endpoints.close();
+  }
+
+  /** A channel whose calls get a deadline unless they set an earlier one. */
+  private static final class DeadlineChannel extends io.grpc.Channel {
+    private final io.grpc.Channel inner;
+    private final long millis;
+
+    DeadlineChannel(io.grpc.Channel inner, long millis) {
+      this.inner = inner;
+      this.millis = millis;
+    }
+
+    @Override
+    public <Q, R> io.grpc.ClientCall<Q, R> newCall(io.grpc.MethodDescriptor<Q, R> method,
+        io.grpc.CallOptions options) {
+      io.grpc.Deadline d = io.grpc.Deadline.after(millis, TimeUnit.MILLISECONDS);
+      if (options.getDeadline() == null || d.isBefore(options.getDeadline())) {
+        options = options.withDeadline(d);
+      }
+      return inner.newCall(method, options);
+    }
+
+    @Override
+    public String authority() {
+      return inner.authority();
+    }
   }
 }

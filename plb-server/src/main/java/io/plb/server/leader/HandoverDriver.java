@@ -76,6 +76,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   private final Supplier<String> leaderHint;
   private final Map<Key, Seen> seen = new HashMap<>();
   private final Set<Key> aborting = new HashSet<>();
+  /** When this leader last heard a heartbeat from each queue server (ticker nanos). */
+  private final Map<String, Long> lastHeard = new HashMap<>();
   private long term = -1;
   private volatile boolean leading;
   private long lastWaitLog;
@@ -211,6 +213,14 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
         return new ReportOutcome(result.getVersion(), result.getIgnored(),
             result.getIgnored() ? result.getErrorMessage() : command.describe());
       });
+    });
+  }
+
+  /** A queue server's heartbeat: notes when this leader last heard from it. */
+  public CompletableFuture<Long> heartbeat(String serverId, long serverVersion) {
+    return onLeader(() -> {
+      lastHeard.put(serverId, ticker.nanos());
+      return CompletableFuture.completedFuture(publisher.image().version());
     });
   }
 

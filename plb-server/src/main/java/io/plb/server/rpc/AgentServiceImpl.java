@@ -9,6 +9,8 @@ import io.plb.core.keyspace.Ring;
 import io.plb.proto.v1.AgentServiceGrpc;
 import io.plb.proto.v1.HandoverReport;
 import io.plb.proto.v1.HandoverReportResponse;
+import io.plb.proto.v1.HeartbeatRequest;
+import io.plb.proto.v1.HeartbeatResponse;
 import io.plb.server.leader.HandoverDriver;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Supplier;
@@ -38,6 +40,19 @@ public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBas
   @Override
   public void abortReversed(HandoverReport r, StreamObserver<HandoverReportResponse> o) {
     report(r, new Command.FinishAbort(r.getRangeStart(), r.getHandoverEpoch()), o);
+  }
+
+  @Override
+  public void heartbeat(HeartbeatRequest r, StreamObserver<HeartbeatResponse> o) {
+    try {
+      Limits.checkServerId(r.getServerId());
+    } catch (PlbException e) {
+      o.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    AdminServiceImpl.reply(driver.get()
+        .thenCompose(d -> d.heartbeat(r.getServerId(), r.getMapVersion()))
+        .thenApply(v -> HeartbeatResponse.newBuilder().setVersion(v).build()), o);
   }
 
   private void report(HandoverReport r, Command command,

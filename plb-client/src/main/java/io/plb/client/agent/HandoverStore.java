@@ -1,0 +1,59 @@
+package io.plb.client.agent;
+
+import io.plb.core.handover.Participant.Buffer;
+import io.plb.proto.v1.StoredMessage;
+import java.util.List;
+
+/**
+ * The durable storage a queue server lends its {@link QueueServerAgent}: the deliverable queue's
+ * backlog per range, the handover buffers of each {@code (range, handoverEpoch)}, and the agent's
+ * own state. Every method is durable when it returns, and every mutation is idempotent, because
+ * the agent repeats an action after a crash rather than risk skipping it.
+ *
+ * <p>Implementations are thread-safe. The agent calls them while holding its own lock; an
+ * implementation must never call back into the agent while holding a lock of its own.
+ */
+public interface HandoverStore {
+
+  /** Messages of {@code [start, end)} in the deliverable queue not yet acknowledged by consumers. */
+  long backlog(long start, long end);
+
+  /** The messages of these buffers, buffer by buffer, each in the order it was filled. */
+  List<StoredMessage> read(long rangeStart, long handoverEpoch, List<Buffer> buffers);
+
+  /**
+   * Stores a received transfer as buffer {@code into} of the handover, in one durable write. A
+   * transfer is stored whole or not at all, so storing into a buffer that already holds messages
+   * is a resend and stores nothing.
+   */
+  void store(long rangeStart, long handoverEpoch, Buffer into, List<StoredMessage> messages);
+
+  /**
+   * Moves these buffers, in this order, to the back of the deliverable queue, in one durable
+   * write. A message id {@code (producer, seq)} that appears more than once among them is queued
+   * once, at its first place.
+   */
+  void release(long rangeStart, long handoverEpoch, List<Buffer> buffers);
+
+  /** Deletes these buffers in one durable write. */
+  void discard(long rangeStart, long handoverEpoch, List<Buffer> buffers);
+
+  /**
+   * Takes every message of {@code [start, end)} the server still has — the deliverable queue and
+   * the buffers of {@code handoverEpoch} — for sending to the range's new owner as late messages.
+   * Nothing is deleted until {@link #dropOrphans} is called with the same arguments.
+   */
+  List<StoredMessage> orphans(long start, long end, long handoverEpoch);
+
+  /** Deletes what {@link #orphans} returned, after the new owner stored it. */
+  void dropOrphans(long start, long end, long handoverEpoch, List<StoredMessage> sent);
+
+  /** Appends late messages (marked late) to the back of the deliverable queue, durably. */
+  void queueLate(List<StoredMessage> messages);
+
+  /** Persists the agent's state (open handover sides and refusal fences). */
+  void saveAgentState(byte[] state);
+
+  /** The state last saved, or an empty array. */
+  byte[] loadAgentState();
+}

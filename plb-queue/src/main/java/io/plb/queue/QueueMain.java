@@ -1,0 +1,68 @@
+package io.plb.queue;
+
+import io.plb.queue.config.QueueConfig;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+
+/**
+ * {@code plb queue [--config FILE] [--key=value ...]}: runs one reference queue server until it
+ * is stopped (SIGTERM or Ctrl-C stops it cleanly).
+ */
+public final class QueueMain {
+  private QueueMain() {}
+
+  public static void main(String[] args) throws Exception {
+    Path configFile = null;
+    Map<String, String> overrides = new LinkedHashMap<>();
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (a.equals("queue") && i == 0) {
+        continue;
+      } else if (a.equals("--help") || a.equals("-h")) {
+        usage();
+        System.exit(0);
+      } else if (a.equals("--config") && i + 1 < args.length) {
+        configFile = Path.of(args[++i]);
+      } else if (a.startsWith("--config=")) {
+        configFile = Path.of(a.substring("--config=".length()));
+      } else if (a.startsWith("--") && a.contains("=")) {
+        int eq = a.indexOf('=');
+        overrides.put(a.substring(2, eq), a.substring(eq + 1));
+      } else {
+        System.err.println("plb queue: cannot read argument '" + a
+            + "' (use --config FILE and --key=value)");
+        System.exit(2);
+      }
+    }
+    QueueConfig config;
+    try {
+      config = QueueConfig.load(configFile, overrides);
+    } catch (IllegalArgumentException | java.io.IOException e) {
+      System.err.println("plb queue: bad configuration: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    QueueServer server = QueueServer.start(config);
+    System.out.println("queue server " + server.id() + " listening on " + server.address());
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      server.close();
+      stopped.countDown();
+    }, "plb-queue-shutdown"));
+    stopped.await();
+  }
+
+  private static void usage() {
+    StringBuilder b = new StringBuilder();
+    b.append("usage: plb queue [--config FILE] [--key=value ...]\n\n");
+    b.append("Runs one reference queue server with its PLB agent. Settings come from FILE\n");
+    b.append("(key = value lines); --key=value flags override them. Settings:\n\n");
+    for (Map.Entry<String, String[]> e : QueueConfig.KEYS.entrySet()) {
+      String def = e.getValue()[0].isEmpty() ? "(required)" : "default " + e.getValue()[0];
+      b.append(String.format("  %-20s %s; %s%n", e.getKey(), e.getValue()[1], def));
+    }
+    System.out.print(b);
+  }
+}

@@ -1,0 +1,149 @@
+package io.plb.queue;
+
+import io.grpc.Server;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.plb.client.PlbClientException;
+import io.plb.client.admin.PlbAdminClient;
+import io.plb.client.agent.QueueServerAgent;
+import io.plb.queue.config.QueueConfig;
+import io.plb.queue.rpc.Dispatcher;
+import io.plb.queue.rpc.QueueServiceImpl;
+import io.plb.queue.store.QueueStore;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One reference queue server: a RocksDB {@link QueueStore}, the embedded
+ * {@link QueueServerAgent}, and the gRPC queue API. Start with {@link #start}; {@link #close}
+ * stops it (a kill -9 loses nothing acknowledged: every acknowledged write is synced when
+ * {@code sync} is on).
+ */
+public final class QueueServer implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(QueueServer.class);
+
+  private final QueueConfig config;
+  private final QueueStore store;
+  private final QueueServerAgent agent;
+  private final Dispatcher dispatcher;
+  private final ExecutorService workers;
+  private final Server grpc;
+  private final String address;
+
+  private QueueServer(QueueConfig config) throws IOException {
+    this.config = config;
+    this.store = QueueStore.open(config.data(), config.sync());
+    this.agent = QueueServerAgent.builder(config.id(), store)
+        .plbEndpoints(config.plb())
+        .resendInterval(config.resendInterval())
+        .heartbeatInterval(config.heartbeatInterval())
+        .loadFigures(store::queued, store::held)
+        .build();
+    this.dispatcher = new Dispatcher(store, config.id());
+    store.onAck(agent::onAcked);
+    store.onReady(dispatcher::wake);
+    AtomicLong n = new AtomicLong();
+    this.workers = Executors.newCachedThreadPool(r -> {
+      Thread t = new Thread(r, "plb-queue-worker-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    QueueServiceImpl service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
+        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait());
+    String listen = config.listen();
+    int colon = listen.lastIndexOf(':');
+    this.grpc = NettyServerBuilder
+        .forAddress(new InetSocketAddress(listen.substring(0, colon),
+            Integer.parseInt(listen.substring(colon + 1))))
+        .addService(service)
+        .addService(ProtoReflectionServiceV1.newInstance())
+        .maxInboundMessageSize(256 << 20)
+        .build()
+        .start();
+    this.address = config.advertise().isEmpty()
+        ? listen.substring(0, colon) + ":" + grpc.getPort() : config.advertise();
+  }
+
+  /** Opens the store, starts the API and the agent, and registers with PLB if configured. */
+  public static QueueServer start(QueueConfig config) throws IOException {
+    QueueServer s = new QueueServer(config);
+    try {
+      if (config.register()) {
+        s.register();
+      }
+      s.agent.start();
+    } catch (RuntimeException e) {
+      s.close();
+      throw e;
+    }
+    LOG.info("queue server {} serving on {} (data {}, sync {}, {} queued, {} held)",
+        config.id(), s.address, config.data(), config.sync(), s.store.queued(), s.store.held());
+    return s;
+  }
+
+  private void register() {
+    try (PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(config.plb())
+        .deadline(Duration.ofSeconds(30)).build()) {
+      try {
+        admin.registerServer(config.id(), address, config.capacity());
+        LOG.info("registered {} at {} with PLB", config.id(), address);
+      } catch (PlbClientException e) {
+        if (!e.getMessage().contains("already")) {
+          throw e;
+        }
+        admin.updateServer(config.id(), address, null, null);
+        LOG.info("{} was registered; address updated to {}", config.id(), address);
+      }
+    }
+  }
+
+  public String id() {
+    return config.id();
+  }
+
+  /** The address producers and peers reach this server at. */
+  public String address() {
+    return address;
+  }
+
+  public int port() {
+    return grpc.getPort();
+  }
+
+  public QueueStore store() {
+    return store;
+  }
+
+  public QueueServerAgent agent() {
+    return agent;
+  }
+
+  @Override
+  public void close() {
+    agent.close();
+    grpc.shutdown();
+    dispatcher.close();
+    try {
+      if (!grpc.awaitTermination(5, TimeUnit.SECONDS)) {
+        grpc.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      grpc.shutdownNow();
+    }
+    workers.shutdownNow();
+    try {
+      workers.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    store.close();
+  }
+}

@@ -1,0 +1,236 @@
+package io.plb.queue.config;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The settings of one reference queue server: from a file of {@code key = value} lines, then
+ * {@code --key=value} flags. Every key is listed in {@link #KEYS} with its default and meaning; an
+ * unknown key or a bad value is an error that names the key. Immutable.
+ */
+public final class QueueConfig {
+  /** key → {default ("" = required), description}. */
+  public static final Map<String, String[]> KEYS = new LinkedHashMap<>();
+
+  static {
+    KEYS.put("id", new String[] {"", "queue server id, as registered in PLB"});
+    KEYS.put("listen", new String[] {"127.0.0.1:0", "host:port the queue API listens on"});
+    KEYS.put("advertise", new String[] {"", "host:port registered in the map (default: the "
+        + "listen address with its bound port)"});
+    KEYS.put("data", new String[] {"", "data directory (RocksDB)"});
+    KEYS.put("plb", new String[] {"127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303",
+        "PLB node API endpoints, comma-separated"});
+    KEYS.put("register", new String[] {"true", "register (or update) this server in PLB on start"});
+    KEYS.put("capacity", new String[] {"1.0", "capacity weight registered with the server"});
+    KEYS.put("sync", new String[] {"true", "fsync every acknowledged write"});
+    KEYS.put("maxQueued", new String[] {"1000000", "messages held (queued + buffered) before "
+        + "publishes are answered OVERLOADED"});
+    KEYS.put("maxMessageBytes", new String[] {"1048576", "largest payload accepted"});
+    KEYS.put("mapWait", new String[] {"5s", "longest a publish waits for the map version it "
+        + "was routed under"});
+    KEYS.put("resendInterval", new String[] {"500ms", "how often owed reports and transfers "
+        + "are sent again"});
+    KEYS.put("heartbeatInterval", new String[] {"1s", "heartbeat to the PLB leader"});
+  }
+
+  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m)?");
+  private final Map<String, String> values;
+
+  private QueueConfig(Map<String, String> values) {
+    this.values = values;
+    id();
+    data();
+    listen();
+    if (!get("advertise").isEmpty()) {
+      checkAddress("advertise", get("advertise"));
+    }
+    capacity();
+    maxQueued();
+    maxMessageBytes();
+    mapWait();
+    resendInterval();
+    heartbeatInterval();
+    bool("sync");
+    bool("register");
+  }
+
+  /** Reads {@code file} (may be null), then applies {@code overrides}. */
+  public static QueueConfig load(Path file, Map<String, String> overrides) throws IOException {
+    Map<String, String> v = new LinkedHashMap<>();
+    if (file != null) {
+      int n = 0;
+      for (String line : Files.readAllLines(file)) {
+        n++;
+        String t = line.strip();
+        if (t.isEmpty() || t.startsWith("#")) {
+          continue;
+        }
+        int eq = t.indexOf('=');
+        if (eq <= 0) {
+          throw new IllegalArgumentException(file + ":" + n + ": expected key = value");
+        }
+        v.put(t.substring(0, eq).strip(), t.substring(eq + 1).strip());
+      }
+    }
+    v.putAll(overrides);
+    return of(v);
+  }
+
+  public static QueueConfig of(Map<String, String> given) {
+    for (String k : given.keySet()) {
+      if (!KEYS.containsKey(k)) {
+        throw new IllegalArgumentException("unknown setting '" + k + "' (see plb queue --help)");
+      }
+    }
+    Map<String, String> v = new LinkedHashMap<>();
+    for (Map.Entry<String, String[]> e : KEYS.entrySet()) {
+      v.put(e.getKey(), given.getOrDefault(e.getKey(), e.getValue()[0]));
+    }
+    return new QueueConfig(v);
+  }
+
+  public String id() {
+    String id = required("id");
+    if (!id.matches("[A-Za-z0-9._-]{1,64}")) {
+      throw new IllegalArgumentException("id '" + id + "' must be 1-64 of A-Z a-z 0-9 . _ -");
+    }
+    return id;
+  }
+
+  public Path data() {
+    return Path.of(required("data"));
+  }
+
+  public String listen() {
+    return checkAddress("listen", get("listen"));
+  }
+
+  public String advertise() {
+    return get("advertise");
+  }
+
+  public List<String> plb() {
+    List<String> out = new java.util.ArrayList<>();
+    for (String p : get("plb").split(",")) {
+      if (!p.isBlank()) {
+        out.add(checkAddress("plb", p.strip()));
+      }
+    }
+    if (out.isEmpty()) {
+      throw new IllegalArgumentException("plb: at least one PLB endpoint is needed");
+    }
+    return out;
+  }
+
+  public boolean register() {
+    return bool("register");
+  }
+
+  public double capacity() {
+    try {
+      double c = Double.parseDouble(get("capacity"));
+      if (!(c > 0) || Double.isInfinite(c)) {
+        throw new NumberFormatException();
+      }
+      return c;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException("capacity '" + get("capacity")
+          + "' must be a positive number");
+    }
+  }
+
+  public boolean sync() {
+    return bool("sync");
+  }
+
+  public long maxQueued() {
+    return positive("maxQueued");
+  }
+
+  public int maxMessageBytes() {
+    long v = positive("maxMessageBytes");
+    if (v > 64L << 20) {
+      throw new IllegalArgumentException("maxMessageBytes is at most 64 MiB");
+    }
+    return (int) v;
+  }
+
+  public Duration mapWait() {
+    return duration("mapWait");
+  }
+
+  public Duration resendInterval() {
+    return duration("resendInterval");
+  }
+
+  public Duration heartbeatInterval() {
+    return duration("heartbeatInterval");
+  }
+
+  private String get(String k) {
+    return values.get(k);
+  }
+
+  private String required(String k) {
+    String v = get(k);
+    if (v == null || v.isEmpty()) {
+      throw new IllegalArgumentException("setting '" + k + "' is required ("
+          + KEYS.get(k)[1] + ")");
+    }
+    return v;
+  }
+
+  private long positive(String k) {
+    try {
+      long v = Long.parseLong(get(k));
+      if (v <= 0) {
+        throw new NumberFormatException();
+      }
+      return v;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(k + " '" + get(k) + "' must be a positive integer");
+    }
+  }
+
+  private boolean bool(String k) {
+    String v = get(k);
+    if (!v.equals("true") && !v.equals("false")) {
+      throw new IllegalArgumentException(k + " '" + v + "' must be true or false");
+    }
+    return v.equals("true");
+  }
+
+  private Duration duration(String k) {
+    Matcher m = DURATION.matcher(get(k).strip());
+    if (!m.matches()) {
+      throw new IllegalArgumentException(k + " '" + get(k) + "' must be a duration like 500ms");
+    }
+    long n = Long.parseLong(m.group(1));
+    String unit = m.group(2) == null ? "ms" : m.group(2);
+    Duration d = switch (unit) {
+      case "s" -> Duration.ofSeconds(n);
+      case "m" -> Duration.ofMinutes(n);
+      default -> Duration.ofMillis(n);
+    };
+    if (d.isZero()) {
+      throw new IllegalArgumentException(k + " must be positive");
+    }
+    return d;
+  }
+
+  private static String checkAddress(String key, String a) {
+    int colon = a.lastIndexOf(':');
+    if (colon <= 0 || !a.substring(colon + 1).matches("\\d{1,5}")
+        || Integer.parseInt(a.substring(colon + 1)) > 65535) {
+      throw new IllegalArgumentException(key + " '" + a + "' is not host:port");
+    }
+    return a;
+  }
+}

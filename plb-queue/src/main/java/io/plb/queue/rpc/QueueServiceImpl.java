@@ -1,0 +1,385 @@
+package io.plb.queue.rpc;
+
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.plb.client.agent.QueueServerAgent;
+import io.plb.core.handover.Participant.Buffer;
+import io.plb.core.handover.Participant.Decision;
+import io.plb.core.keyspace.KeyHash;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.RangeEntry;
+import io.plb.proto.v1.Acknowledge;
+import io.plb.proto.v1.PublishItem;
+import io.plb.proto.v1.PublishRequest;
+import io.plb.proto.v1.PublishResponse;
+import io.plb.proto.v1.PublishResult;
+import io.plb.proto.v1.PublishStatus;
+import io.plb.proto.v1.QueueServiceGrpc;
+import io.plb.proto.v1.QueueStatus;
+import io.plb.proto.v1.QueueStatusRequest;
+import io.plb.proto.v1.RangeLoad;
+import io.plb.proto.v1.StoredMessage;
+import io.plb.proto.v1.SubscribeRequest;
+import io.plb.proto.v1.SubscribeResponse;
+import io.plb.proto.v1.TransferDirection;
+import io.plb.proto.v1.TransferHeldRequest;
+import io.plb.proto.v1.TransferHeldResponse;
+import io.plb.queue.store.QueueStore;
+import io.plb.queue.store.QueueStore.Placed;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The reference queue server's gRPC API: Publish, Subscribe, TransferHeld and status. A thin
+ * adapter between the wire, the {@link QueueServerAgent} (which decides where each message goes)
+ * and the {@link QueueStore} (which keeps it).
+ *
+ * <p>Thread model: each Publish stream is handled one request at a time, in order, on the
+ * server's worker pool (the stream asks gRPC for its next request only when the previous one is
+ * answered, which is also its back-pressure). Subscribe streams are fed by the
+ * {@link Dispatcher}. TransferHeld calls run on the worker pool and may block while this server
+ * catches up with the sender's map version.
+ */
+public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBase {
+  private static final Logger LOG = LoggerFactory.getLogger(QueueServiceImpl.class);
+  /** Longest ordering key accepted, in bytes. */
+  public static final int MAX_KEY_BYTES = 4096;
+  public static final int MAX_PRODUCER_CHARS = 256;
+
+  private final String serverId;
+  private final QueueServerAgent agent;
+  private final QueueStore store;
+  private final Dispatcher dispatcher;
+  private final ExecutorService workers;
+  private final int maxMessageBytes;
+  private final long maxQueued;
+  private final Duration mapWait;
+  private final AtomicLong accepted = new AtomicLong();
+  private final AtomicLong refused = new AtomicLong();
+
+  public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
+      Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
+      Duration mapWait) {
+    this.serverId = serverId;
+    this.agent = agent;
+    this.store = store;
+    this.dispatcher = dispatcher;
+    this.workers = workers;
+    this.maxMessageBytes = maxMessageBytes;
+    this.maxQueued = maxQueued;
+    this.mapWait = mapWait;
+  }
+
+  // ------------------------------------------------------------------ Publish
+
+  @Override
+  public StreamObserver<PublishRequest> publish(StreamObserver<PublishResponse> out) {
+    ServerCallStreamObserver<PublishResponse> call = (ServerCallStreamObserver<PublishResponse>) out;
+    call.disableAutoRequest();
+    call.request(1);
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(PublishRequest req) {
+        workers.execute(() -> {
+          try {
+            PublishResponse resp = handle(req);
+            synchronized (call) {
+              if (!call.isCancelled()) {
+                call.onNext(resp);
+              }
+            }
+            call.request(1);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            call.onError(Status.UNAVAILABLE.withDescription("queue server stopping")
+                .asRuntimeException());
+          } catch (RuntimeException e) {
+            LOG.error("{}: publish failed", serverId, e);
+            call.onError(Status.INTERNAL.withDescription("publish failed: " + e.getMessage())
+                .asRuntimeException());
+          }
+        });
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        // the router went away; what it did not get an answer for it will resend
+      }
+
+      @Override
+      public void onCompleted() {
+        workers.execute(() -> {
+          synchronized (call) {
+            if (!call.isCancelled()) {
+              call.onCompleted();
+            }
+          }
+        });
+      }
+    };
+  }
+
+  /** Handles one batch, strictly in order; waits for the map a message was routed under (C2). */
+  PublishResponse handle(PublishRequest req) throws InterruptedException {
+    List<PublishItem> items = req.getItemsList();
+    PublishResult[] results = new PublishResult[items.size()];
+    String producerError = checkProducer(req.getProducer());
+    int i = 0;
+    while (i < items.size()) {
+      long waitFor = -1;
+      List<Placed> batch = new ArrayList<>();
+      List<Integer> batchIdx = new ArrayList<>();
+      final int from = i;
+      int[] next = {from};
+      long[] wait = {-1};
+      agent.locked(() -> {
+        long room = maxQueued - store.queued() - store.held();
+        scan:
+        for (int j = from; j < items.size(); j++) {
+          PublishItem it = items.get(j);
+          String bad = producerError != null ? producerError : checkItem(it);
+          if (bad != null) {
+            results[j] = result(it, PublishStatus.REJECTED, bad);
+            next[0] = j + 1;
+            continue;
+          }
+          long hash = KeyHash.hash(it.getKey().toByteArray());
+          Decision d = agent.place(hash, it.getMapVersion(), req.getProducer());
+          switch (d.placement()) {
+            case WAIT -> {
+              wait[0] = d.version();
+              break scan;
+            }
+            case REFUSE -> {
+              refused.incrementAndGet();
+              results[j] = PublishResult.newBuilder().setSeq(it.getSeq())
+                  .setStatus(PublishStatus.WRONG_OWNER).setMapVersion(d.version()).build();
+            }
+            default -> {
+              if (room-- <= 0) {
+                results[j] = result(it, PublishStatus.OVERLOADED,
+                    "queue server " + serverId + " holds " + maxQueued + " messages");
+                break;
+              }
+              StoredMessage m = StoredMessage.newBuilder().setKey(it.getKey())
+                  .setPayload(it.getPayload()).setProducer(req.getProducer())
+                  .setSeq(it.getSeq()).setAcceptedAtMicros(nowMicros()).build();
+              Buffer b = switch (d.placement()) {
+                case HOLD -> Buffer.HOLD;
+                case HELD -> Buffer.HELD;
+                case POST_ABORT -> Buffer.POST_ABORT;
+                default -> null;
+              };
+              batch.add(new Placed(m, hash, b, d.rangeStart(), d.handoverEpoch()));
+              batchIdx.add(j);
+            }
+          }
+          next[0] = j + 1;
+        }
+        store.append(batch);
+        return null;
+      });
+      for (int k = 0; k < batchIdx.size(); k++) {
+        PublishItem it = items.get(batchIdx.get(k));
+        results[batchIdx.get(k)] = PublishResult.newBuilder().setSeq(it.getSeq())
+            .setStatus(PublishStatus.ACCEPTED).setMapVersion(agent.version()).build();
+      }
+      accepted.addAndGet(batchIdx.size());
+      i = next[0];
+      waitFor = wait[0];
+      if (waitFor >= 0 && !agent.awaitVersion(waitFor, mapWait)) {
+        // This server's watch is behind; the router will send it again.
+        PublishItem it = items.get(i);
+        results[i] = result(it, PublishStatus.OVERLOADED,
+            "queue server " + serverId + " has not reached map version " + waitFor);
+        i++;
+      }
+    }
+    PublishResponse.Builder b = PublishResponse.newBuilder();
+    for (PublishResult r : results) {
+      b.addResults(r);
+    }
+    return b.build();
+  }
+
+  private String checkItem(PublishItem it) {
+    if (it.getKey().isEmpty()) {
+      return "empty ordering key (seq " + it.getSeq() + ")";
+    }
+    if (it.getKey().size() > MAX_KEY_BYTES) {
+      return "ordering key of " + it.getKey().size() + " bytes; at most " + MAX_KEY_BYTES;
+    }
+    if (it.getPayload().size() > maxMessageBytes) {
+      return "payload of " + it.getPayload().size() + " bytes; at most " + maxMessageBytes;
+    }
+    if (it.getMapVersion() == 0) {
+      return "map_version must be the map version the message was routed under";
+    }
+    if (it.getSeq() == 0) {
+      return "seq must be at least 1";
+    }
+    return null;
+  }
+
+  private static String checkProducer(String producer) {
+    if (producer.isEmpty()) {
+      return "producer must be named";
+    }
+    if (producer.length() > MAX_PRODUCER_CHARS || producer.charAt(0) == 0) {
+      return "producer name is too long or starts with NUL";
+    }
+    return null;
+  }
+
+  private static PublishResult result(PublishItem it, PublishStatus status, String detail) {
+    return PublishResult.newBuilder().setSeq(it.getSeq()).setStatus(status).setDetail(detail)
+        .build();
+  }
+
+  private static long nowMicros() {
+    java.time.Instant now = java.time.Instant.now();
+    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  }
+
+  // ------------------------------------------------------------------ Subscribe
+
+  @Override
+  public StreamObserver<SubscribeRequest> subscribe(StreamObserver<SubscribeResponse> out) {
+    ServerCallStreamObserver<SubscribeResponse> call =
+        (ServerCallStreamObserver<SubscribeResponse>) out;
+    Dispatcher.Session[] session = new Dispatcher.Session[1];
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(SubscribeRequest req) {
+        if (req.hasStart()) {
+          if (session[0] != null) {
+            call.onError(Status.INVALID_ARGUMENT.withDescription("start sent twice")
+                .asRuntimeException());
+            return;
+          }
+          int max = req.getStart().getMaxInFlight() == 0 ? 256 : req.getStart().getMaxInFlight();
+          if (max > 100_000) {
+            call.onError(Status.INVALID_ARGUMENT.withDescription(
+                "max_in_flight " + max + " is above 100000").asRuntimeException());
+            return;
+          }
+          session[0] = dispatcher.open(req.getStart().getConsumer(), max, call);
+        } else if (req.hasAck()) {
+          if (session[0] == null) {
+            call.onError(Status.FAILED_PRECONDITION.withDescription(
+                "acknowledge before start").asRuntimeException());
+            return;
+          }
+          Acknowledge ack = req.getAck();
+          session[0].ack(ack.getDeliveryIdsList());
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        if (session[0] != null) {
+          session[0].close();
+        }
+      }
+
+      @Override
+      public void onCompleted() {
+        if (session[0] != null) {
+          session[0].close();
+        }
+        call.onCompleted();
+      }
+    };
+  }
+
+  // ------------------------------------------------------------------ TransferHeld
+
+  @Override
+  public void transferHeld(TransferHeldRequest req, StreamObserver<TransferHeldResponse> out) {
+    String bad = checkTransfer(req);
+    if (bad != null) {
+      out.onError(Status.INVALID_ARGUMENT.withDescription(bad).asRuntimeException());
+      return;
+    }
+    workers.execute(() -> {
+      try {
+        out.onNext(agent.onTransfer(req));
+        out.onCompleted();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        out.onError(Status.UNAVAILABLE.withDescription("queue server stopping")
+            .asRuntimeException());
+      } catch (RuntimeException e) {
+        LOG.error("{}: transfer failed", serverId, e);
+        out.onError(Status.INTERNAL.withDescription("transfer failed: " + e.getMessage())
+            .asRuntimeException());
+      }
+    });
+  }
+
+  private static String checkTransfer(TransferHeldRequest req) {
+    if (req.getFromServer().isEmpty()) {
+      return "from_server must be set";
+    }
+    if (req.getDirection() == TransferDirection.TRANSFER_DIRECTION_UNSPECIFIED
+        || req.getDirection() == TransferDirection.UNRECOGNIZED) {
+      return "direction must be FORWARD, REVERSE or LATE";
+    }
+    if (req.getHandoverEpoch() < 1) {
+      return "handover_epoch must be at least 1";
+    }
+    if (req.getMapVersion() == 0) {
+      return "map_version must be the sender's map version";
+    }
+    for (StoredMessage m : req.getMessagesList()) {
+      if (m.getKey().isEmpty() || m.getProducer().isEmpty()) {
+        return "every transferred message needs a key and a producer";
+      }
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------ status
+
+  @Override
+  public void getQueueStatus(QueueStatusRequest req, StreamObserver<QueueStatus> out) {
+    ClusterImage image = agent.image();
+    QueueStatus.Builder b = QueueStatus.newBuilder().setServerId(serverId)
+        .setMapVersion(image.version()).setQueued(store.queued()).setHeld(store.held())
+        .setInFlight(store.inFlight()).setAcceptedTotal(accepted.get())
+        .setDeliveredTotal(dispatcher.delivered()).setRefusedTotal(refused.get())
+        .setLateTotal(agent.lateReceived()).setConsumers(dispatcher.sessions());
+    Map<Long, String> roles = new LinkedHashMap<>();
+    for (RangeEntry r : image.ranges()) {
+      if (r.owner().equals(serverId)) {
+        roles.put(r.start(), r.handover() == null ? "owner" : "source");
+      } else if (r.handover() != null && r.handover().target().equals(serverId)) {
+        roles.put(r.start(), "target");
+      }
+    }
+    for (RangeEntry r : image.ranges()) {
+      String role = roles.get(r.start());
+      if (role == null) {
+        continue;
+      }
+      b.addRanges(RangeLoad.newBuilder().setStart(r.start()).setEnd(r.end())
+          .setQueued(store.backlog(r.start(), r.end()))
+          .setHeld(r.handover() == null ? 0 : store.held(r.start(), r.epoch() + 1))
+          .setRole(role));
+    }
+    out.onNext(b.build());
+    out.onCompleted();
+  }
+
+  public long accepted() {
+    return accepted.get();
+  }
+}

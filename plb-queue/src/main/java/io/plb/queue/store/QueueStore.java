@@ -1,0 +1,620 @@
+package io.plb.queue.store;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.plb.client.agent.HandoverStore;
+import io.plb.core.handover.Participant.Buffer;
+import io.plb.core.keyspace.KeyHash;
+import io.plb.core.keyspace.Ring;
+import io.plb.proto.v1.StoredMessage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.function.LongConsumer;
+import org.rocksdb.ColumnFamilyDescriptor;
+import org.rocksdb.ColumnFamilyHandle;
+import org.rocksdb.ColumnFamilyOptions;
+import org.rocksdb.DBOptions;
+import org.rocksdb.ReadOptions;
+import org.rocksdb.RocksDB;
+import org.rocksdb.RocksDBException;
+import org.rocksdb.RocksIterator;
+import org.rocksdb.WriteBatch;
+import org.rocksdb.WriteOptions;
+
+/**
+ * The durable store of the reference queue server: the deliverable queue, the handover buffers
+ * and the agent's state, in one RocksDB database.
+ *
+ * <p><b>Layout.</b> Column family {@code queue}: 8-byte big-endian local sequence number (lsn) →
+ * {@link StoredMessage}; a key's messages are delivered in lsn order. Column family {@code
+ * buffers}: {@code rangeStart(8) handoverEpoch(8) buffer(1) lsn(8)} → {@link StoredMessage}.
+ * Default column family: the agent's state. Lsns grow across both families, so a buffer keeps
+ * arrival order, and a release appends to the queue with fresh lsns in the order it lists buffers.
+ * Writes that acknowledge a producer or a transfer are synced ({@code sync}); acknowledgements by
+ * consumers are not (losing one redelivers a message, which at-least-once allows).
+ *
+ * <p><b>In memory</b> (rebuilt from the database on open): per key, the lsns of its queued
+ * messages and whether its head is out with a consumer; per ring position, the number of queued
+ * messages (for a range's backlog); per buffer, its size. Payloads stay on disk.
+ *
+ * <p><b>Thread model.</b> Thread-safe; one monitor guards the in-memory index and every write.
+ * It never calls out while holding it, except the ack listener, which is called after the monitor
+ * is released.
+ */
+public final class QueueStore implements HandoverStore, AutoCloseable {
+  static {
+    RocksDB.loadLibrary();
+  }
+
+  private static final byte[] AGENT_STATE = "agent.state".getBytes(StandardCharsets.UTF_8);
+
+  /** One key's queue. */
+  static final class KeyQueue {
+    final ByteString key;
+    final long hash;
+    final ArrayDeque<Long> lsns = new ArrayDeque<>();
+    /** The lsn of the head delivered and not yet acknowledged, or -1. */
+    long inFlight = -1;
+    Object holder;
+
+    KeyQueue(ByteString key, long hash) {
+      this.key = key;
+      this.hash = hash;
+    }
+  }
+
+  /** A message handed to a consumer. */
+  public record Delivered(long lsn, StoredMessage message, boolean redelivered) {}
+
+  private final Path dir;
+  private final boolean sync;
+  private final DBOptions dbOptions;
+  private final ColumnFamilyOptions cfOptions;
+  private final WriteOptions durable;
+  private final WriteOptions lazy;
+  private final RocksDB db;
+  private final ColumnFamilyHandle meta;
+  private final ColumnFamilyHandle queue;
+  private final ColumnFamilyHandle buffers;
+
+  private final Map<ByteString, KeyQueue> keys = new HashMap<>();
+  /** Keys whose head may be delivered now, in the order they became ready. */
+  private final LinkedHashSet<KeyQueue> ready = new LinkedHashSet<>();
+  /** Queued messages per ring position, keyed by hash ^ MIN so the order is unsigned. */
+  private final TreeMap<Long, Integer> queuedAt = new TreeMap<>();
+  private final Map<String, Integer> bufferSizes = new HashMap<>();
+  private final Set<Long> deliveredBefore = new HashSet<>();
+  private long nextLsn;
+  private long queued;
+  private long held;
+  private long inFlight;
+  private LongConsumer ackListener = h -> {};
+  private Runnable readyListener = () -> {};
+
+  private QueueStore(Path dir, boolean sync) throws IOException {
+    this.dir = dir;
+    this.sync = sync;
+    Files.createDirectories(dir);
+    dbOptions = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
+    cfOptions = new ColumnFamilyOptions();
+    durable = new WriteOptions().setSync(sync);
+    lazy = new WriteOptions().setSync(false);
+    List<ColumnFamilyHandle> handles = new ArrayList<>();
+    try {
+      db = RocksDB.open(dbOptions, dir.toString(), List.of(
+          new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, cfOptions),
+          new ColumnFamilyDescriptor("queue".getBytes(StandardCharsets.UTF_8), cfOptions),
+          new ColumnFamilyDescriptor("buffers".getBytes(StandardCharsets.UTF_8), cfOptions)),
+          handles);
+    } catch (RocksDBException e) {
+      throw new IOException("cannot open the queue store at " + dir + ": " + e.getMessage(), e);
+    }
+    meta = handles.get(0);
+    queue = handles.get(1);
+    buffers = handles.get(2);
+    load();
+  }
+
+  /** Opens (or creates) the store in {@code dir}; {@code sync} makes acknowledged writes fsync. */
+  public static QueueStore open(Path dir, boolean sync) throws IOException {
+    return new QueueStore(dir, sync);
+  }
+
+  /** Called, outside the store's lock, with the ring position of every acknowledged message. */
+  public synchronized void onAck(LongConsumer listener) {
+    this.ackListener = listener;
+  }
+
+  /** Called, outside the store's lock, whenever a message may have become deliverable. */
+  public synchronized void onReady(Runnable listener) {
+    this.readyListener = listener;
+  }
+
+  private void load() throws IOException {
+    long maxLsn = 0;
+    try (RocksIterator it = db.newIterator(queue)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        long lsn = ByteBuffer.wrap(it.key()).getLong();
+        StoredMessage m = parse(it.value());
+        index(lsn, m);
+        maxLsn = Math.max(maxLsn, lsn);
+      }
+    }
+    try (RocksIterator it = db.newIterator(buffers)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        byte[] k = it.key();
+        ByteBuffer b = ByteBuffer.wrap(k);
+        long range = b.getLong();
+        long he = b.getLong();
+        int buf = b.get();
+        long lsn = b.getLong();
+        bufferSizes.merge(bufferName(range, he, Buffer.values()[buf]), 1, Integer::sum);
+        held++;
+        maxLsn = Math.max(maxLsn, lsn);
+      }
+    }
+    nextLsn = maxLsn + 1;
+  }
+
+  // ------------------------------------------------------------------ publish
+
+  /** Where one accepted message goes. */
+  public record Placed(StoredMessage message, long hash, Buffer buffer, long rangeStart,
+      long handoverEpoch) {
+    /** A message for the deliverable queue. */
+    public static Placed queue(StoredMessage m, long hash) {
+      return new Placed(m, hash, null, 0, 0);
+    }
+  }
+
+  /** Appends accepted messages, in order, in one durable write. */
+  public void append(List<Placed> messages) {
+    if (messages.isEmpty()) {
+      return;
+    }
+    boolean becameReady = false;
+    synchronized (this) {
+      try (WriteBatch batch = new WriteBatch()) {
+        long lsn = nextLsn;
+        for (Placed p : messages) {
+          byte[] value = p.message().toByteArray();
+          if (p.buffer() == null) {
+            batch.put(queue, lsnKey(lsn), value);
+          } else {
+            batch.put(buffers, bufferKey(p.rangeStart(), p.handoverEpoch(), p.buffer(), lsn),
+                value);
+          }
+          lsn++;
+        }
+        db.write(durable, batch);
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
+      }
+      for (Placed p : messages) {
+        long lsn = nextLsn++;
+        if (p.buffer() == null) {
+          becameReady |= index(lsn, p.message());
+        } else {
+          bufferSizes.merge(bufferName(p.rangeStart(), p.handoverEpoch(), p.buffer()), 1,
+              Integer::sum);
+          held++;
+        }
+      }
+    }
+    if (becameReady) {
+      readyListener.run();
+    }
+  }
+
+  /** Adds a queued message to the in-memory index; true if its key became ready. Locked. */
+  private boolean index(long lsn, StoredMessage m) {
+    KeyQueue q = keys.get(m.getKey());
+    if (q == null) {
+      q = new KeyQueue(m.getKey(), KeyHash.hash(m.getKey().toByteArray()));
+      keys.put(m.getKey(), q);
+    }
+    q.lsns.addLast(lsn);
+    queuedAt.merge(q.hash ^ Long.MIN_VALUE, 1, Integer::sum);
+    queued++;
+    if (q.inFlight < 0 && q.lsns.size() == 1) {
+      ready.add(q);
+      return true;
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------ delivery
+
+  /**
+   * Takes up to {@code max} deliverable heads for {@code holder} (one per key, at most one
+   * outstanding per key across all holders).
+   */
+  public List<Delivered> take(Object holder, int max) {
+    List<Delivered> out = new ArrayList<>();
+    synchronized (this) {
+      var it = ready.iterator();
+      while (out.size() < max && it.hasNext()) {
+        KeyQueue q = it.next();
+        it.remove();
+        long lsn = q.lsns.peekFirst();
+        byte[] value;
+        try {
+          value = db.get(queue, lsnKey(lsn));
+        } catch (RocksDBException e) {
+          throw new IllegalStateException("queue store read failed: " + e.getMessage(), e);
+        }
+        q.inFlight = lsn;
+        q.holder = holder;
+        inFlight++;
+        out.add(new Delivered(lsn, parse(value), deliveredBefore.contains(lsn)));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * A consumer acknowledged delivery {@code lsn}: the message leaves the queue. An ack for a
+   * delivery this holder does not hold (already acked, or redelivered elsewhere) is ignored.
+   *
+   * @return whether it was acknowledged now
+   */
+  public boolean ack(Object holder, long lsn, ByteString key) {
+    long hash;
+    boolean becameReady;
+    synchronized (this) {
+      KeyQueue q = keys.get(key);
+      if (q == null || q.inFlight != lsn || q.holder != holder) {
+        return false;
+      }
+      try {
+        db.delete(queue, lazy, lsnKey(lsn));
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store delete failed: " + e.getMessage(), e);
+      }
+      q.lsns.pollFirst();
+      q.inFlight = -1;
+      q.holder = null;
+      inFlight--;
+      queued--;
+      deliveredBefore.remove(lsn);
+      queuedAt.compute(q.hash ^ Long.MIN_VALUE, (k, n) -> n == 1 ? null : n - 1);
+      becameReady = !q.lsns.isEmpty();
+      if (becameReady) {
+        ready.add(q);
+      } else {
+        keys.remove(key);
+      }
+      hash = q.hash;
+    }
+    ackListener.accept(hash);
+    if (becameReady) {
+      readyListener.run();
+    }
+    return true;
+  }
+
+  /** A consumer went away: what it held goes back to be delivered again, marked redelivered. */
+  public void releaseHolder(Object holder, List<Long> lsns, List<ByteString> keysHeld) {
+    boolean any = false;
+    synchronized (this) {
+      for (int i = 0; i < lsns.size(); i++) {
+        KeyQueue q = keys.get(keysHeld.get(i));
+        if (q != null && q.inFlight == lsns.get(i) && q.holder == holder) {
+          q.inFlight = -1;
+          q.holder = null;
+          inFlight--;
+          deliveredBefore.add(lsns.get(i));
+          ready.add(q);
+          any = true;
+        }
+      }
+    }
+    if (any) {
+      readyListener.run();
+    }
+  }
+
+  // ------------------------------------------------------------------ HandoverStore
+
+  @Override
+  public synchronized long backlog(long start, long end) {
+    long lo = start ^ Long.MIN_VALUE;
+    Map<Long, Integer> sub = end == 0 ? queuedAt.tailMap(lo, true)
+        : queuedAt.subMap(lo, true, end ^ Long.MIN_VALUE, false);
+    long n = 0;
+    for (int c : sub.values()) {
+      n += c;
+    }
+    return n;
+  }
+
+  @Override
+  public synchronized List<StoredMessage> read(long rangeStart, long handoverEpoch,
+      List<Buffer> list) {
+    List<StoredMessage> out = new ArrayList<>();
+    for (Buffer b : list) {
+      scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> out.add(parse(v)));
+    }
+    return out;
+  }
+
+  @Override
+  public void store(long rangeStart, long handoverEpoch, Buffer into,
+      List<StoredMessage> messages) {
+    synchronized (this) {
+      String name = bufferName(rangeStart, handoverEpoch, into);
+      if (bufferSizes.getOrDefault(name, 0) > 0) {
+        return; // a resend of a transfer stored whole before
+      }
+      List<Placed> placed = new ArrayList<>(messages.size());
+      for (StoredMessage m : messages) {
+        placed.add(new Placed(m, 0, into, rangeStart, handoverEpoch));
+      }
+      append(placed);
+    }
+  }
+
+  @Override
+  public void release(long rangeStart, long handoverEpoch, List<Buffer> list) {
+    boolean becameReady = false;
+    synchronized (this) {
+      List<byte[]> oldKeys = new ArrayList<>();
+      List<StoredMessage> moved = new ArrayList<>();
+      Set<String> ids = new HashSet<>();
+      for (Buffer b : list) {
+        scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> {
+          oldKeys.add(k);
+          StoredMessage m = parse(v);
+          if (ids.add(m.getProducer() + "\u0000" + m.getSeq())) {
+            moved.add(m);
+          }
+        });
+      }
+      if (oldKeys.isEmpty()) {
+        return;
+      }
+      try (WriteBatch batch = new WriteBatch()) {
+        for (byte[] k : oldKeys) {
+          batch.delete(buffers, k);
+        }
+        long lsn = nextLsn;
+        for (StoredMessage m : moved) {
+          batch.put(queue, lsnKey(lsn++), m.toByteArray());
+        }
+        db.write(durable, batch);
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store release failed: " + e.getMessage(), e);
+      }
+      for (Buffer b : list) {
+        Integer n = bufferSizes.remove(bufferName(rangeStart, handoverEpoch, b));
+        held -= n == null ? 0 : n;
+      }
+      for (StoredMessage m : moved) {
+        becameReady |= index(nextLsn++, m);
+      }
+    }
+    if (becameReady) {
+      readyListener.run();
+    }
+  }
+
+  @Override
+  public synchronized void discard(long rangeStart, long handoverEpoch, List<Buffer> list) {
+    try (WriteBatch batch = new WriteBatch()) {
+      for (Buffer b : list) {
+        byte[] from = bufferKey(rangeStart, handoverEpoch, b, 0);
+        byte[] to = bufferKey(rangeStart, handoverEpoch, b, -1);
+        batch.deleteRange(buffers, from, to);
+        batch.delete(buffers, to);
+      }
+      db.write(durable, batch);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("queue store discard failed: " + e.getMessage(), e);
+    }
+    for (Buffer b : list) {
+      Integer n = bufferSizes.remove(bufferName(rangeStart, handoverEpoch, b));
+      held -= n == null ? 0 : n;
+    }
+  }
+
+  @Override
+  public synchronized List<StoredMessage> orphans(long start, long end, long handoverEpoch) {
+    List<StoredMessage> out = new ArrayList<>();
+    for (long lsn : queuedLsnsIn(start, end)) {
+      try {
+        out.add(parse(db.get(queue, lsnKey(lsn))));
+      } catch (RocksDBException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+    for (Buffer b : Buffer.values()) {
+      scanBuffer(start, handoverEpoch, b, (k, v) -> out.add(parse(v)));
+    }
+    return out;
+  }
+
+  @Override
+  public void dropOrphans(long start, long end, long handoverEpoch, List<StoredMessage> sent) {
+    synchronized (this) {
+      Set<String> ids = new HashSet<>();
+      for (StoredMessage m : sent) {
+        ids.add(m.getProducer() + "\u0000" + m.getSeq());
+      }
+      for (long lsn : queuedLsnsIn(start, end)) {
+        StoredMessage m;
+        try {
+          m = parse(db.get(queue, lsnKey(lsn)));
+          if (!ids.contains(m.getProducer() + "\u0000" + m.getSeq())) {
+            continue;
+          }
+          db.delete(queue, durable, lsnKey(lsn));
+        } catch (RocksDBException e) {
+          throw new IllegalStateException(e);
+        }
+        KeyQueue q = keys.get(m.getKey());
+        if (q != null && q.lsns.remove(lsn)) {
+          queued--;
+          queuedAt.compute(q.hash ^ Long.MIN_VALUE, (k, n) -> n == 1 ? null : n - 1);
+          if (q.inFlight == lsn) {
+            q.inFlight = -1;
+            q.holder = null;
+            inFlight--;
+          }
+          if (q.lsns.isEmpty()) {
+            keys.remove(m.getKey());
+            ready.remove(q);
+          }
+        }
+      }
+      discard(start, handoverEpoch, List.of(Buffer.values()));
+    }
+  }
+
+  @Override
+  public void queueLate(List<StoredMessage> messages) {
+    List<Placed> placed = new ArrayList<>(messages.size());
+    for (StoredMessage m : messages) {
+      placed.add(Placed.queue(m.toBuilder().setLate(true).build(), 0));
+    }
+    append(placed);
+  }
+
+  @Override
+  public synchronized void saveAgentState(byte[] state) {
+    try {
+      db.put(meta, durable, AGENT_STATE, state);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("saving the agent state failed: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public synchronized byte[] loadAgentState() {
+    try {
+      byte[] v = db.get(meta, AGENT_STATE);
+      return v == null ? new byte[0] : v;
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("reading the agent state failed: " + e.getMessage(), e);
+    }
+  }
+
+  // ------------------------------------------------------------------ figures
+
+  public synchronized long queued() {
+    return queued;
+  }
+
+  public synchronized long held() {
+    return held;
+  }
+
+  public synchronized long inFlight() {
+    return inFlight;
+  }
+
+  /** Messages in the buffers of one handover, by buffer. */
+  public synchronized long held(long rangeStart, long handoverEpoch) {
+    long n = 0;
+    for (Buffer b : Buffer.values()) {
+      n += bufferSizes.getOrDefault(bufferName(rangeStart, handoverEpoch, b), 0);
+    }
+    return n;
+  }
+
+  public boolean syncWrites() {
+    return sync;
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private List<Long> queuedLsnsIn(long start, long end) {
+    List<Long> out = new ArrayList<>();
+    for (KeyQueue q : keys.values()) {
+      if (Ring.contains(start, end, q.hash)) {
+        out.addAll(q.lsns);
+      }
+    }
+    out.sort(Long::compare);
+    return out;
+  }
+
+  private interface EntryVisitor {
+    void visit(byte[] key, byte[] value);
+  }
+
+  private void scanBuffer(long rangeStart, long handoverEpoch, Buffer b, EntryVisitor visitor) {
+    byte[] prefix = ByteBuffer.allocate(17).putLong(rangeStart).putLong(handoverEpoch)
+        .put((byte) b.ordinal()).array();
+    try (ReadOptions ro = new ReadOptions().setPrefixSameAsStart(false);
+        RocksIterator it = db.newIterator(buffers, ro)) {
+      for (it.seek(prefix); it.isValid(); it.next()) {
+        byte[] k = it.key();
+        if (!startsWith(k, prefix)) {
+          break;
+        }
+        visitor.visit(k, it.value());
+      }
+    }
+  }
+
+  private static boolean startsWith(byte[] k, byte[] prefix) {
+    if (k.length < prefix.length) {
+      return false;
+    }
+    for (int i = 0; i < prefix.length; i++) {
+      if (k[i] != prefix[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private static byte[] lsnKey(long lsn) {
+    return ByteBuffer.allocate(8).putLong(lsn).array();
+  }
+
+  private static byte[] bufferKey(long rangeStart, long he, Buffer b, long lsn) {
+    return ByteBuffer.allocate(25).putLong(rangeStart).putLong(he).put((byte) b.ordinal())
+        .putLong(lsn).array();
+  }
+
+  private static String bufferName(long rangeStart, long he, Buffer b) {
+    return rangeStart + "/" + he + "/" + b;
+  }
+
+  private static StoredMessage parse(byte[] v) {
+    try {
+      return StoredMessage.parseFrom(v);
+    } catch (InvalidProtocolBufferException e) {
+      throw new IllegalStateException("a stored message is corrupt", e);
+    }
+  }
+
+  @Override
+  public synchronized void close() {
+    buffers.close();
+    queue.close();
+    meta.close();
+    db.close();
+    durable.close();
+    lazy.close();
+    cfOptions.close();
+    dbOptions.close();
+  }
+}
