@@ -3,6 +3,7 @@
 PLB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PLB_VERSION="0.1.0-SNAPSHOT"
 PLB_STAMP="$PLB_ROOT/plb-server/target/.plb-built"
+# Both runnable modules: the PLB node (plb-server) and the reference queue server (plb-queue).
 
 plb_ensure_built() {
   # One build at a time: three nodes and a plbctl may start together.
@@ -10,7 +11,8 @@ plb_ensure_built() {
   exec 9> "$PLB_ROOT/plb-server/target/.plb-build.lock"
   flock 9
   local stale=""
-  if [ ! -f "$PLB_STAMP" ] || [ ! -f "$PLB_ROOT/plb-server/target/classpath.txt" ]; then
+  if [ ! -f "$PLB_STAMP" ] || [ ! -f "$PLB_ROOT/plb-server/target/classpath.txt" ] \
+      || [ ! -f "$PLB_ROOT/plb-queue/target/classpath.txt" ]; then
     stale="first use"
   elif [ -n "${PLB_REBUILD:-}" ]; then
     stale="PLB_REBUILD set"
@@ -23,7 +25,7 @@ plb_ensure_built() {
   if [ -n "$stale" ]; then
     echo "plb: building ($stale; this takes a minute the first time)..." >&2
     local log; log="$(mktemp)"
-    (cd "$PLB_ROOT" && mvn -B -q -DskipTests install -pl plb-server -am) > "$log" 2>&1 || {
+    (cd "$PLB_ROOT" && mvn -B -q -DskipTests install -pl plb-server,plb-queue -am) > "$log" 2>&1 || {
       cat "$log" >&2
       echo "plb: build failed" >&2
       exit 1
@@ -34,5 +36,5 @@ plb_ensure_built() {
 }
 
 plb_classpath() {
-  echo "$PLB_ROOT/plb-server/target/plb-server-$PLB_VERSION.jar:$(cat "$PLB_ROOT/plb-server/target/classpath.txt")"
+  echo "$PLB_ROOT/plb-server/target/plb-server-$PLB_VERSION.jar:$PLB_ROOT/plb-queue/target/plb-queue-$PLB_VERSION.jar:$(cat "$PLB_ROOT/plb-server/target/classpath.txt"):$(cat "$PLB_ROOT/plb-queue/target/classpath.txt")"
 }

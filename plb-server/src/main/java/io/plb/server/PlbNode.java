@@ -139,7 +139,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         publisher,
         this::propose,
         new HandoverDriver.Settings(config.handoverMaxPerServer(), config.handoverMaxTotal(),
-            config.prepareTimeout(), config.drainTimeout()),
+            config.prepareTimeout(), config.drainTimeout(), config.suspectAfter(),
+            config.downAfter()),
         Ticker.SYSTEM,
         leaderLoop,
         this::leaderHintText);

@@ -84,6 +84,8 @@ public final class QueueServerAgent implements AutoCloseable {
   private final Condition versionAdvanced = lock.newCondition();
   private final Set<Long> awaitingBacklog = new HashSet<>();
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
+  private final Set<Long> orphansInFlight = ConcurrentHashMap.newKeySet();
+  private final List<Runnable> pendingReports = new ArrayList<>();
   private final Map<String, ManagedChannel> peers = new ConcurrentHashMap<>();
   private final ExecutorService io;
   private final ScheduledExecutorService timers;
@@ -362,6 +364,7 @@ public final class QueueServerAgent implements AutoCloseable {
       image = next;
       execute(participant.onMap(next));
       awaitingBacklog.removeIf(start -> participant.side(start) == null);
+      findOrphans();
       persist();
       versionAdvanced.signalAll();
     } catch (RuntimeException e) {
@@ -426,7 +429,8 @@ public final class QueueServerAgent implements AutoCloseable {
       return;
     }
     reportsSent.incrementAndGet();
-    io.execute(() -> {
+    // Sent once the state that led to it is persisted (see persist()).
+    pendingReports.add(() -> {
       try {
         var out = leader.report(kind, serverId, rangeStart, handoverEpoch);
         LOG.info("{}: reported {} for range {} (handover epoch {}){}", serverId, kind,
@@ -496,13 +500,26 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /** Hands what this server still holds of a range it lost while DOWN to the new owner. */
   private void sendOrphans(Action.Orphaned o) {
+    if (!orphansInFlight.add(o.rangeStart())) {
+      return;
+    }
     io.execute(() -> {
+      try {
+        sendOrphansNow(o);
+      } finally {
+        orphansInFlight.remove(o.rangeStart());
+      }
+    });
+  }
+
+  private void sendOrphansNow(Action.Orphaned o) {
+    {
       for (int attempt = 0; !closed; attempt++) {
         ClusterImage now = image;
         int i = now.indexOfStart(o.rangeStart());
         if (i < 0) {
-          LOG.error("{}: range {} is gone from the map; {} late message(s) kept", serverId,
-              Ring.hex(o.rangeStart()), "its");
+          LOG.error("{}: range {} is gone from the map; its late messages are kept", serverId,
+              Ring.hex(o.rangeStart()));
           return;
         }
         RangeEntry r = now.range(i);
@@ -542,7 +559,7 @@ public final class QueueServerAgent implements AutoCloseable {
           return;
         }
       }
-    });
+    }
   }
 
   private void resendOwed() {
@@ -553,6 +570,7 @@ public final class QueueServerAgent implements AutoCloseable {
     try {
       execute(participant.resend());
       checkBacklogs();
+      persist();
     } catch (RuntimeException e) {
       LOG.warn("{}: resend round failed", serverId, e);
     } finally {
@@ -573,8 +591,29 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
+  /** Persists the participant's state, then sends the reports it led to. Under the lock. */
   private void persist() {
     store.saveAgentState(AgentState.of(participant).encode());
+    for (Runnable r : pendingReports) {
+      io.execute(r);
+    }
+    pendingReports.clear();
+  }
+
+  /**
+   * Ranges this server holds queued messages of but no longer owns, outside any handover — it
+   * lost them while DOWN, or was restarted after that: their messages go to the owner as late
+   * messages. Under the lock.
+   */
+  private void findOrphans() {
+    for (RangeEntry r : image.ranges()) {
+      if (r.owner().equals(serverId) || !r.isAssigned() || participant.side(r.start()) != null) {
+        continue;
+      }
+      if (store.backlog(r.start(), r.end()) > 0) {
+        sendOrphans(new Action.Orphaned(r.start(), 0));
+      }
+    }
   }
 
   private RangeEntry rangeAt(long start) {

@@ -310,10 +310,13 @@ public final class Participant {
       }
       sides.remove(s.rangeStart());
       if (s.source()) {
-        if (r != null && r.epoch() == s.handoverEpoch() && !r.owner().equals(me)) {
+        if (r != null && r.epoch() == s.handoverEpoch() && !r.owner().equals(me)
+            && s.bufferTransferred()) {
           // COMPLETE: the target stored our buffer before we reported drained.
           out.add(new Action.Discard(s.rangeStart(), s.handoverEpoch(), List.of(Buffer.HOLD)));
         } else if (r == null || !r.owner().equals(me)) {
+          // Moved away without our drain (a forced handover while we were DOWN): what we hold
+          // goes to the new owner as late messages.
           out.add(new Action.Orphaned(s.rangeStart(), s.handoverEpoch()));
         }
         // Otherwise the reversal finished (we reported it after releasing everything).

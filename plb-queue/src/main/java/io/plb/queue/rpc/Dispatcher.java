@@ -104,8 +104,6 @@ public final class Dispatcher implements AutoCloseable {
   public Session open(String consumer, int maxInFlight,
       ServerCallStreamObserver<SubscribeResponse> stream) {
     Session s = new Session(consumer, maxInFlight, stream);
-    stream.setOnReadyHandler(this::wake);
-    stream.setOnCancelHandler(s::close);
     sessions.add(s);
     wake();
     return s;

@@ -256,6 +256,14 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     ServerCallStreamObserver<SubscribeResponse> call =
         (ServerCallStreamObserver<SubscribeResponse>) out;
     Dispatcher.Session[] session = new Dispatcher.Session[1];
+    // Handlers can only be set before this method returns.
+    call.setOnReadyHandler(dispatcher::wake);
+    call.setOnCancelHandler(() -> {
+      Dispatcher.Session s = session[0];
+      if (s != null) {
+        s.close();
+      }
+    });
     return new StreamObserver<>() {
       @Override
       public void onNext(SubscribeRequest req) {

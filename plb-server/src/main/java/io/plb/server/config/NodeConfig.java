@@ -69,6 +69,10 @@ public final class NodeConfig {
         "the leader aborts a handover whose target has not opened its held queue by then"});
     k.put("handover.drainTimeout", new String[] {"60s",
         "the leader aborts (reverses) a handover whose source has not drained by then"});
+    k.put("server.suspectAfter", new String[] {"3s",
+        "a queue server silent this long is logged as suspect"});
+    k.put("server.downAfter", new String[] {"10s",
+        "a queue server silent this long is committed DOWN and its ranges are moved away"});
     KEYS = Collections.unmodifiableMap(k);
   }
 
@@ -92,6 +96,8 @@ public final class NodeConfig {
   private final int handoverMaxTotal;
   private final Duration prepareTimeout;
   private final Duration drainTimeout;
+  private final Duration suspectAfter;
+  private final Duration downAfter;
 
   private NodeConfig(Map<String, String> v) {
     for (String key : v.keySet()) {
@@ -144,6 +150,12 @@ public final class NodeConfig {
     handoverMaxTotal = (int) positive(v, "handover.maxTotal");
     prepareTimeout = duration(v, "handover.prepareTimeout");
     drainTimeout = duration(v, "handover.drainTimeout");
+    suspectAfter = duration(v, "server.suspectAfter");
+    downAfter = duration(v, "server.downAfter");
+    if (downAfter.compareTo(suspectAfter) < 0) {
+      throw new IllegalArgumentException("server.downAfter must not be shorter than "
+          + "server.suspectAfter");
+    }
   }
 
   /** Reads {@code file} (may be null), then applies {@code overrides}. */
@@ -244,6 +256,14 @@ public final class NodeConfig {
 
   public Duration drainTimeout() {
     return drainTimeout;
+  }
+
+  public Duration suspectAfter() {
+    return suspectAfter;
+  }
+
+  public Duration downAfter() {
+    return downAfter;
   }
 
   // ---------------------------------------------------------------- parsing helpers

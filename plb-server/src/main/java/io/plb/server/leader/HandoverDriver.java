@@ -6,7 +6,10 @@ import io.plb.core.error.ErrorCode;
 import io.plb.core.error.PlbException;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.map.ClusterImage;
+import io.plb.core.map.Handover;
 import io.plb.core.map.HandoverPhase;
+import io.plb.core.map.QueueServerInfo;
+import io.plb.core.map.ServerState;
 import io.plb.core.map.MapDelta;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.time.Ticker;
@@ -53,7 +56,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
 
   /** The budgets and timeouts the driver works to. */
   public record Settings(
-      int maxPerServer, int maxTotal, Duration prepareTimeout, Duration drainTimeout) {}
+      int maxPerServer, int maxTotal, Duration prepareTimeout, Duration drainTimeout,
+      Duration suspectAfter, Duration downAfter) {}
 
   /** An open handover as this leader sees it. */
   public record Open(RangeEntry range, long handoverEpoch, long ageMillis, long timeoutMillis) {}
@@ -78,6 +82,10 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   private final Set<Key> aborting = new HashSet<>();
   /** When this leader last heard a heartbeat from each queue server (ticker nanos). */
   private final Map<String, Long> lastHeard = new HashMap<>();
+  private final Set<String> suspected = new HashSet<>();
+  /** Liveness proposals (server state changes, forced handovers) in flight, by subject. */
+  private final Set<String> livenessInFlight = new HashSet<>();
+  private long leadingSince;
   private long term = -1;
   private volatile boolean leading;
   private long lastWaitLog;
@@ -106,8 +114,12 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     run(() -> {
       term = newTerm;
       leading = true;
+      leadingSince = ticker.nanos();
       seen.clear();
       aborting.clear();
+      suspected.clear();
+      livenessInFlight.clear();
+      lastHeard.clear();
       LOG.info("leading in term {}: driving {} open handover(s), timeouts start now", newTerm,
           countOpen(publisher.image()));
       reconcile();
@@ -285,10 +297,117 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     }
     seen.keySet().retainAll(present);
     aborting.retainAll(present);
+    checkLiveness(image, now);
     if (waitingOnReverse && now - lastWaitLog > 10_000_000_000L) {
       lastWaitLog = now;
       LOG.info("waiting for aborted handovers to be reversed by their sources");
     }
+  }
+
+  // ------------------------------------------------------------------ liveness
+
+  /**
+   * Queue-server liveness from heartbeats (DESIGN §5 "Failures"): silent for suspectAfter →
+   * logged as suspect; for downAfter → committed DOWN. A DOWN server's ranges leave it by forced
+   * handover (to the handover's target if it was moving, else to the ACTIVE server with the fewest
+   * ranges); a handover whose target is DOWN is aborted. A DOWN server heard again is committed
+   * ACTIVE; its agent then hands what it still holds to the new owners as late messages. Silence
+   * is measured from this leader's takeover at the earliest. Leader loop only.
+   */
+  private void checkLiveness(ClusterImage image, long now) {
+    for (QueueServerInfo s : image.servers().values()) {
+      long last = Math.max(lastHeard.getOrDefault(s.id(), leadingSince), leadingSince);
+      long silentMillis = (now - last) / 1_000_000;
+      if (s.state() == ServerState.DOWN) {
+        if (lastHeard.containsKey(s.id()) && silentMillis < settings.suspectAfter().toMillis()) {
+          proposeLiveness("server:" + s.id(),
+              new Command.UpdateServer(s.id(), null, null, ServerState.ACTIVE),
+              "queue server " + s.id() + " is heard again: ACTIVE");
+        }
+        continue;
+      }
+      if (silentMillis > settings.downAfter().toMillis()) {
+        proposeLiveness("server:" + s.id(),
+            new Command.UpdateServer(s.id(), null, null, ServerState.DOWN),
+            "queue server " + s.id() + " silent for " + silentMillis + " ms: DOWN");
+      } else if (silentMillis > settings.suspectAfter().toMillis()) {
+        if (suspected.add(s.id())) {
+          LOG.warn("queue server {} is suspect: no heartbeat for {} ms", s.id(), silentMillis);
+        }
+      } else if (suspected.remove(s.id())) {
+        LOG.info("queue server {} is heard again", s.id());
+      }
+    }
+    for (RangeEntry r : image.ranges()) {
+      if (!r.isAssigned()) {
+        continue;
+      }
+      QueueServerInfo owner = image.server(r.owner());
+      Handover h = r.handover();
+      if (owner != null && owner.state() == ServerState.DOWN) {
+        if (h != null && h.phase() == HandoverPhase.PREPARE) {
+          proposeLiveness("range:" + r.start(), new Command.AbortHandover(r.start(),
+              r.epoch() + 1, "source " + r.owner() + " is DOWN"), "aborting the handover of "
+              + r.rangeText() + ": source " + r.owner() + " is DOWN");
+          continue;
+        }
+        String target = h != null && isActive(image, h.target()) ? h.target()
+            : leastLoaded(image, r.owner());
+        if (target == null) {
+          continue; // no ACTIVE server to take it; logged by the caller's next round
+        }
+        proposeLiveness("range:" + r.start(), new Command.ForceHandover(r.start(), r.epoch(),
+            target), "forced handover of " + r.rangeText() + " off DOWN " + r.owner() + " to "
+            + target);
+      } else if (h != null && h.phase() != HandoverPhase.ABORT_SWITCH
+          && !isActive(image, h.target())) {
+        proposeLiveness("range:" + r.start(), new Command.AbortHandover(r.start(),
+            r.epoch() + 1, "target " + h.target() + " is " + stateOf(image, h.target())),
+            "aborting the handover of " + r.rangeText() + ": target " + h.target() + " is "
+            + stateOf(image, h.target()));
+      }
+    }
+  }
+
+  private void proposeLiveness(String subject, Command command, String what) {
+    if (!livenessInFlight.add(subject)) {
+      return;
+    }
+    LOG.warn("{}", what);
+    proposer.propose(command, term).whenComplete((result, error) -> run(() -> {
+      livenessInFlight.remove(subject);
+      if (error != null || !result.getOk()) {
+        LOG.info("{} not committed: {}", what, error != null ? error.getMessage()
+            : result.getErrorMessage());
+      }
+    }));
+  }
+
+  private static boolean isActive(ClusterImage image, String id) {
+    QueueServerInfo s = image.server(id);
+    return s != null && s.state() == ServerState.ACTIVE;
+  }
+
+  private static String stateOf(ClusterImage image, String id) {
+    QueueServerInfo s = image.server(id);
+    return s == null ? "gone" : s.state().name();
+  }
+
+  /** The ACTIVE server, other than {@code except}, that owns the fewest ranges. */
+  private static String leastLoaded(ClusterImage image, String except) {
+    String best = null;
+    int bestCount = Integer.MAX_VALUE;
+    for (QueueServerInfo s : image.servers().values()) {
+      if (s.state() != ServerState.ACTIVE || s.id().equals(except)) {
+        continue;
+      }
+      int n = image.rangesOf(s.id()).size();
+      if (n < bestCount) {
+        best = s.id();
+        bestCount = n;
+      }
+    }
+    return best;
   }
 
   private CompletableFuture<CommandResult> proposeAbort(Key key, String reason) {

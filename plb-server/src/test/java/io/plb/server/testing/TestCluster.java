@@ -30,6 +30,9 @@ public final class TestCluster implements AutoCloseable {
     base.put("raft.electionTimeoutMin", "500ms");
     base.put("raft.electionTimeoutMax", "1000ms");
     base.put("watch.progressInterval", "1s");
+    // Most tests register queue servers that never heartbeat; liveness tests set these lower.
+    base.put("server.suspectAfter", "1h");
+    base.put("server.downAfter", "1h");
     for (int i = 1; i <= size; i++) {
       String id = "n" + i;
       ids.add(id);
