@@ -10,7 +10,7 @@ import java.util.Map;
  * documented shapes print their fields in a stable order. Values: null, Boolean, Number, String,
  * Map, List.
  */
-final class Json {
+public final class Json {
   private Json() {}
 
   /** An ordered object under construction. */
@@ -18,7 +18,7 @@ final class Json {
     return new LinkedHashMap<>();
   }
 
-  static String write(Object value) {
+  public static String write(Object value) {
     StringBuilder b = new StringBuilder();
     write(b, value);
     return b.toString();

@@ -1,0 +1,465 @@
+package io.plb.client.workload;
+
+import io.plb.client.PlbClientException;
+import io.plb.client.admin.PlbAdminClient;
+import io.plb.client.cli.Json;
+import io.plb.client.consumer.Consumer;
+import io.plb.client.router.Producer;
+import io.plb.client.router.Router;
+import io.plb.core.check.History;
+import io.plb.core.check.HistoryChecker;
+import io.plb.core.map.ClusterImage;
+import io.plb.core.map.QueueServerInfo;
+import io.plb.core.map.RangeEntry;
+import io.plb.core.map.ServerState;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Producers and consumers against a running PLB cluster and its queue servers, recording a
+ * {@link History} and ending with the {@link HistoryChecker}'s verdict and latency percentiles.
+ * Operators run it as a canary ({@code bin/plb workload}); tests and benchmarks run it in-process.
+ * Optionally it moves random ranges while traffic flows ({@code moves}).
+ *
+ * <p>Thread model: one thread per producer (paced to its share of the rate), consumer handlers
+ * on the consumers' stream threads, one mover thread, and the caller's thread printing progress.
+ * The history is thread-safe.
+ */
+public final class Workload {
+
+  /** What to run. */
+  public record Options(
+      List<String> endpoints,
+      int keys,
+      double rate,
+      int size,
+      Duration duration,
+      int producers,
+      int consumers,
+      int moves,
+      Duration settle,
+      long seed) {
+
+    public Options {
+      if (keys < 1) {
+        throw new IllegalArgumentException("--keys must be at least 1");
+      }
+      if (!(rate > 0) || Double.isInfinite(rate)) {
+        throw new IllegalArgumentException("--rate must be a positive number of messages/s");
+      }
+      if (size < 0 || size > 1 << 20) {
+        throw new IllegalArgumentException("--size must be 0..1048576 bytes");
+      }
+      if (duration.isNegative() || duration.isZero()) {
+        throw new IllegalArgumentException("--duration must be positive");
+      }
+      if (producers < 1 || producers > 256 || consumers < 1 || consumers > 256) {
+        throw new IllegalArgumentException("--producers and --consumers must be 1..256");
+      }
+      if (moves < 0) {
+        throw new IllegalArgumentException("--moves must be >= 0");
+      }
+    }
+
+    public static Options defaults(List<String> endpoints) {
+      return new Options(endpoints, 1000, 200, 100, Duration.ofSeconds(10), 2, 2, 0,
+          Duration.ofSeconds(60), System.nanoTime());
+    }
+
+    public Options withKeys(int v) {
+      return new Options(endpoints, v, rate, size, duration, producers, consumers, moves, settle,
+          seed);
+    }
+
+    public Options withRate(double v) {
+      return new Options(endpoints, keys, v, size, duration, producers, consumers, moves, settle,
+          seed);
+    }
+
+    public Options withDuration(Duration v) {
+      return new Options(endpoints, keys, rate, size, v, producers, consumers, moves, settle,
+          seed);
+    }
+
+    public Options withClients(int producers, int consumers) {
+      return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
+          settle, seed);
+    }
+
+    public Options withMoves(int v) {
+      return new Options(endpoints, keys, rate, size, duration, producers, consumers, v, settle,
+          seed);
+    }
+  }
+
+  /** The outcome. */
+  public record Result(
+      HistoryChecker.Verdict verdict,
+      long movesStarted,
+      long movesCompleted,
+      long movesAborted,
+      long movesRefused,
+      double[] publishLatencyMs,
+      double[] endToEndLatencyMs,
+      double seconds) {
+
+    /** The summary fields, in a fixed order, for {@code --json}. */
+    public Map<String, Object> toJsonFields() {
+      Map<String, Object> m = new LinkedHashMap<>(verdict.toJsonFields());
+      m.put("moves_started", movesStarted);
+      m.put("moves_completed", movesCompleted);
+      m.put("moves_aborted", movesAborted);
+      m.put("moves_refused", movesRefused);
+      m.put("publish_ms_p50", round(publishLatencyMs[0]));
+      m.put("publish_ms_p99", round(publishLatencyMs[1]));
+      m.put("publish_ms_max", round(publishLatencyMs[2]));
+      m.put("end_to_end_ms_p50", round(endToEndLatencyMs[0]));
+      m.put("end_to_end_ms_p99", round(endToEndLatencyMs[1]));
+      m.put("end_to_end_ms_max", round(endToEndLatencyMs[2]));
+      m.put("seconds", round(seconds));
+      return m;
+    }
+
+    private static double round(double v) {
+      return Math.round(v * 100) / 100.0;
+    }
+  }
+
+  private final Options options;
+  private final PrintStream progress;
+  private final History history = new History();
+  private final LatencyLog publishLatency = new LatencyLog();
+  private final LatencyLog endToEnd = new LatencyLog();
+  private final AtomicLong movesStarted = new AtomicLong();
+  private final AtomicLong movesCompleted = new AtomicLong();
+  private final AtomicLong movesAborted = new AtomicLong();
+  private final AtomicLong movesRefused = new AtomicLong();
+  private volatile boolean stopProducing;
+
+  public Workload(Options options, PrintStream progress) {
+    this.options = options;
+    this.progress = progress;
+  }
+
+  public History history() {
+    return history;
+  }
+
+  /** Runs the workload to its end and checks the history. */
+  public Result run() throws InterruptedException {
+    long t0 = System.nanoTime();
+    try (Router router = Router.start(options.endpoints())) {
+      if (!router.awaitVersion(1, Duration.ofSeconds(30))) {
+        throw PlbClientException.of(io.plb.core.error.ErrorCode.UNAVAILABLE,
+            "no shard map from " + options.endpoints() + " within 30 s", null);
+      }
+      List<Consumer> consumers = new ArrayList<>();
+      for (int c = 0; c < options.consumers(); c++) {
+        String name = "consumer-" + (c + 1);
+        consumers.add(Consumer.start(router, (server, d) -> {
+          history.delivered(name, d.getProducer(), d.getSeq(), d.getKey().toByteArray(),
+              d.getRedelivered(), d.getLate());
+          if (d.getAcceptedAtMicros() > 0 && !d.getRedelivered()) {
+            endToEnd.add(nowMicros() - d.getAcceptedAtMicros());
+          }
+        }, Consumer.Config.defaults(name)));
+      }
+      List<Producer> producers = new ArrayList<>();
+      List<Thread> threads = new ArrayList<>();
+      String run = Long.toHexString(options.seed() & 0xffffffL);
+      for (int p = 0; p < options.producers(); p++) {
+        Producer producer = router.producer("wl-" + run + "-p" + (p + 1));
+        producers.add(producer);
+        int index = p;
+        Thread t = new Thread(() -> produce(producer, index), "workload-producer-" + (p + 1));
+        t.setDaemon(true);
+        threads.add(t);
+      }
+      Thread mover = options.moves() > 0 ? new Thread(this::moveRanges, "workload-mover") : null;
+      threads.forEach(Thread::start);
+      if (mover != null) {
+        mover.setDaemon(true);
+        mover.start();
+      }
+      long end = t0 + options.duration().toNanos();
+      while (System.nanoTime() < end) {
+        TimeUnit.MILLISECONDS.timedJoin(threads.get(0),
+            Math.min(1000, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
+        printProgress(producers, t0);
+      }
+      stopProducing = true;
+      for (Thread t : threads) {
+        t.join();
+      }
+      if (mover != null) {
+        mover.join();
+      }
+      // Settle: every publish has an outcome, then every acknowledged message is delivered.
+      long settleEnd = System.nanoTime() + options.settle().toNanos();
+      for (Producer p : producers) {
+        long left = Math.max(1, (settleEnd - System.nanoTime()) / 1_000_000);
+        p.flush(Duration.ofMillis(left));
+      }
+      long lastDelivered = -1;
+      long stableSince = System.nanoTime();
+      while (System.nanoTime() < settleEnd) {
+        HistoryChecker.Verdict v = HistoryChecker.check(history);
+        if (v.lost() == 0 && v.acknowledged() > 0 || v.acknowledged() == 0) {
+          break;
+        }
+        if (v.delivered() != lastDelivered) {
+          lastDelivered = v.delivered();
+          stableSince = System.nanoTime();
+        } else if (System.nanoTime() - stableSince > 20_000_000_000L) {
+          break; // nothing arrives any more: report what is missing
+        }
+        printProgress(producers, t0);
+        LockSupport.parkNanos(500_000_000L); // paces the progress lines while deliveries arrive
+      }
+      for (Producer p : producers) {
+        p.close(Duration.ofSeconds(5));
+      }
+      for (Consumer c : consumers) {
+        c.close();
+      }
+    }
+    HistoryChecker.Verdict verdict = HistoryChecker.check(history);
+    return new Result(verdict, movesStarted.get(), movesCompleted.get(), movesAborted.get(),
+        movesRefused.get(), publishLatency.percentilesMs(), endToEnd.percentilesMs(),
+        (System.nanoTime() - t0) / 1e9);
+  }
+
+  /** One producer: random keys at its share of the rate, recording every send and outcome. */
+  private void produce(Producer producer, int index) {
+    Random random = new Random(options.seed() * 31 + index);
+    double perProducer = options.rate() / options.producers();
+    long interval = (long) (1e9 / perProducer);
+    long next = System.nanoTime();
+    byte[] payload = new byte[options.size()];
+    while (!stopProducing) {
+      long now = System.nanoTime();
+      if (now < next) {
+        LockSupport.parkNanos(next - now);
+        continue;
+      }
+      next += interval;
+      String key = "k" + random.nextInt(options.keys());
+      byte[] keyBytes = key.getBytes(StandardCharsets.UTF_8);
+      random.nextBytes(payload);
+      long start = System.nanoTime();
+      long before = producer.published();
+      CompletableFuture<io.plb.client.router.PublishAck> f;
+      try {
+        f = producer.publish(keyBytes, payload);
+      } catch (RuntimeException e) {
+        continue;
+      }
+      if (producer.published() == before) {
+        continue; // refused at the call (the session stayed full): no sequence number taken
+      }
+      // Only this thread publishes on this session, which numbers messages 1, 2, 3, ...
+      long seq = producer.published();
+      history.publishSent(producer.id(), seq, keyBytes);
+      f.whenComplete((ack, error) -> {
+        if (error == null) {
+          history.publishAcked(producer.id(), seq);
+          publishLatency.add((System.nanoTime() - start) / 1_000);
+        } else {
+          history.publishFailed(producer.id(), seq, String.valueOf(error.getMessage()));
+        }
+      });
+    }
+  }
+
+  /** Random moves while traffic flows, spread over the run, up to the cluster's limits. */
+  private void moveRanges() {
+    Random random = new Random(options.seed() ^ 0x5eed);
+    long spacing = options.duration().toNanos() / Math.max(1, options.moves());
+    try (PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(options.endpoints())
+        .deadline(Duration.ofSeconds(10)).build()) {
+      long next = System.nanoTime();
+      for (int i = 0; i < options.moves() && !stopProducing; i++) {
+        long wait = next - System.nanoTime();
+        if (wait > 0) {
+          LockSupport.parkNanos(wait);
+        }
+        next += spacing;
+        try {
+          ClusterImage image = admin.getMap(0);
+          List<RangeEntry> idle = new ArrayList<>();
+          for (RangeEntry r : image.ranges()) {
+            if (r.isAssigned() && r.handover() == null && !r.pinned()) {
+              idle.add(r);
+            }
+          }
+          List<String> active = new ArrayList<>();
+          for (QueueServerInfo s : image.servers().values()) {
+            if (s.state() == ServerState.ACTIVE) {
+              active.add(s.id());
+            }
+          }
+          if (idle.isEmpty() || active.size() < 2) {
+            continue;
+          }
+          RangeEntry r = idle.get(random.nextInt(idle.size()));
+          active.remove(r.owner());
+          admin.move(r.start(), active.get(random.nextInt(active.size())));
+          movesStarted.incrementAndGet();
+        } catch (PlbClientException e) {
+          movesRefused.incrementAndGet(); // a limit was reached, or the range changed meanwhile
+        }
+      }
+    }
+  }
+
+  private void printProgress(List<Producer> producers, long t0) {
+    if (progress == null) {
+      return;
+    }
+    long published = 0;
+    long acked = 0;
+    long refused = 0;
+    long inFlight = 0;
+    for (Producer p : producers) {
+      Producer.Stats s = p.stats();
+      published += s.published();
+      acked += s.acknowledged();
+      refused += s.refused();
+      inFlight += s.inFlight();
+    }
+    progress.printf("%6.1fs  published %d  acknowledged %d  delivered %d  in flight %d  "
+            + "refused %d  moves %d%n", (System.nanoTime() - t0) / 1e9, published, acked,
+        history.deliveries(), inFlight, refused, movesStarted.get());
+  }
+
+  private static long nowMicros() {
+    java.time.Instant now = java.time.Instant.now();
+    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
+  }
+
+  /** Latencies in microseconds; thread-safe. */
+  static final class LatencyLog {
+    private long[] values = new long[1024];
+    private int size;
+
+    synchronized void add(long micros) {
+      if (size == values.length) {
+        values = Arrays.copyOf(values, size * 2);
+      }
+      values[size++] = micros;
+    }
+
+    /** p50, p99, max in milliseconds (zeros when empty). */
+    synchronized double[] percentilesMs() {
+      if (size == 0) {
+        return new double[] {0, 0, 0};
+      }
+      long[] v = Arrays.copyOf(values, size);
+      Arrays.sort(v);
+      return new double[] {v[(int) (size * 0.50)] / 1000.0,
+          v[Math.min(size - 1, (int) (size * 0.99))] / 1000.0, v[size - 1] / 1000.0};
+    }
+  }
+
+  // ------------------------------------------------------------------ command line
+
+  public static void main(String[] args) throws Exception {
+    Map<String, String> flags = new LinkedHashMap<>();
+    boolean json = false;
+    for (String a : args) {
+      if (a.equals("--help") || a.equals("-h")) {
+        usage(System.out);
+        return;
+      } else if (a.equals("--json")) {
+        json = true;
+      } else if (a.startsWith("--") && a.contains("=")) {
+        flags.put(a.substring(2, a.indexOf('=')), a.substring(a.indexOf('=') + 1));
+      } else {
+        System.err.println("plb workload: cannot read argument '" + a + "' (use --key=value)");
+        System.exit(2);
+      }
+    }
+    Options o;
+    try {
+      String endpoints = flags.getOrDefault("endpoints", System.getenv()
+          .getOrDefault("PLB_ENDPOINTS", "127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303"));
+      o = new Options(List.of(endpoints.split(",")),
+          Integer.parseInt(flags.getOrDefault("keys", "1000")),
+          Double.parseDouble(flags.getOrDefault("rate", "200")),
+          Integer.parseInt(flags.getOrDefault("size", "100")),
+          Duration.ofMillis((long) (1000 * Double.parseDouble(flags.getOrDefault("duration",
+              "10")))),
+          Integer.parseInt(flags.getOrDefault("producers", "2")),
+          Integer.parseInt(flags.getOrDefault("consumers", "2")),
+          Integer.parseInt(flags.getOrDefault("moves", "0")),
+          Duration.ofSeconds(Long.parseLong(flags.getOrDefault("settle", "60"))),
+          Long.parseLong(flags.getOrDefault("seed", Long.toString(System.nanoTime()))));
+      for (String k : flags.keySet()) {
+        if (!List.of("endpoints", "keys", "rate", "size", "duration", "producers", "consumers",
+            "moves", "settle", "seed").contains(k)) {
+          throw new IllegalArgumentException("unknown option --" + k);
+        }
+      }
+    } catch (IllegalArgumentException e) {
+      System.err.println("plb workload: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    Workload w = new Workload(o, json ? System.err : System.out);
+    Result r = w.run();
+    HistoryChecker.Verdict v = r.verdict();
+    PrintStream out = System.out;
+    if (!json) {
+      out.println();
+      out.println(v.ok() ? "verdict: OK" : "verdict: FAILED");
+      out.printf("  published %d, acknowledged %d, delivered %d (duplicates %d, %d unexplained)%n",
+          v.published(), v.acknowledged(), v.delivered(), v.duplicates(),
+          v.unexplainedDuplicates());
+      out.printf("  lost %d, reordered keys %d, late %d%n", v.lost(), v.reorderedKeys(),
+          v.late());
+      out.printf("  moves: started %d, refused %d%n", r.movesStarted(), r.movesRefused());
+      out.printf("  publish latency ms: p50 %.2f  p99 %.2f  max %.2f%n",
+          r.publishLatencyMs()[0], r.publishLatencyMs()[1], r.publishLatencyMs()[2]);
+      out.printf("  end-to-end latency ms: p50 %.2f  p99 %.2f  max %.2f%n",
+          r.endToEndLatencyMs()[0], r.endToEndLatencyMs()[1], r.endToEndLatencyMs()[2]);
+      for (String e : v.examples()) {
+        out.println("  e.g. " + e);
+      }
+    } else {
+      out.println(Json.write(r.toJsonFields()));
+    }
+    System.exit(v.ok() ? 0 : 1);
+  }
+
+  private static void usage(PrintStream out) {
+    out.println("""
+        usage: plb workload [--key=value ...] [--json]
+
+        Producers and consumers against a running PLB cluster and its queue servers. Records
+        every publish and delivery, then reports lost messages, duplicates, reordered keys and
+        late messages, with latency percentiles. Exit 0 when nothing is lost or reordered.
+
+          --endpoints=H:P,...  PLB nodes (default $PLB_ENDPOINTS or the local cluster)
+          --keys=N             distinct ordering keys (default 1000)
+          --rate=R             messages per second, all producers together (default 200)
+          --size=B             payload bytes (default 100)
+          --duration=S         seconds of traffic (default 10)
+          --producers=N        producer sessions (default 2)
+          --consumers=N        consumers (default 2)
+          --moves=N            random range moves spread over the run (default 0)
+          --settle=S           seconds to wait for outstanding deliveries (default 60)
+          --seed=N             random seed (keys, payloads, moves)
+          --json               the summary as one JSON object on the last line""");
+  }
+}

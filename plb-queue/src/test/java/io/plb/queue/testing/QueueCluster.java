@@ -1,0 +1,96 @@
+package io.plb.queue.testing;
+
+import io.plb.client.admin.PlbAdminClient;
+import io.plb.core.map.ClusterImage;
+import io.plb.queue.QueueServer;
+import io.plb.queue.config.QueueConfig;
+import io.plb.server.testing.TestCluster;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * A PLB cluster with reference queue servers beside it, all in-process on free loopback ports:
+ * real Ratis, RocksDB and gRPC. Queue servers can be stopped and started again on their data.
+ * Not thread-safe; close it to stop everything.
+ */
+public final class QueueCluster implements AutoCloseable {
+  private final Path root;
+  private final TestCluster plb;
+  private final PlbAdminClient admin;
+  private final QueueServer[] queues;
+  private final Map<String, String> queueSettings;
+
+  private QueueCluster(Path root, int queueCount, Map<String, String> plbSettings,
+      Map<String, String> queueSettings) throws IOException {
+    this.root = root;
+    this.plb = TestCluster.start(root.resolve("plb"), 3, plbSettings);
+    plb.awaitLeader(Duration.ofSeconds(30));
+    this.admin = PlbAdminClient.newBuilder().endpoints(plb.endpoints()).build();
+    this.queues = new QueueServer[queueCount];
+    this.queueSettings = queueSettings;
+    for (int i = 0; i < queueCount; i++) {
+      startQueue(i);
+    }
+  }
+
+  /** Three PLB nodes and {@code queueCount} queue servers q1..qN. */
+  public static QueueCluster start(Path root, int queueCount, Map<String, String> plbSettings,
+      Map<String, String> queueSettings) throws IOException {
+    return new QueueCluster(root, queueCount, plbSettings, queueSettings);
+  }
+
+  /** Splits the ring into {@code ranges} equal ranges, owners round-robin over the servers. */
+  public void layOut(int ranges) {
+    long step = Long.divideUnsigned(-1L, ranges) + 1;
+    for (int i = 1; i < ranges; i++) {
+      admin.splitAtHash((i - 1) * step, i * step);
+    }
+    for (int i = 0; i < ranges; i++) {
+      admin.assign(i * step, "q" + (i % queues.length + 1), false);
+    }
+  }
+
+  public void startQueue(int i) throws IOException {
+    String id = "q" + (i + 1);
+    Map<String, String> s = new HashMap<>(Map.of("id", id,
+        "data", root.resolve(id).toString(), "plb", String.join(",", plb.endpoints()),
+        "resendInterval", "100ms", "heartbeatInterval", "200ms"));
+    s.putAll(queueSettings);
+    queues[i] = QueueServer.start(QueueConfig.of(s));
+  }
+
+  public void stopQueue(int i) {
+    if (queues[i] != null) {
+      queues[i].close();
+      queues[i] = null;
+    }
+  }
+
+  public QueueServer queue(int i) {
+    return queues[i];
+  }
+
+  public TestCluster plb() {
+    return plb;
+  }
+
+  public PlbAdminClient admin() {
+    return admin;
+  }
+
+  public ClusterImage map() {
+    return admin.getMap(0);
+  }
+
+  @Override
+  public void close() {
+    for (int i = 0; i < queues.length; i++) {
+      stopQueue(i);
+    }
+    admin.close();
+    plb.close();
+  }
+}
