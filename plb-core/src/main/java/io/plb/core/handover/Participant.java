@@ -507,7 +507,10 @@ public final class Participant {
       HandoverPhase phase = r.handover().phase();
       long he = s.handoverEpoch();
       if (s.source()) {
-        if (phase == HandoverPhase.SWITCH && s.sealed() && !s.bufferTransferred()) {
+        if (phase == HandoverPhase.SWITCH && !s.sealed()) {
+          // Still waiting for the backlog (again after a restart, which forgets the wait).
+          out.add(new Action.AwaitBacklog(s.rangeStart(), he));
+        } else if (phase == HandoverPhase.SWITCH && s.sealed() && !s.bufferTransferred()) {
           out.add(new Action.Transfer(s.rangeStart(), he, Direction.FORWARD, s.peer(),
               List.of(Buffer.HOLD)));
         } else if (phase == HandoverPhase.SWITCH && s.bufferTransferred()) {

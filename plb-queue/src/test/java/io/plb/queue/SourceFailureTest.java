@@ -1,0 +1,118 @@
+package io.plb.queue;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import io.plb.core.map.HandoverPhase;
+import io.plb.core.map.RangeEntry;
+import io.plb.core.map.ServerState;
+import io.plb.proto.v1.Delivery;
+import io.plb.proto.v1.PublishStatus;
+import io.plb.queue.testing.QueueCluster;
+import io.plb.queue.testing.RawQueueClient;
+import io.plb.server.testing.TestCluster;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The source of a handover dies in SWITCH, holding a pre-switch backlog (m1..m3, no consumer has
+ * taken them) and a hold buffer (m4, routed under PREPARE, arriving after it saw SWITCH), while
+ * the target holds m5. Either it restarts — its queue and hold buffer survive, the handover
+ * completes and a consumer gets m1..m5 in order — or it is declared DOWN first: the range is
+ * forced to the target, which releases m5, and when the source returns m1..m4 reach the target as
+ * late messages. Nothing is lost in either case.
+ */
+class SourceFailureTest {
+  @TempDir Path tmp;
+
+  @Test
+  void sourceRestartsInSwitchAndTheHandoverCompletesInOrder() throws Exception {
+    try (QueueCluster c = QueueCluster.start(tmp, 2, Map.of(), Map.of())) {
+      List<Delivery> got = new CopyOnWriteArrayList<>();
+      stageSwitchWithHoldBuffer(c);
+      c.stopQueue(0);
+      c.startQueue(0); // restart on the same data
+      try (RawQueueClient q1 = new RawQueueClient(c.queue(0).address());
+          RawQueueClient q2 = new RawQueueClient(c.queue(1).address())) {
+        q1.subscribe("c1", got);
+        q2.subscribe("c2", got);
+        TestCluster.await(Duration.ofSeconds(30), "handover complete",
+            () -> c.map().rangeFor(0).owner().equals("q2")
+                && c.map().rangeFor(0).handover() == null);
+        TestCluster.await(Duration.ofSeconds(30), "five deliveries", () -> got.size() >= 5);
+        assertEquals(List.of("m1", "m2", "m3", "m4", "m5"), payloads(got));
+      }
+    }
+  }
+
+  @Test
+  void sourceDeclaredDownHandsItsMessagesOverAsLateOnReturn() throws Exception {
+    try (QueueCluster c = QueueCluster.start(tmp, 2,
+        Map.of("server.suspectAfter", "1s", "server.downAfter", "2s"), Map.of())) {
+      List<Delivery> got = new CopyOnWriteArrayList<>();
+      stageSwitchWithHoldBuffer(c);
+      c.stopQueue(0);
+      TestCluster.await(Duration.ofSeconds(30), "q1 DOWN and the range forced to q2", () -> {
+        var m = c.map();
+        return m.server("q1").state() == ServerState.DOWN && m.rangeFor(0).owner().equals("q2")
+            && m.rangeFor(0).handover() == null;
+      });
+      try (RawQueueClient q2 = new RawQueueClient(c.queue(1).address())) {
+        q2.subscribe("c2", got);
+        TestCluster.await(Duration.ofSeconds(30), "m5 delivered by the new owner",
+            () -> got.size() >= 1);
+        c.startQueue(0); // q1 returns: heard again, ACTIVE, hands over what it held as late
+        TestCluster.await(Duration.ofSeconds(30), "q1 ACTIVE again",
+            () -> c.map().server("q1").state() == ServerState.ACTIVE);
+        TestCluster.await(Duration.ofSeconds(30), "all five delivered", () -> got.size() >= 5);
+        assertEquals("m5", payloads(got).get(0));
+        assertEquals(List.of("m1", "m2", "m3", "m4"), payloads(got).subList(1, 5));
+        assertEquals(4, got.stream().filter(Delivery::getLate).count());
+        assertEquals(4, c.queue(1).agent().lateReceived());
+        TestCluster.await(Duration.ofSeconds(10), "q1 holds nothing any more",
+            () -> c.queue(0).store().queued() == 0 && c.queue(0).store().held() == 0);
+      }
+    }
+  }
+
+  /** q1 owns the ring with m1..m3 queued, the move to q2 in SWITCH, m4 in q1's hold buffer. */
+  private static void stageSwitchWithHoldBuffer(QueueCluster c) throws Exception {
+    c.layOut(1);
+    try (RawQueueClient q1 = new RawQueueClient(c.queue(0).address());
+        RawQueueClient q2 = new RawQueueClient(c.queue(1).address())) {
+      long v = c.map().version();
+      TestCluster.await(Duration.ofSeconds(10), "q1 at the layout",
+          () -> c.queue(0).agent().version() >= v);
+      for (int i = 1; i <= 3; i++) {
+        assertEquals(PublishStatus.ACCEPTED, q1.publish("p", i, "k", "m" + i, v).getStatus());
+      }
+      long prepare = c.admin().move(0, "q2").getVersion();
+      TestCluster.await(Duration.ofSeconds(20), "SWITCH", () -> {
+        RangeEntry r = c.map().rangeFor(0);
+        return r.handover() != null && r.handover().phase() == HandoverPhase.SWITCH;
+      });
+      long sw = c.map().version();
+      TestCluster.await(Duration.ofSeconds(10), "both servers at SWITCH",
+          () -> c.queue(0).agent().version() >= sw && c.queue(1).agent().version() >= sw);
+      // m4 was routed under PREPARE and reaches q1 after SWITCH: its hold buffer.
+      assertEquals(PublishStatus.ACCEPTED, q1.publish("p", 4, "k", "m4", prepare).getStatus());
+      assertEquals(PublishStatus.ACCEPTED, q2.publish("p", 5, "k", "m5", sw).getStatus());
+      assertEquals(1, c.queue(0).store().held());
+      assertEquals(3, c.queue(0).store().queued());
+    }
+  }
+
+  private static List<String> payloads(List<Delivery> got) {
+    List<String> out = new ArrayList<>();
+    for (Delivery d : got) {
+      out.add(d.getPayload().toString(StandardCharsets.UTF_8));
+    }
+    return out;
+  }
+}

@@ -1,0 +1,96 @@
+package io.plb.queue.testing;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
+import io.plb.proto.v1.Acknowledge;
+import io.plb.proto.v1.Delivery;
+import io.plb.proto.v1.PublishItem;
+import io.plb.proto.v1.PublishRequest;
+import io.plb.proto.v1.PublishResponse;
+import io.plb.proto.v1.PublishResult;
+import io.plb.proto.v1.QueueServiceGrpc;
+import io.plb.proto.v1.SubscribeRequest;
+import io.plb.proto.v1.SubscribeResponse;
+import io.plb.proto.v1.SubscribeStart;
+import java.util.List;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The queue API by hand, for tests that must place a message exactly: publish one message with a
+ * chosen map-version tag to a chosen server, or subscribe and acknowledge everything. Closes its
+ * channel on {@link #close}.
+ */
+public final class RawQueueClient implements AutoCloseable {
+  private final ManagedChannel channel;
+
+  public RawQueueClient(String address) {
+    this.channel = NettyChannelBuilder.forTarget(address).usePlaintext().build();
+  }
+
+  /** Publishes one message and waits for its result. */
+  public PublishResult publish(String producer, long seq, String key, String payload, long tag)
+      throws InterruptedException {
+    LinkedBlockingQueue<Object> out = new LinkedBlockingQueue<>();
+    StreamObserver<PublishRequest> req = QueueServiceGrpc.newStub(channel).publish(
+        new StreamObserver<>() {
+          @Override
+          public void onNext(PublishResponse r) {
+            out.add(r);
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            out.add(t);
+          }
+
+          @Override
+          public void onCompleted() {}
+        });
+    req.onNext(PublishRequest.newBuilder().setProducer(producer).addItems(PublishItem.newBuilder()
+        .setSeq(seq).setKey(ByteString.copyFromUtf8(key)).setMapVersion(tag)
+        .setPayload(ByteString.copyFromUtf8(payload))).build());
+    Object r = out.poll(30, TimeUnit.SECONDS);
+    req.onCompleted();
+    assertTrue(r instanceof PublishResponse, "no publish answer: " + r);
+    return ((PublishResponse) r).getResults(0);
+  }
+
+  /** Subscribes; every delivery is added to {@code got} and acknowledged. */
+  public void subscribe(String consumer, List<Delivery> got) {
+    @SuppressWarnings("unchecked")
+    StreamObserver<SubscribeRequest>[] req = new StreamObserver[1];
+    req[0] = QueueServiceGrpc.newStub(channel).subscribe(new StreamObserver<>() {
+      @Override
+      public void onNext(SubscribeResponse r) {
+        Acknowledge.Builder ack = Acknowledge.newBuilder();
+        for (Delivery d : r.getDeliveriesList()) {
+          got.add(d);
+          ack.addDeliveryIds(d.getDeliveryId());
+        }
+        synchronized (req) {
+          req[0].onNext(SubscribeRequest.newBuilder().setAck(ack).build());
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {}
+    });
+    synchronized (req) {
+      req[0].onNext(SubscribeRequest.newBuilder()
+          .setStart(SubscribeStart.newBuilder().setConsumer(consumer)).build());
+    }
+  }
+
+  @Override
+  public void close() {
+    channel.shutdownNow();
+  }
+}
