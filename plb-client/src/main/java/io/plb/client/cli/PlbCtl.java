@@ -46,6 +46,7 @@ public final class PlbCtl {
       "  server add ID --address HOST:PORT [--capacity C]",
       "  server update ID [--address HOST:PORT] [--capacity C] [--state ACTIVE|DRAINING|DOWN]",
       "  server remove ID",
+      "  server drain ID [--max-wait S]   move all its ranges away (hold handover), then it is drained",
       "Ranges (RANGE is the start of a range, as 'plbctl map' prints it: 0x... or decimal):",
       "  split RANGE (--at HASH | --key KEY)   split a range at a hash, or at a key's hash",
       "  merge RANGE [NEXT]             merge a range with the one that follows it",
@@ -66,7 +67,7 @@ public final class PlbCtl {
   private final PrintStream err;
   private final Map<String, String> env;
 
-  PlbCtl(PrintStream out, PrintStream err, Map<String, String> env) {
+  public PlbCtl(PrintStream out, PrintStream err, Map<String, String> env) {
     this.out = out;
     this.err = err;
     this.env = env;
@@ -263,10 +264,109 @@ public final class PlbCtl {
       case "remove":
         done(json, admin.removeServer(id), "server " + id + " removed");
         return 0;
+      case "drain":
+        return drain(admin, id, json, (long) (number(a, "max-wait", "600") * 1000));
       default:
         throw new IllegalArgumentException("unknown server command '" + verb
-            + "' (add, update, remove)");
+            + "' (add, update, remove, drain)");
     }
+  }
+
+  /**
+   * Marks a server DRAINING (it takes no new ranges) and moves each of its ranges, with the hold
+   * handover, to the ACTIVE server owning the fewest ranges — as many at once as the cluster's
+   * handover limits allow — until it owns none. Prints each move as it starts and ends.
+   */
+  private int drain(PlbAdminClient admin, String id, boolean json, long maxWaitMillis) {
+    ClusterImage image = admin.getMap(0);
+    if (image.server(id) == null) {
+      throw new IllegalArgumentException("no queue server '" + id + "' is registered");
+    }
+    long v = admin.updateServer(id, null, null, ServerState.DRAINING);
+    int total = image.rangesOf(id).size();
+    if (!json) {
+      out.println("server " + id + " is DRAINING (map version " + v + "); moving " + total
+          + " range(s) away");
+    }
+    long deadline = System.nanoTime() + maxWaitMillis * 1_000_000L;
+    int moved = 0;
+    java.util.Set<Long> moving = new java.util.HashSet<>();
+    while (true) {
+      image = admin.getMap(0);
+      List<RangeEntry> left = image.rangesOf(id);
+      for (java.util.Iterator<Long> it = moving.iterator(); it.hasNext(); ) {
+        long start = it.next();
+        int i = image.indexOfStart(start);
+        RangeEntry r = i < 0 ? null : image.range(i);
+        if (r == null || r.handover() == null) {
+          it.remove();
+          boolean away = r == null || !r.owner().equals(id);
+          moved += away ? 1 : 0;
+          if (!json) {
+            out.println("  " + Ring.hex(start) + (away ? " moved to " + (r == null ? "?"
+                : r.owner()) : " move aborted; will try again") + "  (" + moved + " of "
+                + total + ")");
+          }
+        }
+      }
+      if (left.isEmpty() && moving.isEmpty()) {
+        break;
+      }
+      if (System.nanoTime() > deadline) {
+        if (!json) {
+          out.println("server " + id + " still owns " + left.size() + " range(s) after "
+              + maxWaitMillis / 1000 + " s");
+        }
+        return 1;
+      }
+      for (RangeEntry r : left) {
+        if (r.handover() != null || moving.contains(r.start())) {
+          continue;
+        }
+        String target = leastLoaded(image, id);
+        if (target == null) {
+          throw new IllegalStateException("no ACTIVE queue server can take " + id
+              + "'s ranges");
+        }
+        try {
+          admin.move(r.start(), target);
+          moving.add(r.start());
+          image = admin.getMap(0);
+          if (!json) {
+            out.println("  " + Ring.hex(r.start()) + " -> " + target + " ...");
+          }
+        } catch (PlbClientException e) {
+          break; // a handover limit: wait for a running move to end
+        }
+      }
+      java.util.concurrent.locks.LockSupport.parkNanos(200_000_000L); // poll the map
+    }
+    if (json) {
+      Map<String, Object> o = Json.object();
+      o.put("server", id);
+      o.put("state", "DRAINING");
+      o.put("ranges_moved", moved);
+      o.put("ranges_left", 0);
+      out.println(Json.write(o));
+    } else {
+      out.println("server " + id + " is drained: it owns no ranges (state DRAINING)");
+    }
+    return 0;
+  }
+
+  private static String leastLoaded(ClusterImage image, String except) {
+    String best = null;
+    int n = Integer.MAX_VALUE;
+    for (var s : image.servers().values()) {
+      if (s.state() == ServerState.ACTIVE && !s.id().equals(except)) {
+        int c = image.rangesOf(s.id()).size();
+        if (c < n) {
+          n = c;
+          best = s.id();
+        }
+      }
+    }
+    return best;
   }
 
   /** A non-negative number option; a usage error that names the option otherwise. */
