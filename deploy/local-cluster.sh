@@ -124,6 +124,7 @@ endpoints() { echo "127.0.0.1:7301,127.0.0.1:7302,127.0.0.1:7303"; }
 case "${1:-}" in
   up)
     "$ROOT/bin/plb" --help > /dev/null   # builds on first use, once, before three JVMs start
+    unset PLB_REBUILD                     # ...and never again under a running process
     for n in "${NODES[@]}"; do start_node "$n"; done
     wait_for_leader
     for q in "${QUEUES[@]}"; do start_queue "$q"; done

@@ -107,8 +107,6 @@ public final class Workload {
   public record Result(
       HistoryChecker.Verdict verdict,
       long movesStarted,
-      long movesCompleted,
-      long movesAborted,
       long movesRefused,
       double[] publishLatencyMs,
       double[] endToEndLatencyMs,
@@ -118,8 +116,6 @@ public final class Workload {
     public Map<String, Object> toJsonFields() {
       Map<String, Object> m = new LinkedHashMap<>(verdict.toJsonFields());
       m.put("moves_started", movesStarted);
-      m.put("moves_completed", movesCompleted);
-      m.put("moves_aborted", movesAborted);
       m.put("moves_refused", movesRefused);
       m.put("publish_ms_p50", round(publishLatencyMs[0]));
       m.put("publish_ms_p99", round(publishLatencyMs[1]));
@@ -142,8 +138,6 @@ public final class Workload {
   private final LatencyLog publishLatency = new LatencyLog();
   private final LatencyLog endToEnd = new LatencyLog();
   private final AtomicLong movesStarted = new AtomicLong();
-  private final AtomicLong movesCompleted = new AtomicLong();
-  private final AtomicLong movesAborted = new AtomicLong();
   private final AtomicLong movesRefused = new AtomicLong();
   private volatile boolean stopProducing;
 
@@ -235,8 +229,7 @@ public final class Workload {
       }
     }
     HistoryChecker.Verdict verdict = HistoryChecker.check(history);
-    return new Result(verdict, movesStarted.get(), movesCompleted.get(), movesAborted.get(),
-        movesRefused.get(), publishLatency.percentilesMs(), endToEnd.percentilesMs(),
+    return new Result(verdict, movesStarted.get(), movesRefused.get(), publishLatency.percentilesMs(), endToEnd.percentilesMs(),
         (System.nanoTime() - t0) / 1e9);
   }
 
