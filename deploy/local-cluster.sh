@@ -64,13 +64,19 @@ lay_out_ranges() {
   if ! "$ROOT/bin/plbctl" map --json | grep -q '"owner":null'; then return 0; fi
   echo "laying out 16 ranges over ${#QUEUES[@]} queue servers..."
   local step=$((1 << 60))
+  # Each step may fail harmlessly (already done by an earlier try whose answer was lost); the
+  # map is checked at the end.
   for i in $(seq 1 15); do
-    "$ROOT/bin/plbctl" split "$(printf '0x%016x' $(((i - 1) * step)))" --at "$(printf '0x%016x' $((i * step)))" > /dev/null
+    "$ROOT/bin/plbctl" split "$(printf '0x%016x' $(((i - 1) * step)))" --at "$(printf '0x%016x' $((i * step)))" > /dev/null 2>&1 || true
   done
   for i in $(seq 0 15); do
     local q=${QUEUES[$((i % ${#QUEUES[@]}))]}
-    "$ROOT/bin/plbctl" assign "$(printf '0x%016x' $((i * step)))" "q$q" > /dev/null
+    "$ROOT/bin/plbctl" assign "$(printf '0x%016x' $((i * step)))" "q$q" > /dev/null 2>&1 || true
   done
+  if "$ROOT/bin/plbctl" map --json | grep -q '"owner":null'; then
+    echo "some ranges are still unassigned; see 'bin/plbctl map' and assign them" >&2
+    return 1
+  fi
 }
 
 write_conf() {

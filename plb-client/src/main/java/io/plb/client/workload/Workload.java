@@ -432,6 +432,11 @@ public final class Workload {
     } else {
       out.println(Json.write(r.toJsonFields()));
     }
+    if (v.published() > 0 && v.acknowledged() == 0) {
+      System.err.println("plb workload: no publish was acknowledged — are ranges assigned to "
+          + "running queue servers? (bin/plbctl map)");
+      System.exit(1);
+    }
     System.exit(v.ok() ? 0 : 1);
   }
 
