@@ -9,6 +9,7 @@ import io.plb.core.map.RoutingTable;
 import io.plb.core.time.Ticker;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
@@ -17,6 +18,11 @@ import java.util.function.BiConsumer;
  * Routes ordering keys to queue servers by the PLB shard map. It subscribes to the cluster (any
  * node; fails over between nodes and resumes from its last version) and answers
  * {@link #route(byte[])} from a flat sorted array by binary search, without allocating.
+ *
+ * <p>It also publishes: {@link #publish(byte[], byte[])} sends through a default
+ * {@link Producer} session that the router creates on first use, and {@link #producer(String)}
+ * creates further sessions. Each session keeps its own per-key order through handovers (DESIGN
+ * §5, rule C4); see {@link Producer}. Closing the router closes its sessions.
  *
  * <p>One router per process is enough: it is thread-safe, {@code route} is lock-free (it reads a
  * volatile {@link RoutingTable} that is swapped whole on every map change), and listeners are
@@ -28,6 +34,10 @@ public final class Router implements AutoCloseable {
   private final List<BiConsumer<ClusterImage, MapDelta>> listeners = new CopyOnWriteArrayList<>();
   private final Object versionMonitor = new Object();
   private final Ticker ticker = Ticker.SYSTEM;
+  private final List<Producer> producers = new CopyOnWriteArrayList<>();
+  private final Object producerLock = new Object();
+  private volatile Producer defaultProducer;
+  private volatile boolean closed;
   private volatile RoutingTable table;
 
   private Router(List<String> addresses) {
@@ -115,6 +125,65 @@ public final class Router implements AutoCloseable {
     listeners.remove(listener);
   }
 
+  // ---------------------------------------------------------------- publishing
+
+  /**
+   * A new producer session named {@code name} (a random UUID when null or empty) with default
+   * settings. The name must be unique among live sessions of the cluster.
+   */
+  public Producer producer(String name) {
+    return producer(name, Producer.Config.defaults());
+  }
+
+  /** A new producer session with the given settings; see {@link #producer(String)}. */
+  public Producer producer(String name, Producer.Config config) {
+    synchronized (producerLock) {
+      if (closed) {
+        throw new IllegalStateException("the router is closed");
+      }
+      Producer p = new Producer(this, endpoints, name, config);
+      producers.add(p);
+      p.start();
+      return p;
+    }
+  }
+
+  /**
+   * The router's default producer session (random id, default settings), created on first use
+   * and again if it was closed.
+   */
+  public Producer producer() {
+    Producer p = defaultProducer;
+    if (p == null || p.isClosed()) {
+      synchronized (producerLock) {
+        p = defaultProducer;
+        if (p == null || p.isClosed()) {
+          p = producer(null);
+          defaultProducer = p;
+        }
+      }
+    }
+    return p;
+  }
+
+  /**
+   * Publishes through the default session: async, batched, per-key ordered. See
+   * {@link Producer#publish(byte[], byte[])}.
+   */
+  public CompletableFuture<PublishAck> publish(byte[] key, byte[] payload) {
+    return producer().publish(key, payload);
+  }
+
+  /** Publishes under the UTF-8 bytes of {@code key} through the default session. */
+  public CompletableFuture<PublishAck> publish(String key, byte[] payload) {
+    return producer().publish(key, payload);
+  }
+
+  /** A closed session leaves the router. */
+  void forget(Producer p) {
+    producers.remove(p);
+  }
+
   /** The node the router is subscribed to now, or null while reconnecting. */
   public String connectedTo() {
     return watcher.connectedTo();
@@ -125,8 +194,18 @@ public final class Router implements AutoCloseable {
     return watcher.contractViolations();
   }
 
+  /**
+   * Closes every producer session (each waits up to its close timeout for unfinished messages),
+   * then the watch and the channels.
+   */
   @Override
   public void close() {
+    synchronized (producerLock) {
+      closed = true;
+    }
+    for (Producer p : producers) {
+      p.close();
+    }
     watcher.close();
     endpoints.close();
   }
