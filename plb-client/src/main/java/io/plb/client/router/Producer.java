@@ -127,6 +127,12 @@ import org.slf4j.LoggerFactory;
  *       than the send's tag teaches nothing new; the slot then backs off before resending.
  *   <li>{@code OVERLOADED}: like a refusal, resent in order after a backoff that grows while the
  *       server keeps answering it.
+ *   <li>After either, the slot's later messages still waiting on that link (not yet written) are
+ *       taken back as refused too: written, they could be accepted ahead of the resend. Messages
+ *       already written in other requests cannot be taken back, so with
+ *       {@link Config#maxRequestsPerLink} above 1 order also relies on the server: it must not
+ *       accept a producer's later message of a range after refusing or overloading an earlier
+ *       one on the same stream (for WRONG_OWNER the refusal fence does this).
  *   <li>A link that fails (stream error, server gone, a reply that does not match the request):
  *       every unsettled item on it is treated as refused at the router's current version and
  *       resent, in order, when the link's reconnect backoff has passed — to wherever the map
@@ -170,7 +176,8 @@ public final class Producer implements AutoCloseable {
    * @param maxBatchBytes most key + payload bytes in one PublishRequest (a single larger item is
    *     still sent alone)
    * @param maxRequestsPerLink PublishRequests a link may have unanswered; further items wait and
-   *     form the next batch
+   *     form the next batch. Above 1, per-key order after an OVERLOADED answer also depends on
+   *     the server (see "Failures" above)
    * @param maxPayloadBytes largest payload {@code publish} takes
    * @param maxOutstanding most unfinished messages before {@code publish} blocks
    * @param blockTimeout how long {@code publish} blocks while the session is full
@@ -990,12 +997,18 @@ public final class Producer implements AutoCloseable {
         l.overloadStreak = 0;
       }
       Set<Slot> touched = new LinkedHashSet<>();
+      Map<Slot, Long> turnedBack = new HashMap<>(); // slot -> highest refusal version
       for (int i = 0; i < b.items().size(); i++) {
         Msg m = b.items().get(i);
         PublishResult res = resp.getResults(i);
         Slot s = m.slot;
         touched.add(s);
         s.unsettled--;
+        if (res.getStatus() == PublishStatus.WRONG_OWNER
+            || res.getStatus() == PublishStatus.OVERLOADED) {
+          long v = res.getStatus() == PublishStatus.WRONG_OWNER ? res.getMapVersion() : 0;
+          turnedBack.merge(s, v, Math::max);
+        }
         switch (res.getStatus()) {
           case ACCEPTED -> {
             barrier.acked(s.id, m.seq);
@@ -1036,10 +1049,32 @@ public final class Producer implements AutoCloseable {
           }
         }
       }
+      if (!turnedBack.isEmpty()) {
+        takeBackUnwritten(l, turnedBack);
+      }
       afterSettle(touched);
       dirty.add(l);
     } finally {
       release();
+    }
+  }
+
+  /**
+   * After a refusal or an overload of a slot's message, the slot's later messages still waiting
+   * on the link (not yet written) are refused here too. Written, they could reach a server that
+   * has room again, or has passed what made it refuse, and be accepted ahead of the resend. They
+   * were never sent, so taking them back duplicates nothing.
+   */
+  private void takeBackUnwritten(Link l, Map<Slot, Long> turnedBack) {
+    for (java.util.Iterator<Msg> it = l.queue.iterator(); it.hasNext(); ) {
+      Msg m = it.next();
+      Long v = turnedBack.get(m.slot);
+      if (v != null) {
+        it.remove();
+        barrier.refused(m.slot.id, m.seq, m, v);
+        m.slot.unsettled--;
+        m.slot.refused++;
+      }
     }
   }
 

@@ -353,6 +353,50 @@ class ProducerTest {
   }
 
   @Test
+  void anOverloadedMessageTakesBackTheUnsentMessagesBehindIt() throws Exception {
+    // m2..m5 wait on the link while m1 is out. When m1 comes back OVERLOADED they must not be
+    // written: the server may have room again by then and accept them ahead of m1's resend.
+    Producer p = router.producer("p-ovl-queue", fast());
+    Set<Long> once = new HashSet<>();
+    a.setPolicy(i -> i.seq() == 1 && once.add(i.seq())
+        ? a.result(i, PublishStatus.OVERLOADED, "full") : a.accept(i));
+    a.hold();
+    List<CompletableFuture<PublishAck>> fs = new ArrayList<>();
+    fs.add(p.publish("key", bytes("m1")));
+    a.await(s -> s.requests().size() == 1, WAIT, "m1's request");
+    for (int i = 2; i <= 5; i++) {
+      fs.add(p.publish("key", bytes("m" + i)));
+    }
+    a.release();
+    allDone(fs);
+    assertEquals(List.of(1L, 1L, 2L, 3L, 4L, 5L), seqs(a.received()),
+        "nothing behind m1 went out before m1 was sent again");
+    assertEquals(List.of(1L, 2L, 3L, 4L, 5L), seqs(a.accepted()));
+    assertEquals(5, p.stats().resent(), "m1 resent, m2..m5 sent after it");
+  }
+
+  @Test
+  void aRefusedMessageTakesBackTheUnsentMessagesBehindIt() throws Exception {
+    Producer p = router.producer("p-ref-queue", fast());
+    Set<Long> once = new HashSet<>();
+    // A refusal at the router's own version: nothing newer to wait for, so a backoff, then a
+    // resend to the same server.
+    a.setPolicy(i -> i.seq() == 1 && once.add(i.seq()) ? a.wrongOwner(i, 1) : a.accept(i));
+    a.hold();
+    List<CompletableFuture<PublishAck>> fs = new ArrayList<>();
+    fs.add(p.publish("key", bytes("m1")));
+    a.await(s -> s.requests().size() == 1, WAIT, "m1's request");
+    for (int i = 2; i <= 5; i++) {
+      fs.add(p.publish("key", bytes("m" + i)));
+    }
+    a.release();
+    allDone(fs);
+    assertEquals(List.of(1L, 1L, 2L, 3L, 4L, 5L), seqs(a.received()));
+    assertEquals(List.of(1L, 2L, 3L, 4L, 5L), seqs(a.accepted()));
+    assertEquals(1, p.stats().refused());
+  }
+
+  @Test
   void aFailedLinkResendsItsUnsettledItemsInOrder() throws Exception {
     Producer p = router.producer("p-link", fast().withMaxRequestsPerLink(2));
     a.hold();
