@@ -910,7 +910,7 @@ class PlbCtlTest {
     line = fails(2, "server", "add", "use-a", "--address", "127.0.0.1:1", "--capacity", "lots");
     assertEquals("plbctl: --capacity 'lots' is not a number", line);
     line = fails(2, "server", "launch", "use-a");
-    assertEquals("plbctl: unknown server command 'launch' (add, update, remove)", line);
+    assertEquals("plbctl: unknown server command 'launch' (add, update, remove, drain)", line);
     line = fails(2, "server", "add");
     assertTrue(line.startsWith("plbctl: usage: plbctl server"), line);
     line = fails(2, "status", "extra");
