@@ -132,7 +132,10 @@ import org.slf4j.LoggerFactory;
  *       already written in other requests cannot be taken back, so with
  *       {@link Config#maxRequestsPerLink} above 1 order also relies on the server: it must not
  *       accept a producer's later message of a range after refusing or overloading an earlier
- *       one on the same stream (for WRONG_OWNER the refusal fence does this).
+ *       one on the same stream. For WRONG_OWNER the refusal fence does this; for OVERLOADED each
+ *       request carries {@code overloads_seen}, the OVERLOADED results received on the stream so
+ *       far, and the server answers OVERLOADED to any item of a range whose last OVERLOADED
+ *       answer the request had not seen.
  *   <li>A link that fails (stream error, server gone, a reply that does not match the request):
  *       every unsettled item on it is treated as refused at the router's current version and
  *       resent, in order, when the link's reconnect backoff has passed — to wherever the map
@@ -176,8 +179,8 @@ public final class Producer implements AutoCloseable {
    * @param maxBatchBytes most key + payload bytes in one PublishRequest (a single larger item is
    *     still sent alone)
    * @param maxRequestsPerLink PublishRequests a link may have unanswered; further items wait and
-   *     form the next batch. Above 1, per-key order after an OVERLOADED answer also depends on
-   *     the server (see "Failures" above)
+   *     form the next batch. Above 1, per-key order after an OVERLOADED answer also relies on
+   *     the server's overload fence (see "Failures" above)
    * @param maxPayloadBytes largest payload {@code publish} takes
    * @param maxOutstanding most unfinished messages before {@code publish} blocks
    * @param blockTimeout how long {@code publish} blocks while the session is full
@@ -368,6 +371,8 @@ public final class Producer implements AutoCloseable {
     long retryAt;
     boolean retryScheduled;
     int overloadStreak;
+    /** OVERLOADED results received on the current stream: sent as overloads_seen. */
+    long overloadsSeen;
     final ArrayDeque<Msg> queue = new ArrayDeque<>();
     final ArrayDeque<Batch> outstanding = new ArrayDeque<>();
     // I/O thread only:
@@ -868,12 +873,14 @@ public final class Producer implements AutoCloseable {
         return;
       }
       l.open = true;
+      l.overloadsSeen = 0;
       long gen = l.gen;
       submitIo(() -> ioOpen(l, gen));
     }
     long gen = l.gen;
     while (l.outstanding.size() < config.maxRequestsPerLink() && !l.queue.isEmpty()) {
-      PublishRequest.Builder rb = PublishRequest.newBuilder().setProducer(id);
+      PublishRequest.Builder rb = PublishRequest.newBuilder().setProducer(id)
+          .setOverloadsSeen(l.overloadsSeen);
       List<Msg> items = new ArrayList<>();
       long bytes = 0;
       while (!l.queue.isEmpty() && items.size() < config.maxBatchItems()) {
@@ -987,6 +994,7 @@ public final class Producer implements AutoCloseable {
       for (PublishResult res : resp.getResultsList()) {
         if (res.getStatus() == PublishStatus.OVERLOADED) {
           anyOverloaded = true;
+          l.overloadsSeen++;
         }
       }
       long overloadUntil = 0;

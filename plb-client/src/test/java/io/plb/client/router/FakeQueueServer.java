@@ -44,9 +44,9 @@ import java.util.function.Predicate;
 public final class FakeQueueServer extends QueueServiceGrpc.QueueServiceImplBase
     implements AutoCloseable {
 
-  /** One received publish item. */
+  /** One received publish item; {@code overloadsSeen} is its request's, -1 when unset. */
   public record Item(int stream, String producer, long seq, String key, String payload,
-      long mapVersion, long rangeStart) {}
+      long mapVersion, long rangeStart, long overloadsSeen) {}
 
   private final String id;
   private final Server server;
@@ -202,7 +202,8 @@ public final class FakeQueueServer extends QueueServiceGrpc.QueueServiceImplBase
         List<Item> items = new ArrayList<>();
         for (PublishItem i : req.getItemsList()) {
           items.add(new Item(number, req.getProducer(), i.getSeq(), i.getKey().toStringUtf8(),
-              i.getPayload().toStringUtf8(), i.getMapVersion(), i.getRangeStart()));
+              i.getPayload().toStringUtf8(), i.getMapVersion(), i.getRangeStart(),
+              req.hasOverloadsSeen() ? req.getOverloadsSeen() : -1));
         }
         received.addAll(items);
         requests.add(items);

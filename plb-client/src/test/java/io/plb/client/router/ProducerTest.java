@@ -376,6 +376,29 @@ class ProducerTest {
   }
 
   @Test
+  void pipelinedRequestsTellTheServerHowManyOverloadsTheRouterHasSeen() throws Exception {
+    // Two requests out at once: the server answers both OVERLOADED (its overload fence keeps m2
+    // from overtaking m1). Every request says how many OVERLOADED answers the router had seen
+    // when it built it, so the server can tell a resend from a request sent before the answer.
+    Producer p = router.producer("p-ovl-seen", fast().withMaxRequestsPerLink(2));
+    Set<Long> once = new HashSet<>();
+    a.setPolicy(i -> i.seq() <= 2 && once.add(i.seq())
+        ? a.result(i, PublishStatus.OVERLOADED, "full") : a.accept(i));
+    a.hold();
+    List<CompletableFuture<PublishAck>> fs = new ArrayList<>();
+    fs.add(p.publish("key", bytes("m1")));
+    a.await(s -> s.requests().size() == 1, WAIT, "m1's request");
+    fs.add(p.publish("key", bytes("m2")));
+    a.await(s -> s.requests().size() == 2, WAIT, "m2's request, pipelined");
+    a.release();
+    allDone(fs);
+    assertEquals(List.of(1L, 2L), seqs(a.accepted()));
+    List<FakeQueueServer.Item> got = a.received();
+    assertEquals(List.of(0L, 0L, 2L, 2L), got.stream().map(FakeQueueServer.Item::overloadsSeen)
+        .collect(java.util.stream.Collectors.toList()), got.toString());
+  }
+
+  @Test
   void aRefusedMessageTakesBackTheUnsentMessagesBehindIt() throws Exception {
     Producer p = router.producer("p-ref-queue", fast());
     Set<Long> once = new HashSet<>();

@@ -29,6 +29,7 @@ import io.plb.queue.store.QueueStore;
 import io.plb.queue.store.QueueStore.Placed;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -64,6 +65,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final Duration mapWait;
   private final AtomicLong accepted = new AtomicLong();
   private final AtomicLong refused = new AtomicLong();
+  private final AtomicLong overloaded = new AtomicLong();
 
   public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
       Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
@@ -85,12 +87,13 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     ServerCallStreamObserver<PublishResponse> call = (ServerCallStreamObserver<PublishResponse>) out;
     call.disableAutoRequest();
     call.request(1);
+    OverloadFence fence = new OverloadFence();
     return new StreamObserver<>() {
       @Override
       public void onNext(PublishRequest req) {
         workers.execute(() -> {
           try {
-            PublishResponse resp = handle(req);
+            PublishResponse resp = handle(req, fence);
             synchronized (call) {
               if (!call.isCancelled()) {
                 call.onNext(resp);
@@ -127,14 +130,50 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     };
   }
 
+  /**
+   * The overload fence of one Publish stream: keeps a producer's later messages of a range from
+   * being accepted ahead of the resend of one answered OVERLOADED. Requests of one stream are
+   * handled one at a time, so it needs no lock.
+   *
+   * <p>Each OVERLOADED result on the stream gets the next index (0, 1, ...); a request's {@code
+   * overloads_seen} is how many of them its sender had received when it built it. An item is
+   * fenced when its (producer, range_start) had an OVERLOADED result the sender had not seen —
+   * in this request or an earlier one still in flight. The sender's own barrier orders everything
+   * it builds after it has seen the answer. Without {@code overloads_seen} only the rest of the
+   * request is fenced.
+   */
+  static final class OverloadFence {
+    private long sent;
+    /** (producer, range_start) → index of its latest OVERLOADED result on this stream. */
+    private final Map<String, Map<Long, Long>> latest = new HashMap<>();
+
+    boolean fenced(PublishRequest req, long firstIndexOfRequest, PublishItem it) {
+      Long last = latest.getOrDefault(req.getProducer(), Map.of()).get(it.getRangeStart());
+      if (last == null) {
+        return false;
+      }
+      long seen = req.hasOverloadsSeen() ? req.getOverloadsSeen() : firstIndexOfRequest;
+      return last >= seen;
+    }
+
+    void overloaded(PublishRequest req, PublishItem it) {
+      latest.computeIfAbsent(req.getProducer(), p -> new HashMap<>())
+          .put(it.getRangeStart(), sent++);
+    }
+
+    long sent() {
+      return sent;
+    }
+  }
+
   /** Handles one batch, strictly in order; waits for the map a message was routed under (C2). */
-  PublishResponse handle(PublishRequest req) throws InterruptedException {
+  PublishResponse handle(PublishRequest req, OverloadFence fence) throws InterruptedException {
     List<PublishItem> items = req.getItemsList();
     PublishResult[] results = new PublishResult[items.size()];
     String producerError = checkProducer(req.getProducer());
+    long requestStart = fence.sent();
     int i = 0;
     while (i < items.size()) {
-      long waitFor = -1;
       List<Placed> batch = new ArrayList<>();
       List<Integer> batchIdx = new ArrayList<>();
       final int from = i;
@@ -148,6 +187,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           String bad = producerError != null ? producerError : checkItem(it);
           if (bad != null) {
             results[j] = result(it, PublishStatus.REJECTED, bad);
+            next[0] = j + 1;
+            continue;
+          }
+          if (fence.fenced(req, requestStart, it)) {
+            // An earlier message of this producer and range was answered OVERLOADED and the
+            // router has not seen it yet: taking this one would put it ahead of that resend.
+            fence.overloaded(req, it);
+            overloaded.incrementAndGet();
+            results[j] = result(it, PublishStatus.OVERLOADED,
+                "an earlier message of this range was answered OVERLOADED");
             next[0] = j + 1;
             continue;
           }
@@ -165,6 +214,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             }
             default -> {
               if (room-- <= 0) {
+                fence.overloaded(req, it);
+                overloaded.incrementAndGet();
                 results[j] = result(it, PublishStatus.OVERLOADED,
                     "queue server " + serverId + " holds " + maxQueued + " messages");
                 break;
@@ -194,10 +245,12 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       }
       accepted.addAndGet(batchIdx.size());
       i = next[0];
-      waitFor = wait[0];
+      long waitFor = wait[0];
       if (waitFor >= 0 && !agent.awaitVersion(waitFor, mapWait)) {
         // This server's watch is behind; the router will send it again.
         PublishItem it = items.get(i);
+        fence.overloaded(req, it);
+        overloaded.incrementAndGet();
         results[i] = result(it, PublishStatus.OVERLOADED,
             "queue server " + serverId + " has not reached map version " + waitFor);
         i++;
@@ -364,7 +417,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         .setMapVersion(image.version()).setQueued(store.queued()).setHeld(store.held())
         .setInFlight(store.inFlight()).setAcceptedTotal(accepted.get())
         .setDeliveredTotal(dispatcher.delivered()).setRefusedTotal(refused.get())
-        .setLateTotal(agent.lateReceived()).setConsumers(dispatcher.sessions());
+        .setLateTotal(agent.lateReceived()).setConsumers(dispatcher.sessions())
+        .setOverloadedTotal(overloaded.get());
     Map<Long, String> roles = new LinkedHashMap<>();
     for (RangeEntry r : image.ranges()) {
       if (r.owner().equals(serverId)) {
