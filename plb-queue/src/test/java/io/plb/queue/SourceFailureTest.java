@@ -2,13 +2,11 @@ package io.plb.queue;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.plb.core.map.HandoverPhase;
-import io.plb.core.map.RangeEntry;
 import io.plb.core.map.ServerState;
 import io.plb.proto.v1.Delivery;
-import io.plb.proto.v1.PublishStatus;
 import io.plb.queue.testing.QueueCluster;
 import io.plb.queue.testing.RawQueueClient;
+import io.plb.queue.testing.Staging;
 import io.plb.server.testing.TestCluster;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -35,7 +33,7 @@ class SourceFailureTest {
   void sourceRestartsInSwitchAndTheHandoverCompletesInOrder() throws Exception {
     try (QueueCluster c = QueueCluster.start(tmp, 2, Map.of(), Map.of())) {
       List<Delivery> got = new CopyOnWriteArrayList<>();
-      stageSwitchWithHoldBuffer(c);
+      Staging.switchWithHoldBuffer(c);
       c.stopQueue(0);
       c.startQueue(0); // restart on the same data
       try (RawQueueClient q1 = new RawQueueClient(c.queue(0).address());
@@ -56,7 +54,7 @@ class SourceFailureTest {
     try (QueueCluster c = QueueCluster.start(tmp, 2,
         Map.of("server.suspectAfter", "1s", "server.downAfter", "2s"), Map.of())) {
       List<Delivery> got = new CopyOnWriteArrayList<>();
-      stageSwitchWithHoldBuffer(c);
+      Staging.switchWithHoldBuffer(c);
       c.stopQueue(0);
       TestCluster.await(Duration.ofSeconds(30), "q1 DOWN and the range forced to q2", () -> {
         var m = c.map();
@@ -78,33 +76,6 @@ class SourceFailureTest {
         TestCluster.await(Duration.ofSeconds(10), "q1 holds nothing any more",
             () -> c.queue(0).store().queued() == 0 && c.queue(0).store().held() == 0);
       }
-    }
-  }
-
-  /** q1 owns the ring with m1..m3 queued, the move to q2 in SWITCH, m4 in q1's hold buffer. */
-  private static void stageSwitchWithHoldBuffer(QueueCluster c) throws Exception {
-    c.layOut(1);
-    try (RawQueueClient q1 = new RawQueueClient(c.queue(0).address());
-        RawQueueClient q2 = new RawQueueClient(c.queue(1).address())) {
-      long v = c.map().version();
-      TestCluster.await(Duration.ofSeconds(10), "q1 at the layout",
-          () -> c.queue(0).agent().version() >= v);
-      for (int i = 1; i <= 3; i++) {
-        assertEquals(PublishStatus.ACCEPTED, q1.publish("p", i, "k", "m" + i, v).getStatus());
-      }
-      long prepare = c.admin().move(0, "q2").getVersion();
-      TestCluster.await(Duration.ofSeconds(20), "SWITCH", () -> {
-        RangeEntry r = c.map().rangeFor(0);
-        return r.handover() != null && r.handover().phase() == HandoverPhase.SWITCH;
-      });
-      long sw = c.map().version();
-      TestCluster.await(Duration.ofSeconds(10), "both servers at SWITCH",
-          () -> c.queue(0).agent().version() >= sw && c.queue(1).agent().version() >= sw);
-      // m4 was routed under PREPARE and reaches q1 after SWITCH: its hold buffer.
-      assertEquals(PublishStatus.ACCEPTED, q1.publish("p", 4, "k", "m4", prepare).getStatus());
-      assertEquals(PublishStatus.ACCEPTED, q2.publish("p", 5, "k", "m5", sw).getStatus());
-      assertEquals(1, c.queue(0).store().held());
-      assertEquals(3, c.queue(0).store().queued());
     }
   }
 

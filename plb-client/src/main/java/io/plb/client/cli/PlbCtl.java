@@ -16,15 +16,19 @@ import io.plb.proto.v1.HandoverInfo;
 import io.plb.proto.v1.ListHandoversResponse;
 import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.proto.v1.NodeStatus;
+import io.plb.proto.v1.RangeLoad;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -57,7 +61,7 @@ public final class PlbCtl {
       "  move RANGE --to SERVER [--no-wait] [--max-wait SECONDS]",
       "                                 move a range with the hold handover; waits and shows",
       "                                 each phase as it commits (exit 1 if it is aborted)",
-      "  handovers                      open handovers: phase, age, deadline",
+      "  handovers                      open handovers: phase, age, deadline, backlog, held",
       "  abort RANGE [--reason TEXT]    abort a range's handover (from SWITCH it runs backwards)",
       "",
       "Endpoints default to $PLB_ENDPOINTS, else the local cluster (127.0.0.1:7301-7303).",
@@ -221,7 +225,7 @@ public final class PlbCtl {
       }
       case "handovers":
         a.expect(1, "handovers");
-        printHandovers(admin.handovers(), json);
+        printHandovers(admin.handovers(), admin, json);
         return 0;
       default:
         throw new IllegalArgumentException("unknown command '" + cmd + "' (see plbctl --help)");
@@ -540,7 +544,31 @@ public final class PlbCtl {
 
   // ------------------------------------------------------------------ handovers
 
-  private void printHandovers(ListHandoversResponse r, boolean json) {
+  /**
+   * Open handovers, with what each is waiting for as the queue servers report it: the source's
+   * remaining backlog (it must drain before SWITCH can end) and the messages held at the source
+   * (hold buffer) and at the target (prefix and held queue). A queue server that does not answer
+   * within two seconds shows "?" (null in JSON).
+   */
+  private void printHandovers(ListHandoversResponse r, PlbAdminClient admin, boolean json) {
+    Map<String, QueueStatusProbe.Answer> queues = Map.of();
+    if (r.getHandoversCount() > 0) {
+      ClusterImage image = admin.getMap(0);
+      Set<String> involved = new HashSet<>();
+      for (HandoverInfo h : r.getHandoversList()) {
+        RangeEntry e = Wire.fromProto(h.getRange());
+        involved.add(e.owner());
+        involved.add(e.handover().target());
+      }
+      List<QueueServerInfo> servers = new ArrayList<>();
+      for (String id : involved) {
+        QueueServerInfo s = image.servers().get(id);
+        if (s != null) {
+          servers.add(s);
+        }
+      }
+      queues = QueueStatusProbe.fetch(servers, Duration.ofSeconds(2));
+    }
     if (json) {
       Map<String, Object> o = Json.object();
       o.put("version", r.getVersion());
@@ -553,6 +581,11 @@ public final class PlbCtl {
         ho.put("handover_epoch", h.getHandoverEpoch());
         ho.put("age_ms", h.getAgeMillis());
         ho.put("timeout_ms", h.getTimeoutMillis() == 0 ? null : h.getTimeoutMillis());
+        RangeLoad src = rangeLoad(queues, e.owner(), e.start());
+        RangeLoad dst = rangeLoad(queues, e.handover().target(), e.start());
+        ho.put("source_backlog", src == null ? null : src.getQueued());
+        ho.put("held_at_source", src == null ? null : src.getHeld());
+        ho.put("held_at_target", dst == null ? null : dst.getHeld());
         list.add(ho);
       }
       o.put("handovers", list);
@@ -561,15 +594,31 @@ public final class PlbCtl {
     }
     out.println(r.getHandoversCount() + " open handover(s) · map version " + r.getVersion()
         + " · leader " + r.getLeaderId());
-    Table t = new Table("RANGE", "SOURCE", "TARGET", "PHASE", "EPOCH", "AGE", "ABORTS IN");
+    Table t = new Table("RANGE", "SOURCE", "TARGET", "PHASE", "EPOCH", "AGE", "ABORTS IN",
+        "BACKLOG", "HELD SRC", "HELD TGT");
     for (HandoverInfo h : r.getHandoversList()) {
       RangeEntry e = Wire.fromProto(h.getRange());
       String abortsIn = h.getTimeoutMillis() == 0 ? "-"
           : seconds(Math.max(0, h.getTimeoutMillis() - h.getAgeMillis()));
+      RangeLoad src = rangeLoad(queues, e.owner(), e.start());
+      RangeLoad dst = rangeLoad(queues, e.handover().target(), e.start());
       t.row(e.rangeText(), e.owner(), e.handover().target(), e.handover().phase(),
-          h.getHandoverEpoch(), seconds(h.getAgeMillis()), abortsIn);
+          h.getHandoverEpoch(), seconds(h.getAgeMillis()), abortsIn,
+          src == null ? "?" : src.getQueued(), src == null ? "?" : src.getHeld(),
+          dst == null ? "?" : dst.getHeld());
     }
     out.print(t.render());
+    for (Map.Entry<String, QueueStatusProbe.Answer> q : new TreeMap<>(queues).entrySet()) {
+      if (q.getValue().error() != null) {
+        out.println("queue server " + q.getKey() + " did not answer: " + q.getValue().error());
+      }
+    }
+  }
+
+  private static RangeLoad rangeLoad(Map<String, QueueStatusProbe.Answer> queues, String server,
+      long start) {
+    QueueStatusProbe.Answer a = queues.get(server);
+    return a == null ? null : a.range(start);
   }
 
   private static String seconds(long millis) {
