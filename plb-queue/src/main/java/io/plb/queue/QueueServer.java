@@ -65,6 +65,11 @@ public final class QueueServer implements AutoCloseable {
         .addService(service)
         .addService(ProtoReflectionServiceV1.newInstance())
         .maxInboundMessageSize(256 << 20)
+        // Routers, consumers and peer agents ping every 30 s (also between calls) to notice a
+        // dead server; the default policy (5 min, not without calls) would answer that with
+        // GOAWAY and break every publish link.
+        .permitKeepAliveTime(10, TimeUnit.SECONDS)
+        .permitKeepAliveWithoutCalls(true)
         .build()
         .start();
     this.address = config.advertise().isEmpty()
