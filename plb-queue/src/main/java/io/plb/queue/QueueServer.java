@@ -6,6 +6,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.plb.client.PlbClientException;
 import io.plb.client.admin.PlbAdminClient;
 import io.plb.client.agent.QueueServerAgent;
+import io.plb.core.map.QueueServerInfo;
 import io.plb.queue.config.QueueConfig;
 import io.plb.queue.rpc.Dispatcher;
 import io.plb.queue.rpc.QueueServiceImpl;
@@ -102,6 +103,13 @@ public final class QueueServer implements AutoCloseable {
       } catch (PlbClientException e) {
         if (!e.getMessage().contains("already")) {
           throw e;
+        }
+        QueueServerInfo known = admin.getMap(0).servers().get(config.id());
+        if (known != null && known.address().equals(address)) {
+          // A restart on the same address: the registration stands as it is (its capacity
+          // and state may have been changed by an operator since; they are kept).
+          LOG.info("{} was registered at {}; registration kept", config.id(), address);
+          return;
         }
         admin.updateServer(config.id(), address, null, null);
         LOG.info("{} was registered; address updated to {}", config.id(), address);

@@ -54,10 +54,24 @@ public final class QueueCluster implements AutoCloseable {
   }
 
   public void startQueue(int i) throws IOException {
+    start(i, "127.0.0.1:0");
+  }
+
+  /**
+   * Stops queue server i and starts it again on the same data and the same address, as a
+   * restarted process on a fixed port does (it finds itself registered already).
+   */
+  public void restartQueue(int i) throws IOException {
+    String listen = "127.0.0.1:" + queues[i].port();
+    stopQueue(i);
+    start(i, listen);
+  }
+
+  private void start(int i, String listen) throws IOException {
     String id = "q" + (i + 1);
     Map<String, String> s = new HashMap<>(Map.of("id", id,
         "data", root.resolve(id).toString(), "plb", String.join(",", plb.endpoints()),
-        "resendInterval", "100ms", "heartbeatInterval", "200ms"));
+        "resendInterval", "100ms", "heartbeatInterval", "200ms", "listen", listen));
     s.putAll(queueSettings);
     queues[i] = QueueServer.start(QueueConfig.of(s));
   }
