@@ -36,10 +36,33 @@ qrunning() {
 start_queue() {
   local q=$1
   if qrunning "$q"; then echo "q$q already running (pid $(cat "$(qpidfile "$q")"))"; return; fi
+  local from; from="$(stat -c %s "$DIR/q$q.log" 2>/dev/null || echo 0)"
   nohup "$ROOT/bin/plb" queue --id="q$q" --listen="127.0.0.1:$((7400 + q))" \
     --data="$DIR/q$q" --plb="$(endpoints)" >> "$DIR/q$q.log" 2>&1 &
   echo $! > "$(qpidfile "$q")"
-  echo "q$q started (pid $!, log $DIR/q$q.log)"
+  wait_for_queue "$q" "$from"
+}
+
+# Waits until queue server q logged that it serves (in the log past byte offset $2), or fails
+# with the end of its log when it exits first.
+wait_for_queue() {
+  local q=$1 from=$2 pid; pid="$(cat "$(qpidfile "$q")")"
+  local deadline=$((SECONDS + 90))
+  while [ $SECONDS -lt $deadline ]; do
+    if tail -c +"$((from + 1))" "$DIR/q$q.log" 2>/dev/null | grep -q "queue server q$q serving on"; then
+      echo "q$q started (pid $pid, log $DIR/q$q.log)"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "q$q exited during start; the end of $DIR/q$q.log:" >&2
+      tail -c +"$((from + 1))" "$DIR/q$q.log" | tail -n 15 >&2
+      rm -f "$(qpidfile "$q")"
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "q$q did not start within 90 s; see $DIR/q$q.log" >&2
+  return 1
 }
 
 stop_queue() {
