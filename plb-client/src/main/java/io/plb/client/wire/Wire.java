@@ -5,6 +5,15 @@ import io.plb.core.command.Command;
 import io.plb.core.command.Limits;
 import io.plb.core.error.PlbException;
 import io.plb.core.keyspace.KeyHash;
+import io.plb.core.load.HistoryLayout;
+import io.plb.core.load.HotKey;
+import io.plb.core.load.HotKeys;
+import io.plb.core.load.LoadBucket;
+import io.plb.core.load.LoadFigures;
+import io.plb.core.load.LoadReport;
+import io.plb.core.load.Resolution;
+import io.plb.core.load.ServerLoad;
+import io.plb.core.load.SliceLoad;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.Handover;
 import io.plb.core.map.HandoverPhase;
@@ -287,6 +296,10 @@ public final class Wire {
               .setRangeStart(x.rangeStart())
               .setExpectedEpoch(x.expectedEpoch())
               .setTarget(x.target()));
+    } else if (c instanceof Command.AppendLoadSamples x) {
+      b.setAppendLoadSamples(io.plb.proto.v1.AppendLoadSamplesEntry.newBuilder()
+          .setLayout(toProto(x.layout()))
+          .setBucket(toProto(x.bucket())));
     } else {
       throw new IllegalArgumentException("unknown command " + c);
     }
@@ -344,9 +357,170 @@ public final class Wire {
         ForceHandoverEntry e = p.getForceHandover();
         return new Command.ForceHandover(e.getRangeStart(), e.getExpectedEpoch(), e.getTarget());
       }
+      case APPEND_LOAD_SAMPLES: {
+        io.plb.proto.v1.AppendLoadSamplesEntry e = p.getAppendLoadSamples();
+        if (!e.hasLayout() || !e.hasBucket()) {
+          throw PlbException.invalid("load samples need a layout and a bucket");
+        }
+        return new Command.AppendLoadSamples(fromProto(e.getLayout()), fromProto(e.getBucket()));
+      }
       default:
         throw PlbException.invalid("log entry holds no command");
     }
+  }
+
+  // ------------------------------------------------------------------ load history
+
+  public static io.plb.proto.v1.SliceLoad toProto(SliceLoad s) {
+    LoadFigures f = s.load();
+    return io.plb.proto.v1.SliceLoad.newBuilder()
+        .setSlice(s.slice())
+        .setMessagesIn(f.messagesIn())
+        .setBytesIn(f.bytesIn())
+        .setMessagesOut(f.messagesOut())
+        .setBytesOut(f.bytesOut())
+        .setQueueDepth(f.queueDepth())
+        .setOldestAgeMillis(f.oldestAgeMillis())
+        .build();
+  }
+
+  public static SliceLoad fromProto(io.plb.proto.v1.SliceLoad p) {
+    return new SliceLoad(p.getSlice(), new LoadFigures(p.getMessagesIn(), p.getBytesIn(),
+        p.getMessagesOut(), p.getBytesOut(), p.getQueueDepth(), p.getOldestAgeMillis()));
+  }
+
+  public static io.plb.proto.v1.LoadFigures toProto(LoadFigures f) {
+    return io.plb.proto.v1.LoadFigures.newBuilder()
+        .setMessagesIn(f.messagesIn())
+        .setBytesIn(f.bytesIn())
+        .setMessagesOut(f.messagesOut())
+        .setBytesOut(f.bytesOut())
+        .setQueueDepth(f.queueDepth())
+        .setOldestAgeMillis(f.oldestAgeMillis())
+        .build();
+  }
+
+  public static LoadFigures fromProto(io.plb.proto.v1.LoadFigures p) {
+    return new LoadFigures(p.getMessagesIn(), p.getBytesIn(), p.getMessagesOut(),
+        p.getBytesOut(), p.getQueueDepth(), p.getOldestAgeMillis());
+  }
+
+  public static io.plb.proto.v1.HotKeys toProto(HotKeys h) {
+    io.plb.proto.v1.HotKeys.Builder b =
+        io.plb.proto.v1.HotKeys.newBuilder().setThreshold(h.threshold());
+    for (HotKey k : h.keys()) {
+      b.addKeys(io.plb.proto.v1.HotKey.newBuilder().setHash(k.hash()).setCount(k.count())
+          .setError(k.error()).setBytes(k.bytes()));
+    }
+    return b.build();
+  }
+
+  public static HotKeys fromProto(io.plb.proto.v1.HotKeys p) {
+    List<HotKey> keys = new ArrayList<>(p.getKeysCount());
+    for (io.plb.proto.v1.HotKey k : p.getKeysList()) {
+      keys.add(new HotKey(k.getHash(), k.getCount(), k.getError(), k.getBytes()));
+    }
+    return new HotKeys(keys, p.getThreshold());
+  }
+
+  public static io.plb.proto.v1.ServerLoad toProto(ServerLoad s) {
+    return io.plb.proto.v1.ServerLoad.newBuilder()
+        .setServerId(s.serverId())
+        .setLoad(toProto(s.load()))
+        .setReports(s.reports())
+        .setSession(s.session())
+        .setLastSeq(s.lastSeq())
+        .build();
+  }
+
+  public static ServerLoad fromProto(io.plb.proto.v1.ServerLoad p) {
+    return new ServerLoad(p.getServerId(), fromProto(p.getLoad()), p.getReports(),
+        p.getSession(), p.getLastSeq());
+  }
+
+  public static io.plb.proto.v1.Resolution toProto(Resolution r) {
+    return r == Resolution.FINE ? io.plb.proto.v1.Resolution.FINE
+        : io.plb.proto.v1.Resolution.COARSE;
+  }
+
+  /** @throws PlbException INVALID_ARGUMENT for an unset or unknown resolution */
+  public static Resolution fromProto(io.plb.proto.v1.Resolution r) {
+    switch (r) {
+      case FINE:
+        return Resolution.FINE;
+      case COARSE:
+        return Resolution.COARSE;
+      default:
+        throw PlbException.invalid("resolution " + r + " is not FINE or COARSE");
+    }
+  }
+
+  public static io.plb.proto.v1.LoadBucket toProto(LoadBucket b) {
+    io.plb.proto.v1.LoadBucket.Builder p = io.plb.proto.v1.LoadBucket.newBuilder()
+        .setResolution(toProto(b.resolution()))
+        .setStartMillis(b.startMillis())
+        .setWidthMillis(b.widthMillis())
+        .setCoveredMillis(b.coveredMillis())
+        .setFineBuckets(b.fineBuckets())
+        .setHotKeys(toProto(b.hotKeys()));
+    for (SliceLoad s : b.slices()) {
+      p.addSlices(toProto(s));
+    }
+    for (ServerLoad s : b.servers()) {
+      p.addServers(toProto(s));
+    }
+    return p.build();
+  }
+
+  public static LoadBucket fromProto(io.plb.proto.v1.LoadBucket p) {
+    List<SliceLoad> slices = new ArrayList<>(p.getSlicesCount());
+    for (io.plb.proto.v1.SliceLoad s : p.getSlicesList()) {
+      slices.add(fromProto(s));
+    }
+    List<ServerLoad> servers = new ArrayList<>(p.getServersCount());
+    for (io.plb.proto.v1.ServerLoad s : p.getServersList()) {
+      servers.add(fromProto(s));
+    }
+    return new LoadBucket(fromProto(p.getResolution()), p.getStartMillis(), p.getWidthMillis(),
+        p.getCoveredMillis(), p.getFineBuckets(), slices, fromProto(p.getHotKeys()), servers);
+  }
+
+  public static io.plb.proto.v1.HistoryLayout toProto(HistoryLayout l) {
+    return io.plb.proto.v1.HistoryLayout.newBuilder()
+        .setBucketMillis(l.bucketMillis())
+        .setFineRetentionMillis(l.fineRetentionMillis())
+        .setCoarseBucketMillis(l.coarseBucketMillis())
+        .setCoarseRetentionMillis(l.coarseRetentionMillis())
+        .setHotKeys(l.hotKeys())
+        .build();
+  }
+
+  public static HistoryLayout fromProto(io.plb.proto.v1.HistoryLayout p) {
+    return new HistoryLayout(p.getBucketMillis(), p.getFineRetentionMillis(),
+        p.getCoarseBucketMillis(), p.getCoarseRetentionMillis(), p.getHotKeys());
+  }
+
+  public static io.plb.proto.v1.LoadReport toProto(LoadReport r) {
+    io.plb.proto.v1.LoadReport.Builder b = io.plb.proto.v1.LoadReport.newBuilder()
+        .setServerId(r.serverId())
+        .setSession(r.session())
+        .setSeq(r.seq())
+        .setIntervalMillis(r.intervalMillis())
+        .setHotKeys(toProto(r.hotKeys()));
+    for (SliceLoad s : r.slices()) {
+      b.addSlices(toProto(s));
+    }
+    return b.build();
+  }
+
+  /** The report as sent; not yet checked ({@link LoadReport#check()}). */
+  public static LoadReport fromProto(io.plb.proto.v1.LoadReport p) {
+    List<SliceLoad> slices = new ArrayList<>(p.getSlicesCount());
+    for (io.plb.proto.v1.SliceLoad s : p.getSlicesList()) {
+      slices.add(fromProto(s));
+    }
+    return new LoadReport(p.getServerId(), p.getSession(), p.getSeq(), p.getIntervalMillis(),
+        slices, fromProto(p.getHotKeys()));
   }
 
   /** Key bytes for a request. */

@@ -1,11 +1,15 @@
 package io.plb.core.command;
 
 import io.plb.core.keyspace.Ring;
+import io.plb.core.load.HistoryLayout;
+import io.plb.core.load.LoadBucket;
 import io.plb.core.map.ServerState;
 
 /**
- * A change to PLB's replicated state, as it is written to the Raft log. Each variant is applied by
- * {@link CommandProcessor}, which validates it against the current image first.
+ * A change to PLB's replicated state, as it is written to the Raft log. Each variant but one is
+ * applied to the map by {@link CommandProcessor}, which validates it against the current image
+ * first; {@link AppendLoadSamples} is applied to the load history by
+ * {@link io.plb.core.load.LoadHistory}, which validates it against the history's state.
  */
 public sealed interface Command {
 
@@ -127,6 +131,21 @@ public sealed interface Command {
   record ForceHandover(long rangeStart, long expectedEpoch, String target) implements Command {
     public String describe() {
       return "forced handover of range at " + Ring.hex(rangeStart) + " to " + target;
+    }
+  }
+
+  // ---------------------------------------------------------------- load history (DESIGN §6)
+
+  /**
+   * One fine bucket of the cluster's load, summed by the leader from the queue servers' reports,
+   * with the history layout the leader used. It changes the load history, not the map: applying it
+   * produces no new map version.
+   */
+  record AppendLoadSamples(HistoryLayout layout, LoadBucket bucket) implements Command {
+    public String describe() {
+      return bucket == null ? "append load samples"
+          : "append load samples of the bucket at " + bucket.startMillis() + " ms ("
+              + bucket.slices().size() + " slices, " + bucket.servers().size() + " servers)";
     }
   }
 }

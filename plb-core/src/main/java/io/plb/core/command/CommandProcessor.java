@@ -71,6 +71,9 @@ public final class CommandProcessor {
       Handovers.finishAbort(image, c, out::upsertRange, out::ignore);
     } else if (command instanceof Command.ForceHandover c) {
       Handovers.force(image, c, out::upsertRange);
+    } else if (command instanceof Command.AppendLoadSamples) {
+      throw PlbException.invalid(
+          "load samples change the load history, not the map: apply them with LoadHistory");
     } else {
       throw PlbException.invalid("unknown command " + command);
     }
