@@ -19,6 +19,10 @@ public final class PlbMain {
       System.exit(args.length == 0 ? 2 : 0);
     }
     String command = args[0];
+    if (command.equals("simulate")) {
+      System.exit(io.plb.server.simulate.SimulateCommand.run(
+          java.util.Arrays.copyOfRange(args, 1, args.length), System.out, System.err));
+    }
     if (!command.equals("server")) {
       System.err.println("plb: unknown command '" + command + "'");
       usage();

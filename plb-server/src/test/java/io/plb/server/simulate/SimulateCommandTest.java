@@ -1,0 +1,147 @@
+package io.plb.server.simulate;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.plb.core.sim.balance.SyntheticTrace;
+import java.io.BufferedWriter;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class SimulateCommandTest {
+  @TempDir Path dir;
+  Path trace;
+
+  /** Runs the command; returns {exit code, stdout, stderr}. */
+  private Object[] run(String... args) {
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    int code = SimulateCommand.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(err, true, StandardCharsets.UTF_8));
+    return new Object[] {code, out.toString(StandardCharsets.UTF_8),
+        err.toString(StandardCharsets.UTF_8)};
+  }
+
+  @BeforeEach
+  void writeTrace() throws IOException {
+    trace = dir.resolve("synthetic.csv");
+    try (BufferedWriter w = Files.newBufferedWriter(trace)) {
+      w.write("ts,key,size\n");
+      SyntheticTrace.defaults(21).withMinutes(1440).withHotspot(0.3, 0.05, 720)
+          .generate((millis, key, size) -> {
+            try {
+              w.write(Instant.ofEpochMilli(millis) + "," + key + "," + size + "\n");
+            } catch (IOException e) {
+              throw new UncheckedIOException(e);
+            }
+          });
+    }
+  }
+
+  private void assertUsage(String expected, String... args) {
+    Object[] r = run(args);
+    assertEquals(SimulateCommand.USAGE, r[0], (String) r[2]);
+    assertTrue(((String) r[2]).contains(expected), (String) r[2]);
+    assertEquals("", r[1], "nothing on stdout for a bad command line");
+  }
+
+  @Test
+  void badCommandLinesAreRefusedClearly() {
+    String t = trace.toString();
+    assertUsage("--trace FILE is required");
+    assertUsage("--trace FILE is required", "--servers", "4");
+    assertUsage("unknown option '--bogus'", "--trace", t, "--bogus", "1");
+    assertUsage("--servers must be a whole number, got 'many'", "--trace", t, "--servers",
+        "many");
+    assertUsage("--servers must be 1..1024, got 0", "--trace", t, "--servers", "0");
+    assertUsage("--headroom must be a number > 0", "--trace", t, "--headroom", "-1");
+    assertUsage("--headroom must be a number, got 'x'", "--trace", t, "--headroom=x");
+    assertUsage("--scale must be a number > 0", "--trace", t, "--scale", "0");
+    assertUsage("--spread must be 1..1440 minutes", "--trace", t, "--spread", "0");
+    assertUsage("--spread must be whole minutes", "--trace", t, "--spread", "1.5");
+    assertUsage("--hold must be 0..3600 seconds", "--trace", t, "--hold", "-3");
+    assertUsage("--units must be auto or a power of two", "--trace", t, "--units", "100");
+    assertUsage("--units (4) must be at least --servers (8)", "--trace", t, "--units", "4");
+    assertUsage("unknown strategy 'best'", "--trace", t, "--strategies", "static,best");
+    assertUsage("--strategies lists 'static' twice", "--trace", t, "--strategies",
+        "static,static");
+    assertUsage("--from: timestamp 'soon'", "--trace", t, "--from", "soon");
+    assertUsage("--to must be after --from", "--trace", t, "--from", "2001-01-02",
+        "--to", "2001-01-01");
+    assertUsage("--servers needs a value", "--trace", t, "--servers");
+    assertUsage("unexpected argument 'extra'", "--trace", t, "extra");
+    assertUsage("--threads must be 1..64", "--trace", t, "--threads", "0");
+  }
+
+  @Test
+  void unusableInputIsABadInputError() throws IOException {
+    Object[] r = run("--trace", dir.resolve("missing.csv").toString(), "--quiet");
+    assertEquals(SimulateCommand.BAD_INPUT, r[0]);
+    assertTrue(((String) r[2]).contains("missing.csv"), (String) r[2]);
+    Path bad = Files.writeString(dir.resolve("bad.csv"), "ts,key,size\n2001-01-01,A,1\nx,y\n");
+    r = run("--trace", bad.toString(), "--quiet");
+    assertEquals(SimulateCommand.BAD_INPUT, r[0]);
+    assertTrue(((String) r[2]).contains(bad + ":3: expected 3 comma-separated fields"),
+        (String) r[2]);
+    r = run("--trace", trace.toString(), "--from", "2005-01-01", "--to", "2005-01-02",
+        "--quiet");
+    assertEquals(SimulateCommand.BAD_INPUT, r[0]);
+    assertTrue(((String) r[2]).contains("no events in the window"), (String) r[2]);
+  }
+
+  @Test
+  void simulatesAndWritesSummaryAndPlots() throws IOException {
+    Path out = dir.resolve("results");
+    Object[] r = run("--trace", trace.toString(), "--servers", "4", "--headroom=1.2",
+        "--spread", "10m", "--hold", "30s", "--strategies", "static,reactive-ewma:0.1,"
+            + "reactive-shedder", "--from", "2001-01-01T00:00Z", "--to", "2001-01-01T18:00Z",
+        "--out", out.toString(), "--threads", "2");
+    assertEquals(0, r[0], (String) r[2]);
+    String table = (String) r[1];
+    assertTrue(table.contains("static") && table.contains("reactive-ewma:0.1")
+        && table.contains("reactive-shedder") && table.contains("overload s"), table);
+    assertTrue(((String) r[2]).contains("plb simulate: static 100% · reactive-ewma:0.1 100%"), (String) r[2]);
+    String json = Files.readString(out.resolve("summary.json"));
+    for (String field : new String[] {"\"overload_seconds\":", "\"p99_delay_ms\":",
+        "\"p50_max_mean_util\":", "\"p99_max_mean_util\":", "\"moves\":", "\"splits\":",
+        "\"merges\":", "\"servers\":4", "\"spread_minutes\":10", "\"minutes\":1080",
+        "\"better_reactive\":"}) {
+      assertTrue(json.contains(field), field + " missing from " + json);
+    }
+    try (Stream<Path> files = Files.list(out)) {
+      assertEquals(6, files.count()); // summary, imbalance, overload, 3 x utilisation
+    }
+    String svg = Files.readString(out.resolve("utilisation-reactive-ewma-0.1.svg"));
+    assertTrue(svg.startsWith("<svg") && svg.contains("<polyline") && svg.contains("server 3"));
+    assertTrue(Files.readString(out.resolve("imbalance.svg")).contains("reactive-shedder"));
+
+    // The same run again gives the same summary, with any number of threads.
+    Path again = dir.resolve("again");
+    Object[] r2 = run("--trace", trace.toString(), "--servers", "4", "--headroom=1.2",
+        "--spread", "10", "--hold", "30", "--strategies", "static,reactive-ewma:0.1,"
+            + "reactive-shedder", "--from", "2001-01-01", "--to", "2001-01-01T18:00",
+        "--out", again.toString(), "--threads", "1", "--quiet");
+    assertEquals(0, r2[0], (String) r2[2]);
+    assertEquals("", r2[2], "--quiet prints nothing on stderr");
+    assertEquals(json, Files.readString(again.resolve("summary.json")));
+  }
+
+  @Test
+  void helpGoesToStdout() {
+    Object[] r = run("--help");
+    assertEquals(0, r[0]);
+    assertTrue(((String) r[1]).startsWith("usage: plb simulate --trace FILE"));
+    assertFalse(((String) r[1]).isEmpty());
+  }
+}
