@@ -51,6 +51,35 @@ class QueueStoreDurabilityTest {
     }
   }
 
+  /**
+   * A delivery whose acknowledgement never reached the store before it closed is delivered again
+   * after the reopen marked redelivered, so a consumer (and the history checker) can tell the
+   * repeat from a duplicate. Messages that arrive after the reopen are not marked.
+   */
+  @Test
+  void anUnacknowledgedDeliveryIsMarkedRedeliveredAfterReopen() throws Exception {
+    Object consumer = new Object();
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      s.append(List.of(Placed.queue(msg("a", 1), 0), Placed.queue(msg("a", 2), 0)));
+      var d = s.take(consumer, 10);
+      assertEquals(1, d.size());
+      assertEquals(false, d.get(0).redelivered());
+    }
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      s.append(List.of(Placed.queue(msg("c", 3), 0)));
+      var d = s.take(consumer, 10);
+      assertEquals(2, d.size());
+      assertEquals(1, d.get(0).message().getSeq());
+      assertEquals(true, d.get(0).redelivered());
+      assertEquals(3, d.get(1).message().getSeq());
+      assertEquals(false, d.get(1).redelivered());
+      s.ack(consumer, d.get(0).lsn(), d.get(0).message().getKey());
+      var next = s.take(consumer, 10);
+      assertEquals(2, next.get(0).message().getSeq());
+      assertEquals(false, next.get(0).redelivered());
+    }
+  }
+
   @Test
   void aReleaseQueuesAMessageInTwoBuffersOnce() throws Exception {
     try (QueueStore s = QueueStore.open(tmp, true)) {

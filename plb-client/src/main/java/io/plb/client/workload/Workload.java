@@ -140,6 +140,7 @@ public final class Workload {
   private final AtomicLong movesStarted = new AtomicLong();
   private final AtomicLong movesRefused = new AtomicLong();
   private volatile boolean stopProducing;
+  private volatile boolean stopRequested;
 
   public Workload(Options options, PrintStream progress) {
     this.options = options;
@@ -148,6 +149,14 @@ public final class Workload {
 
   public History history() {
     return history;
+  }
+
+  /**
+   * Ends the traffic before its duration is up: {@link #run} then stops producing, settles and
+   * checks as at the end of the duration. Safe from any thread.
+   */
+  public void stop() {
+    stopRequested = true;
   }
 
   /** Runs the workload to its end and checks the history. */
@@ -187,7 +196,7 @@ public final class Workload {
         mover.start();
       }
       long end = t0 + options.duration().toNanos();
-      while (System.nanoTime() < end) {
+      while (System.nanoTime() < end && !stopRequested) {
         TimeUnit.MILLISECONDS.timedJoin(threads.get(0),
             Math.min(1000, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
         printProgress(producers, t0);

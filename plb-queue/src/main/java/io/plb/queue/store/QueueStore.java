@@ -47,7 +47,9 @@ import org.rocksdb.WriteOptions;
  *
  * <p><b>In memory</b> (rebuilt from the database on open): per key, the lsns of its queued
  * messages and whether its head is out with a consumer; per ring position, the number of queued
- * messages (for a range's backlog); per buffer, its size. Payloads stay on disk.
+ * messages (for a range's backlog); per buffer, its size; which messages may have been delivered
+ * before (released by a consumer that went away, or a key's head when the store was opened), so
+ * their next delivery is marked redelivered. Payloads stay on disk.
  *
  * <p><b>Thread model.</b> Thread-safe; one monitor guards the in-memory index and every write.
  * It never calls out while holding it, except the ack listener, which is called after the monitor
@@ -151,6 +153,12 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         index(lsn, m);
         maxLsn = Math.max(maxLsn, lsn);
       }
+    }
+    // A key's head may have been out with a consumer whose acknowledgement never arrived before
+    // the server stopped; it is delivered again, so it is marked redelivered. Only heads can have
+    // been out: a key has at most one delivery outstanding, and an acknowledged one is deleted.
+    for (KeyQueue q : keys.values()) {
+      deliveredBefore.add(q.lsns.peekFirst());
     }
     try (RocksIterator it = db.newIterator(buffers)) {
       for (it.seekToFirst(); it.isValid(); it.next()) {

@@ -13,17 +13,23 @@ import io.plb.proto.v1.PublishRequest;
 import io.plb.proto.v1.PublishResponse;
 import io.plb.proto.v1.PublishResult;
 import io.plb.proto.v1.QueueServiceGrpc;
+import io.plb.proto.v1.QueueStatus;
+import io.plb.proto.v1.QueueStatusRequest;
 import io.plb.proto.v1.SubscribeRequest;
 import io.plb.proto.v1.SubscribeResponse;
 import io.plb.proto.v1.SubscribeStart;
+import io.plb.proto.v1.TransferHeldRequest;
+import io.plb.proto.v1.TransferHeldResponse;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The queue API by hand, for tests that must place a message exactly: publish one message with a
- * chosen map-version tag to a chosen server, or subscribe and acknowledge everything. Closes its
- * channel on {@link #close}.
+ * The queue API by hand, for tests that must place a message exactly: publish messages with a
+ * chosen map-version tag to a chosen server, subscribe and acknowledge everything, hold
+ * deliveries without acknowledging them, send a {@code TransferHeld} as a peer would, read the
+ * server's status. Closes its channel on {@link #close}.
  */
 public final class RawQueueClient implements AutoCloseable {
   private final ManagedChannel channel;
@@ -58,6 +64,90 @@ public final class RawQueueClient implements AutoCloseable {
     req.onCompleted();
     assertTrue(r instanceof PublishResponse, "no publish answer: " + r);
     return ((PublishResponse) r).getResults(0);
+  }
+
+  /**
+   * Publishes {@code items} in one request on a fresh stream (as a router's pipelined batch) and
+   * waits for their results, in order.
+   */
+  public List<PublishResult> publishBatch(String producer, List<PublishItem> items)
+      throws InterruptedException {
+    LinkedBlockingQueue<Object> out = new LinkedBlockingQueue<>();
+    StreamObserver<PublishRequest> req = QueueServiceGrpc.newStub(channel).publish(
+        new StreamObserver<>() {
+          @Override
+          public void onNext(PublishResponse r) {
+            out.add(r);
+          }
+
+          @Override
+          public void onError(Throwable t) {
+            out.add(t);
+          }
+
+          @Override
+          public void onCompleted() {}
+        });
+    req.onNext(PublishRequest.newBuilder().setProducer(producer).addAllItems(items).build());
+    Object r = out.poll(30, TimeUnit.SECONDS);
+    req.onCompleted();
+    assertTrue(r instanceof PublishResponse, "no publish answer: " + r);
+    return new ArrayList<>(((PublishResponse) r).getResultsList());
+  }
+
+  /** One item as a router builds it: key and payload as UTF-8, routed under map {@code tag}. */
+  public static PublishItem item(long seq, String key, String payload, long tag) {
+    return PublishItem.newBuilder().setSeq(seq).setKey(ByteString.copyFromUtf8(key))
+        .setMapVersion(tag).setPayload(ByteString.copyFromUtf8(payload)).build();
+  }
+
+  /** Sends a {@code TransferHeld} as a peer's agent would, and returns the answer. */
+  public TransferHeldResponse transfer(TransferHeldRequest request) {
+    return QueueServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+        .transferHeld(request);
+  }
+
+  /** The server's status counters. */
+  public QueueStatus status() {
+    return QueueServiceGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
+        .getQueueStatus(QueueStatusRequest.getDefaultInstance());
+  }
+
+  /**
+   * Subscribes as a consumer that takes up to {@code maxInFlight} deliveries and acknowledges
+   * none: whatever it holds stays out (which keeps a handover's source backlog from draining)
+   * until the returned handle is closed, when the server delivers it again, marked redelivered.
+   */
+  public AutoCloseable hold(String consumer, int maxInFlight, List<Delivery> got) {
+    return hold(consumer, maxInFlight, got::add);
+  }
+
+  /** {@link #hold(String, int, List)}, handing each delivery to {@code onDelivery}. */
+  public AutoCloseable hold(String consumer, int maxInFlight,
+      java.util.function.Consumer<Delivery> onDelivery) {
+    @SuppressWarnings("unchecked")
+    StreamObserver<SubscribeRequest>[] req = new StreamObserver[1];
+    req[0] = QueueServiceGrpc.newStub(channel).subscribe(new StreamObserver<>() {
+      @Override
+      public void onNext(SubscribeResponse r) {
+        r.getDeliveriesList().forEach(onDelivery);
+      }
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {}
+    });
+    synchronized (req) {
+      req[0].onNext(SubscribeRequest.newBuilder().setStart(SubscribeStart.newBuilder()
+          .setConsumer(consumer).setMaxInFlight(maxInFlight)).build());
+    }
+    return () -> {
+      synchronized (req) {
+        req[0].onCompleted();
+      }
+    };
   }
 
   /** Subscribes; every delivery is added to {@code got} and acknowledged. */

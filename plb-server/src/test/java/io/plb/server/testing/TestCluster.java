@@ -42,14 +42,51 @@ public final class TestCluster implements AutoCloseable {
     base.putAll(extra);
   }
 
-  /** Starts a cluster of {@code size} nodes under {@code root}, with extra settings. */
+  /**
+   * Starts a cluster of {@code size} nodes under {@code root}, with extra settings. A port picked
+   * free can be taken by another process (or an outgoing connection) before the node binds it;
+   * then the nodes started so far are stopped, their data removed, and the cluster started again
+   * on new ports (three attempts).
+   */
   public static TestCluster start(Path root, int size, Map<String, String> extra)
       throws IOException {
-    TestCluster c = new TestCluster(root, size, extra);
-    for (int i = 0; i < size; i++) {
-      c.startNode(i);
+    for (int attempt = 1; ; attempt++) {
+      TestCluster c = new TestCluster(root, size, extra);
+      try {
+        for (int i = 0; i < size; i++) {
+          c.startNode(i);
+        }
+        return c;
+      } catch (IOException | RuntimeException e) {
+        c.close();
+        if (attempt == 3 || !isBindFailure(e)) {
+          throw e;
+        }
+        deleteTree(root);
+      }
     }
-    return c;
+  }
+
+  private static boolean isBindFailure(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof java.net.BindException || String.valueOf(t.getMessage())
+          .contains("Address already in use") || String.valueOf(t.getMessage())
+          .startsWith("Failed to bind")) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static void deleteTree(Path root) throws IOException {
+    if (!java.nio.file.Files.exists(root)) {
+      return;
+    }
+    try (var paths = java.nio.file.Files.walk(root)) {
+      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        java.nio.file.Files.delete(p);
+      }
+    }
   }
 
   public static TestCluster start(Path root) throws IOException {
