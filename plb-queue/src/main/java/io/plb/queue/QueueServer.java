@@ -34,6 +34,7 @@ public final class QueueServer implements AutoCloseable {
   private final QueueStore store;
   private final QueueServerAgent agent;
   private final Dispatcher dispatcher;
+  private final QueueServiceImpl service;
   private final ExecutorService workers;
   private final Server grpc;
   private final String address;
@@ -56,7 +57,7 @@ public final class QueueServer implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
-    QueueServiceImpl service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
+    this.service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
         workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait());
     String listen = config.listen();
     int colon = listen.lastIndexOf(':');
@@ -138,8 +139,18 @@ public final class QueueServer implements AutoCloseable {
     return agent;
   }
 
+  /**
+   * Stops the server: first the publish streams, each after answering the request it is handling
+   * (so no stored message loses its answer and comes again), then the agent, the API, the
+   * consumers and the store.
+   */
   @Override
   public void close() {
+    try {
+      service.stopPublishing(Duration.ofSeconds(10));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     agent.close();
     grpc.shutdown();
     dispatcher.close();

@@ -33,7 +33,10 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -82,30 +85,72 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   // ------------------------------------------------------------------ Publish
 
+  /**
+   * One Publish stream's place in an orderly stop: whether a request is being handled and
+   * whether the stream was ended. Guarded by the stream's call object.
+   */
+  private static final class PublishStream {
+    final ServerCallStreamObserver<PublishResponse> call;
+    boolean handling;
+    boolean ended;
+
+    PublishStream(ServerCallStreamObserver<PublishResponse> call) {
+      this.call = call;
+    }
+  }
+
+  private final Set<PublishStream> publishStreams = ConcurrentHashMap.newKeySet();
+  private volatile boolean stopping;
+
   @Override
   public StreamObserver<PublishRequest> publish(StreamObserver<PublishResponse> out) {
     ServerCallStreamObserver<PublishResponse> call = (ServerCallStreamObserver<PublishResponse>) out;
     call.disableAutoRequest();
+    PublishStream stream = new PublishStream(call);
+    publishStreams.add(stream);
+    call.setOnCancelHandler(() -> publishStreams.remove(stream));
     call.request(1);
     OverloadFence fence = new OverloadFence();
     return new StreamObserver<>() {
       @Override
       public void onNext(PublishRequest req) {
         workers.execute(() -> {
+          synchronized (call) {
+            if (stopping || stream.ended) {
+              endStopping(stream); // nothing of it was stored: the router resends it all
+              return;
+            }
+            stream.handling = true;
+          }
           try {
             PublishResponse resp = handle(req, fence);
             synchronized (call) {
-              if (!call.isCancelled()) {
+              stream.handling = false;
+              if (!call.isCancelled() && !stream.ended) {
                 call.onNext(resp);
+              }
+              if (stopping) {
+                endStopping(stream);
+                call.notifyAll();
+                return;
               }
             }
             call.request(1);
           } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            call.onError(Status.UNAVAILABLE.withDescription("queue server stopping")
-                .asRuntimeException());
+            synchronized (call) {
+              stream.handling = false;
+              endStopping(stream);
+              call.notifyAll();
+            }
           } catch (RuntimeException e) {
             LOG.error("{}: publish failed", serverId, e);
+            synchronized (call) {
+              stream.handling = false;
+              stream.ended = true;
+              publishStreams.remove(stream);
+              call.notifyAll();
+            }
             call.onError(Status.INTERNAL.withDescription("publish failed: " + e.getMessage())
                 .asRuntimeException());
           }
@@ -115,19 +160,65 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       @Override
       public void onError(Throwable t) {
         // the router went away; what it did not get an answer for it will resend
+        publishStreams.remove(stream);
       }
 
       @Override
       public void onCompleted() {
         workers.execute(() -> {
           synchronized (call) {
-            if (!call.isCancelled()) {
+            publishStreams.remove(stream);
+            if (!call.isCancelled() && !stream.ended) {
+              stream.ended = true;
               call.onCompleted();
             }
           }
         });
       }
     };
+  }
+
+  /** Ends a Publish stream because the server is stopping. Under the stream's call lock. */
+  private void endStopping(PublishStream stream) {
+    publishStreams.remove(stream);
+    if (stream.ended) {
+      return;
+    }
+    stream.ended = true;
+    try {
+      stream.call.onError(Status.UNAVAILABLE.withDescription("queue server " + serverId
+          + " is stopping").asRuntimeException());
+    } catch (RuntimeException e) {
+      // the stream is already gone
+    }
+  }
+
+  /**
+   * The first step of an orderly stop: every Publish stream finishes the request it is handling,
+   * answers it, and is ended with UNAVAILABLE; requests not yet handled are not taken. So a stop
+   * loses no answer to a message it stored (a lost answer makes the router send the message
+   * again, and a message stored twice is delivered twice). Waits up to {@code timeout} for the
+   * requests being handled.
+   */
+  public void stopPublishing(Duration timeout) throws InterruptedException {
+    stopping = true;
+    long deadline = System.nanoTime() + timeout.toNanos();
+    for (PublishStream stream : List.copyOf(publishStreams)) {
+      synchronized (stream.call) {
+        while (stream.handling) {
+          long left = deadline - System.nanoTime();
+          if (left <= 0) {
+            LOG.warn("{}: a publish still being handled after {} ms of stopping", serverId,
+                timeout.toMillis());
+            break;
+          }
+          TimeUnit.NANOSECONDS.timedWait(stream.call, left);
+        }
+        if (!stream.handling) {
+          endStopping(stream);
+        }
+      }
+    }
   }
 
   /**
