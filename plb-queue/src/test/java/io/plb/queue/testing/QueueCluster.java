@@ -67,12 +67,26 @@ public final class QueueCluster implements AutoCloseable {
     start(i, listen);
   }
 
+  /**
+   * Starts queue server i on its data at {@code port} with extra settings (for example
+   * {@code register=false} when PLB has no quorum to take a registration).
+   */
+  public void startQueue(int i, int port, Map<String, String> extra) throws IOException {
+    Map<String, String> s = new HashMap<>(queueSettings);
+    s.putAll(extra);
+    start(i, "127.0.0.1:" + port, s);
+  }
+
   private void start(int i, String listen) throws IOException {
+    start(i, listen, queueSettings);
+  }
+
+  private void start(int i, String listen, Map<String, String> settings) throws IOException {
     String id = "q" + (i + 1);
     Map<String, String> s = new HashMap<>(Map.of("id", id,
         "data", root.resolve(id).toString(), "plb", String.join(",", plb.endpoints()),
         "resendInterval", "100ms", "heartbeatInterval", "200ms", "listen", listen));
-    s.putAll(queueSettings);
+    s.putAll(settings);
     queues[i] = QueueServer.start(QueueConfig.of(s));
   }
 

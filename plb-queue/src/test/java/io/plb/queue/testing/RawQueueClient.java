@@ -152,6 +152,11 @@ public final class RawQueueClient implements AutoCloseable {
 
   /** Subscribes; every delivery is added to {@code got} and acknowledged. */
   public void subscribe(String consumer, List<Delivery> got) {
+    subscribe(consumer, got::add);
+  }
+
+  /** Subscribes; every delivery is handed to {@code onDelivery}, then acknowledged. */
+  public void subscribe(String consumer, java.util.function.Consumer<Delivery> onDelivery) {
     @SuppressWarnings("unchecked")
     StreamObserver<SubscribeRequest>[] req = new StreamObserver[1];
     req[0] = QueueServiceGrpc.newStub(channel).subscribe(new StreamObserver<>() {
@@ -159,7 +164,7 @@ public final class RawQueueClient implements AutoCloseable {
       public void onNext(SubscribeResponse r) {
         Acknowledge.Builder ack = Acknowledge.newBuilder();
         for (Delivery d : r.getDeliveriesList()) {
-          got.add(d);
+          onDelivery.accept(d);
           ack.addDeliveryIds(d.getDeliveryId());
         }
         synchronized (req) {
