@@ -133,7 +133,6 @@ class HandoverPropertyTest {
     }
     assertEquals(TOTAL, peaks[0], "the cluster budget was never filled");
     assertEquals(PER, peaks[1], "no server ever reached its budget");
-    assertTrue(ms < 20_000, "too slow: " + ms + " ms");
   }
 
   private static void run(long seed, Map<String, Integer> outcomes, int[] peaks) {
