@@ -1,0 +1,23 @@
+package io.plb.core.balance;
+
+/**
+ * How the planner measures imbalance over the horizon (DESIGN §8). Utilisation is a server's
+ * planned (upper-quantile) cost rate divided by its capacity; only ACTIVE servers count.
+ */
+public enum Criterion {
+  /**
+   * Max utilisation over mean utilisation (total planned load / total capacity) above
+   * {@code balancer.maxMeanRatio}. Scale-free: works with capacities given as relative weights.
+   */
+  MAX_MEAN,
+  /**
+   * Any server's utilisation above {@code balancer.highWater}. Needs capacities in cost units per
+   * second (absolute), so that utilisation 1 means full.
+   */
+  HIGH_WATER,
+  /**
+   * The classic criterion: the standard deviation of the servers' utilisations above
+   * {@code balancer.stddevThreshold}.
+   */
+  STDDEV
+}
