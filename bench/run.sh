@@ -2,6 +2,7 @@
 # Runs PLB's benchmarks.
 #
 #   bench/run.sh route [JMH args]      JMH RouteBenchmark (RoutingTable.route vs TreeMap.floorEntry)
+#   bench/run.sh planner [JMH args]    JMH PlannerBenchmark (Planner.plan at 8x4096 .. 1000x100000)
 #   bench/run.sh watch [--watchers N] [--writes N] [--warmup N] [--pipelined] [--timeout-s N]
 #                      [--root DIR]
 #                                      watch fan-out latency on an in-process 3-node cluster
@@ -82,6 +83,10 @@ case "$cmd" in
   route)
     ensure_built
     exec java -cp "$CP" org.openjdk.jmh.Main RouteBenchmark "$@"
+    ;;
+  planner)
+    ensure_built
+    exec java -cp "$CP" org.openjdk.jmh.Main PlannerBenchmark "$@"
     ;;
   watch)
     ensure_built

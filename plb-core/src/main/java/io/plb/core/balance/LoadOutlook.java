@@ -169,6 +169,47 @@ public final class LoadOutlook {
     return Math.max(0.0, cumulative(end, true, false) - cumulative(start, false, false));
   }
 
+  /**
+   * The predicted rates of every range of a map in one sweep, O(n + m): range {@code i} is
+   * {@code [starts[i], starts[i+1])}, the last one running to the end of the ring. The same
+   * figures as {@link #mean} and {@link #upper} range by range.
+   *
+   * @param starts the ranges' starts, strictly increasing (unsigned)
+   */
+  public void rangeRates(long[] starts, double[] meanOut, double[] upperOut) {
+    int n = starts.length;
+    int seg = 0;
+    int hot = 0;
+    double prevMean = 0;
+    double prevUpper = 0;
+    for (int i = 0; i <= n; i++) {
+      double cm;
+      double cu;
+      if (i == n) {
+        cm = totalMean();
+        cu = totalUpper();
+      } else {
+        long pos = starts[i];
+        while (seg + 1 < this.starts.length
+            && Long.compareUnsigned(this.starts[seg + 1], pos) <= 0) {
+          seg++;
+        }
+        while (hot < hotHashes.length && Long.compareUnsigned(hotHashes[hot], pos) < 0) {
+          hot++;
+        }
+        double frac = Ring.unsignedToDouble(pos - this.starts[seg]) / widths[seg];
+        cm = cumMean[seg] + (cumMean[seg + 1] - cumMean[seg]) * frac + hotCumMean[hot];
+        cu = cumUpper[seg] + (cumUpper[seg + 1] - cumUpper[seg]) * frac + hotCumUpper[hot];
+      }
+      if (i > 0) {
+        meanOut[i - 1] = Math.max(0.0, cm - prevMean);
+        upperOut[i - 1] = Math.max(0.0, cu - prevUpper);
+      }
+      prevMean = cm;
+      prevUpper = cu;
+    }
+  }
+
   /** Predicted mean cost rate of the whole ring. */
   public double totalMean() {
     return cumMean[starts.length] + hotCumMean[hotHashes.length];

@@ -127,9 +127,13 @@ public final class Planner {
     }
 
     void price(LoadOutlook outlook) {
-      mean = outlook.mean(start, end);
-      upper = Math.max(mean, outlook.upper(start, end));
-      spread = upper - mean;
+      setRates(outlook.mean(start, end), outlook.upper(start, end));
+    }
+
+    void setRates(double mean, double upper) {
+      this.mean = mean;
+      this.upper = Math.max(mean, upper);
+      this.spread = this.upper - mean;
     }
   }
 
@@ -207,6 +211,12 @@ public final class Planner {
       ring = new ArrayList<>(ranges.size());
       checkMap(ranges);
       long[] starts = new long[ranges.size()];
+      for (int i = 0; i < starts.length; i++) {
+        starts[i] = ranges.get(i).start();
+      }
+      double[] means = new double[starts.length];
+      double[] uppers = new double[starts.length];
+      outlook.rangeRates(starts, means, uppers); // one sweep, not a search per range
       for (int i = 0; i < ranges.size(); i++) {
         BalanceRange r = ranges.get(i);
         int owner = -1;
@@ -221,9 +231,8 @@ public final class Planner {
         }
         Piece p = new Piece(r.start(), r.end(), owner, r.pinned(), r.moving(),
             r.lastMovedAtMillis(), r.backlog());
-        p.price(outlook);
+        p.setRates(means[i], uppers[i]);
         ring.add(p);
-        starts[i] = r.start();
       }
       // Dwell also counts moves the history knows of, even if the range was split or merged since.
       for (MoveHistory.Entry e : history.entries()) {

@@ -80,6 +80,31 @@ class LoadOutlookTest {
   }
 
   @Test
+  void rangeRatesInOneSweepMatchRangeByRange() {
+    Random rnd = new Random(9);
+    for (int c = 0; c < 50; c++) {
+      long[] starts = BalanceFixtures.randomStarts(rnd, 1 + rnd.nextInt(300));
+      double[] mean = new double[Ring.SLICES];
+      double[] upper = new double[Ring.SLICES];
+      for (int i = 0; i < mean.length; i++) {
+        mean[i] = rnd.nextDouble();
+        upper[i] = mean[i] * 1.5;
+      }
+      List<LoadOutlook.HotKey> hot = List.of(new LoadOutlook.HotKey(rnd.nextLong(), 3, 4),
+          new LoadOutlook.HotKey(starts[starts.length - 1], 1, 2), new LoadOutlook.HotKey(-1L, 1, 1));
+      LoadOutlook o = LoadOutlook.ofSlices(mean, upper, hot);
+      double[] m = new double[starts.length];
+      double[] u = new double[starts.length];
+      o.rangeRates(starts, m, u);
+      for (int i = 0; i < starts.length; i++) {
+        long end = i + 1 < starts.length ? starts[i + 1] : Ring.RING_END;
+        assertEquals(o.mean(starts[i], end), m[i], 1e-9);
+        assertEquals(o.upper(starts[i], end), u[i], 1e-9);
+      }
+    }
+  }
+
+  @Test
   void refusesBadInput() {
     assertThrows(IllegalArgumentException.class,
         () -> LoadOutlook.ofSlices(new double[3], new double[3], List.of()));

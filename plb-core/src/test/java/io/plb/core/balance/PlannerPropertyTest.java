@@ -30,8 +30,8 @@ import org.junit.jupiter.api.Test;
  * <p>Replay one seed with {@code -Dplb.seed=N}.
  */
 class PlannerPropertyTest {
-  private static final int CASES = 400;
-  private static final int REST_CASES = 40;
+  private static final int CASES = 300;
+  private static final int REST_CASES = 24;
 
   private static long[] seeds(int n, long salt) {
     String one = System.getProperty("plb.seed");
