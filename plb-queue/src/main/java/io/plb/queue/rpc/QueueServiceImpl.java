@@ -25,6 +25,7 @@ import io.plb.proto.v1.SubscribeResponse;
 import io.plb.proto.v1.TransferDirection;
 import io.plb.proto.v1.TransferHeldRequest;
 import io.plb.proto.v1.TransferHeldResponse;
+import io.plb.queue.store.HoldTimes;
 import io.plb.queue.store.QueueStore;
 import io.plb.queue.store.QueueStore.Placed;
 import java.time.Duration;
@@ -510,6 +511,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         .setDeliveredTotal(dispatcher.delivered()).setRefusedTotal(refused.get())
         .setLateTotal(agent.lateReceived()).setConsumers(dispatcher.sessions())
         .setOverloadedTotal(overloaded.get());
+    HoldTimes.Snapshot holds = store.holdTimes().snapshot();
+    b.setReleasedTotal(holds.total()).setHoldP50Micros(holds.percentile(50))
+        .setHoldP99Micros(holds.percentile(99)).setHoldMaxMicros(holds.max());
     Map<Long, String> roles = new LinkedHashMap<>();
     for (RangeEntry r : image.ranges()) {
       if (r.owner().equals(serverId)) {

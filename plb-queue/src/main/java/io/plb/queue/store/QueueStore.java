@@ -49,7 +49,8 @@ import org.rocksdb.WriteOptions;
  * messages and whether its head is out with a consumer; per ring position, the number of queued
  * messages (for a range's backlog); per buffer, its size; which messages may have been delivered
  * before (released by a consumer that went away, or a key's head when the store was opened), so
- * their next delivery is marked redelivered. Payloads stay on disk.
+ * their next delivery is marked redelivered. Payloads stay on disk. Since start: how long
+ * released buffer messages were held ({@link HoldTimes}).
  *
  * <p><b>Thread model.</b> Thread-safe; one monitor guards the in-memory index and every write.
  * It never calls out while holding it, except the ack listener, which is called after the monitor
@@ -98,6 +99,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   private final TreeMap<Long, Integer> queuedAt = new TreeMap<>();
   private final Map<String, Integer> bufferSizes = new HashMap<>();
   private final Set<Long> deliveredBefore = new HashSet<>();
+  private final HoldTimes holdTimes = new HoldTimes();
   private long nextLsn;
   private long queued;
   private long held;
@@ -409,8 +411,12 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         Integer n = bufferSizes.remove(bufferName(rangeStart, handoverEpoch, b));
         held -= n == null ? 0 : n;
       }
+      long now = nowMicros();
       for (StoredMessage m : moved) {
         becameReady |= index(nextLsn++, m);
+        if (m.getAcceptedAtMicros() > 0) {
+          holdTimes.record(now - m.getAcceptedAtMicros());
+        }
       }
     }
     if (becameReady) {
@@ -541,6 +547,11 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     return n;
   }
 
+  /** How long the messages released from handover buffers so far were held. */
+  public HoldTimes holdTimes() {
+    return holdTimes;
+  }
+
   public boolean syncWrites() {
     return sync;
   }
@@ -604,6 +615,12 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   private static String bufferName(long rangeStart, long he, Buffer b) {
     return rangeStart + "/" + he + "/" + b;
+  }
+
+  /** Wall-clock microseconds, the clock of {@code accepted_at_micros}. */
+  private static long nowMicros() {
+    java.time.Instant now = java.time.Instant.now();
+    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
   }
 
   private static StoredMessage parse(byte[] v) {
