@@ -6,12 +6,17 @@
 #   bench/run.sh watch [--watchers N] [--writes N] [--warmup N] [--pipelined] [--timeout-s N]
 #                      [--root DIR]
 #                                      watch fan-out latency on an in-process 3-node cluster
+#   bench/run.sh handover [options]    hold handover under steady traffic: hold time per message,
+#                                      decision-to-COMPLETE, publish latency of ranges not moved
+#                                      (--help for options)
+#   bench/run.sh queue [options]       reference queue server: 1 KiB messages, batched and
+#                                      unbatched, durable: msg/s and publish latency (--help)
 #   bench/run.sh build                 (re)builds the bench jar and its classpath
 #
 # On first use (no bench jar or no classpath file) it builds the whole project from the repo root
 # with `mvn -B -q -DskipTests install`; when only bench sources changed it rebuilds the bench
-# module alone. Extra Maven flags go in MVN_ARGS (e.g. MVN_ARGS=-o offline); extra JVM flags for
-# the watch harness in JAVA_OPTS.
+# module alone (after changes to other modules, run `bench/run.sh build`). Extra Maven flags go
+# in MVN_ARGS (e.g. MVN_ARGS=-o offline); extra JVM flags for the harnesses in JAVA_OPTS.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -92,6 +97,16 @@ case "$cmd" in
     ensure_built
     # shellcheck disable=SC2086
     exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.WatchLatencyHarness "$@"
+    ;;
+  handover)
+    ensure_built
+    # shellcheck disable=SC2086
+    exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.HandoverHarness "$@"
+    ;;
+  queue)
+    ensure_built
+    # shellcheck disable=SC2086
+    exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.QueueHarness "$@"
     ;;
   build)
     build_all
