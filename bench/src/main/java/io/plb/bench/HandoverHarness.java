@@ -31,7 +31,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -350,8 +349,9 @@ public final class HandoverHarness {
 
   /** One move and its timing (System.nanoTime) and map versions. */
   record Move(int range, String source, String target, long handoverEpoch, long vStart,
-      long vSwitch, long vComplete, boolean completed, long tCall, long tAck, long tSwitch,
-      long tComplete, long tReleased, HoldTimes.Snapshot holds, long backlogAtStart) {
+      long vSwitch, long vComplete, boolean completed, long tCall, long tAck,
+      long tTargetPrepare, long tSwitch, long tSourceSwitch, long tComplete,
+      long tTargetComplete, long tReleased, HoldTimes.Snapshot holds, long backlogAtStart) {
     long decisionToComplete() {
       return tComplete - tAck;
     }
@@ -650,44 +650,67 @@ public final class HandoverHarness {
       gate.open();
     }
     long he = resp.getHandoverEpoch();
-    long timeout = TimeUnit.SECONDS.toNanos(o.timeoutSeconds());
-    MapRecorder.Seen sw = leaderMap.await(resp.getVersion(), start, r -> r.handover() != null
-        && r.epoch() + 1 == he && r.handover().phase() == HandoverPhase.SWITCH, timeout);
-    MapRecorder.Seen done = leaderMap.await(resp.getVersion(), start,
-        r -> r.epoch() >= he && r.handover() == null, timeout);
-    if (sw == null || done == null) {
-      say("PROBLEM: move of range " + range + " to " + target + " (handover epoch " + he
-          + ") did not " + (sw == null ? "switch" : "complete") + " within "
-          + o.timeoutSeconds() + " s");
-      return null;
-    }
-    RangeEntry after = done.image().rangeFor(start);
-    boolean completed = after.owner().equals(target);
-    if (!completed) {
-      say("PROBLEM: move of range " + range + " to " + target + " ended with owner "
-          + after.owner() + " (aborted?)");
-    }
-    QueueServer t = c.queue(target);
-    long vComplete = done.image().version();
-    BooleanSupplier released = () -> t.agent().version() >= vComplete
-        && t.store().held(start, he) == 0;
-    long deadline = System.nanoTime() + timeout;
-    while (!released.getAsBoolean()) {
-      if (System.nanoTime() > deadline) {
-        say("PROBLEM: target " + target + " did not release range " + range);
+    long vStart = resp.getVersion();
+    QueueServer src = c.queue(source);
+    QueueServer tgt = c.queue(target);
+    // One polling loop (every 0.25 ms) notes when each step became visible: the leader's map
+    // (the recorder's own timestamps), the agents' applied versions, the target's release.
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(o.timeoutSeconds());
+    MapRecorder.Seen sw = null;
+    MapRecorder.Seen done = null;
+    long tTargetPrepare = 0;
+    long tSourceSwitch = 0;
+    long tTargetComplete = 0;
+    long tReleased = 0;
+    while (tReleased == 0) {
+      long now = System.nanoTime();
+      if (now > deadline) {
+        say("PROBLEM: move of range " + range + " to " + target + " (handover epoch " + he
+            + ") stuck: " + (sw == null ? "no SWITCH" : done == null ? "no COMPLETE"
+            : "target did not release") + " within " + o.timeoutSeconds() + " s");
         return null;
       }
-      LockSupport.parkNanos(200_000L);
+      if (tTargetPrepare == 0 && tgt.agent().version() >= vStart) {
+        tTargetPrepare = now;
+      }
+      if (sw == null) {
+        sw = leaderMap.await(vStart, start, r -> r.handover() != null && r.epoch() + 1 == he
+            && r.handover().phase() == HandoverPhase.SWITCH, 0);
+      }
+      if (sw != null && tSourceSwitch == 0 && src.agent().version() >= sw.image().version()) {
+        tSourceSwitch = now;
+      }
+      if (done == null) {
+        done = leaderMap.await(vStart, start, r -> r.epoch() >= he && r.handover() == null, 0);
+      }
+      if (done != null && tTargetComplete == 0
+          && tgt.agent().version() >= done.image().version()) {
+        tTargetComplete = now;
+      }
+      if (tTargetComplete != 0 && tgt.store().held(start, he) == 0) {
+        tReleased = now;
+        break;
+      }
+      LockSupport.parkNanos(250_000L);
     }
-    long tReleased = System.nanoTime(); // within ~0.3 ms of the release (polling)
+    if (sw == null) {
+      say("PROBLEM: move of range " + range + " completed without a SWITCH seen on the leader");
+      return null;
+    }
+    long vComplete = done.image().version();
+    boolean completed = done.image().rangeFor(start).owner().equals(target);
+    if (!completed) {
+      say("PROBLEM: move of range " + range + " to " + target + " ended with owner "
+          + done.image().rangeFor(start).owner() + " (aborted?)");
+    }
     HoldTimes.Snapshot[] h1 = holdSnapshots(c);
     HoldTimes.Snapshot holds = null;
     for (int i = 0; i < h0.length; i++) {
       holds = plus(holds, h1[i].since(h0[i]));
     }
-    return new Move(range, source, target, he, resp.getVersion(), sw.image().version(),
-        vComplete, completed, tCall, tAck, sw.nanos(), done.nanos(), tReleased, holds,
-        backlogAtStart == null ? 0 : backlogAtStart);
+    return new Move(range, source, target, he, vStart, sw.image().version(), vComplete,
+        completed, tCall, tAck, tTargetPrepare, sw.nanos(), tSourceSwitch, done.nanos(),
+        tTargetComplete, tReleased, holds, backlogAtStart == null ? 0 : backlogAtStart);
   }
 
   private static HoldTimes.Snapshot[] holdSnapshots(BenchCluster c) {
@@ -712,13 +735,15 @@ public final class HandoverHarness {
   // ------------------------------------------------------------------ report
 
   private static String describe(int n, Move m) {
-    return String.format("move %3d: range %2d %s->%s he %d v%d..%d..%d  ack %.1f  ack->SWITCH %.1f"
-            + "  SWITCH->COMPLETE %.1f  COMPLETE->released %.1f  decision->COMPLETE %.1f ms;"
-            + " held %d (max %.1f ms)%s",
+    return String.format("move %3d: range %2d %s->%s he %d v%d..%d..%d  call %.1f | tgt PREPARE"
+            + " %.1f  SWITCH %.1f  src SWITCH %.1f  COMPLETE %.1f  tgt COMPLETE %.1f  released"
+            + " %.1f | decision->COMPLETE %.1f ms; held %d (max %.1f ms)%s",
         n, m.range(), m.source(), m.target(), m.handoverEpoch(), m.vStart(), m.vSwitch(),
-        m.vComplete(), (m.tAck() - m.tCall()) / 1e6, (m.tSwitch() - m.tAck()) / 1e6,
-        (m.tComplete() - m.tSwitch()) / 1e6, (m.tReleased() - m.tComplete()) / 1e6,
-        m.decisionToComplete() / 1e6, m.holds().total(), m.holds().max() / 1e3,
+        m.vComplete(), (m.tAck() - m.tCall()) / 1e6, (m.tTargetPrepare() - m.tAck()) / 1e6,
+        (m.tSwitch() - m.tAck()) / 1e6, (m.tSourceSwitch() - m.tAck()) / 1e6,
+        (m.tComplete() - m.tAck()) / 1e6, (m.tTargetComplete() - m.tAck()) / 1e6,
+        (m.tReleased() - m.tAck()) / 1e6, m.decisionToComplete() / 1e6, m.holds().total(),
+        m.holds().max() / 1e3,
         m.backlogAtStart() > 0 ? "; backlog at start " + m.backlogAtStart() : "");
   }
 
@@ -731,13 +756,7 @@ public final class HandoverHarness {
         + moves.stream().filter(Move::completed).count() + " completed ===");
     say("(times from the MoveRange ack, i.e. StartHandover committed, as seen by a watcher on the"
         + " leader; 'released' = the target applied COMPLETE and released its buffers)");
-    say(Bench.header("step (ms)"));
-    say(Bench.row("MoveRange call (StartHandover commit)", col(moves, m -> m.tAck() - m.tCall())));
-    say(Bench.row("ack -> SWITCH", col(moves, m -> m.tSwitch() - m.tAck())));
-    say(Bench.row("SWITCH -> COMPLETE", col(moves, m -> m.tComplete() - m.tSwitch())));
-    say(Bench.row("COMPLETE -> target released", col(moves, m -> m.tReleased() - m.tComplete())));
-    say(Bench.row("decision -> COMPLETE", col(moves, Move::decisionToComplete)));
-    say(Bench.row("decision -> target released", col(moves, m -> m.tReleased() - m.tAck())));
+    sayMoveSteps(moves);
     HoldTimes.Snapshot all = null;
     long[] perMoveMax = new long[moves.size()];
     for (int i = 0; i < moves.size(); i++) {
@@ -847,6 +866,27 @@ public final class HandoverHarness {
       }
     }
     return problems;
+  }
+
+  private static void sayMoveSteps(List<Move> moves) {
+    say(Bench.header("step (ms)"));
+    say(Bench.row("MoveRange call (StartHandover commit)", col(moves, m -> m.tAck() - m.tCall())));
+    say(Bench.row("  ack -> target applied PREPARE", col(moves,
+        m -> m.tTargetPrepare() - m.tAck())));
+    say(Bench.row("  target PREPARE -> SWITCH on leader", col(moves,
+        m -> m.tSwitch() - m.tTargetPrepare())));
+    say(Bench.row("  SWITCH on leader -> source applied it", col(moves,
+        m -> m.tSourceSwitch() - m.tSwitch())));
+    say(Bench.row("  source SWITCH -> COMPLETE on leader", col(moves,
+        m -> m.tComplete() - m.tSourceSwitch())));
+    say(Bench.row("  COMPLETE on leader -> target applied it", col(moves,
+        m -> m.tTargetComplete() - m.tComplete())));
+    say(Bench.row("  target COMPLETE -> buffers released", col(moves,
+        m -> m.tReleased() - m.tTargetComplete())));
+    say(Bench.row("ack -> SWITCH on leader", col(moves, m -> m.tSwitch() - m.tAck())));
+    say(Bench.row("SWITCH -> COMPLETE on leader", col(moves, m -> m.tComplete() - m.tSwitch())));
+    say(Bench.row("decision -> COMPLETE", col(moves, Move::decisionToComplete)));
+    say(Bench.row("decision -> target released", col(moves, m -> m.tReleased() - m.tAck())));
   }
 
   private static void sayHolds(String name, HoldTimes.Snapshot h) {
