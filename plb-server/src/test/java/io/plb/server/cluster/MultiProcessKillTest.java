@@ -69,6 +69,10 @@ class MultiProcessKillTest {
     for (int i = 0; i < 3; i++) {
       List<String> lines = new ArrayList<>(peers);
       lines.add("node.id = n" + (i + 1));
+      // The registered servers never heartbeat: keep the leader from declaring them DOWN
+      // (more entries) while a slow machine runs this test.
+      lines.add("server.suspectAfter = 1h");
+      lines.add("server.downAfter = 1h");
       lines.add("node.dataDir = " + dir.resolve("n" + (i + 1)).toString().replace(File.separatorChar, '/'));
       Files.write(dir.resolve("n" + (i + 1) + ".conf"), lines);
       startNode(i);
