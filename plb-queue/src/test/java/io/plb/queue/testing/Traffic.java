@@ -39,6 +39,11 @@ public final class Traffic implements AutoCloseable {
         .withClients(producers, consumers).withDuration(Duration.ofMinutes(5)));
   }
 
+  /** Starts a workload with these options; {@link #stopAndCheck} may end it early. */
+  public static Traffic start(Workload.Options options) {
+    return new Traffic(options);
+  }
+
   /** The workload, for its history. */
   public Workload workload() {
     return workload;
