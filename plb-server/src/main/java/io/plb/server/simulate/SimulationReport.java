@@ -70,11 +70,14 @@ final class SimulationReport {
     }
     b.append(align(rows));
     for (StrategyResult r : results) {
-      Object wape = r.extra().get("wape");
-      Object mase = r.extra().get("mase");
-      if (wape != null || mase != null) {
-        b.append(String.format(Locale.ROOT, "%s forecast accuracy: WAPE %s, MASE %s%n",
-            r.name(), wape, mase));
+      Object wape = r.extra().get("forecast_wape");
+      Object mase = r.extra().get("forecast_mase");
+      if (wape instanceof Double w && mase instanceof Double m && !r.name().equals("oracle")) {
+        b.append(String.format(Locale.ROOT,
+            "%s forecasts (mean over the next %s min, per part): WAPE %.3f, MASE %.3f "
+                + "(seasonal naive, one day back: WAPE %.3f)%n", r.name(),
+            r.extra().getOrDefault("forecast_horizon_minutes", "10"), w, m,
+            (Double) r.extra().getOrDefault("forecast_naive_wape", Double.NaN)));
       }
     }
     Map<String, Object> cmp = comparison();
@@ -176,7 +179,9 @@ final class SimulationReport {
       m.put("hold_seconds_max", round(r.holdSecondsMax(), 3));
       m.put("delayed_messages", round(r.delayedMessages(), 1));
       m.put("messages", round(r.messages(), 1));
-      m.putAll(r.extra());
+      for (Map.Entry<String, Object> e : r.extra().entrySet()) {
+        m.put(e.getKey(), e.getValue() instanceof Double d ? round(d, 4) : e.getValue());
+      }
       all.put(r.name(), m);
     }
     root.put("strategies", all);

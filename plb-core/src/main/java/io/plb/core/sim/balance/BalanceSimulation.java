@@ -107,6 +107,8 @@ public final class BalanceSimulation {
     double holdSum = 0;
     double holdMax = 0;
     Map<String, Integer> rejections = new LinkedHashMap<>();
+    ForecastScorer scorer = strategy instanceof ForecastingStrategy f
+        ? new ForecastScorer(matrix, f.forecastGrid(), f.forecastHorizonMinutes()) : null;
 
     for (int m = 0; m < minutes; m++) {
       final long now = matrix.millisOf(m);
@@ -126,8 +128,12 @@ public final class BalanceSimulation {
           recent[r++] = t;
         }
         PlanContext ctx = new PlanContext(now, m, map, capacity, backlog.clone(), config,
-            Math.max(0, config.maxMovesPerWindow() - window.size()), recent);
+            Math.max(0, config.maxMovesPerWindow() - window.size()), recent,
+            range -> held(holdOf, map, range));
         List<SimAction> actions = strategy.plan(ctx);
+        if (scorer != null) {
+          scorer.score((ForecastingStrategy) strategy, m);
+        }
         int roundMoves = 0;
         Arrays.fill(perServer, 0);
         for (SimAction action : actions) {
@@ -184,6 +190,8 @@ public final class BalanceSimulation {
             int i = map.indexOfStart(sp.startSlice());
             if (i < 0) {
               refusal = "no such range";
+            } else if (held(holdOf, map, i)) {
+              refusal = "range in a hold";
             } else if (sp.atSlice() <= map.startSlice(i) || sp.atSlice() >= map.endSlice(i)) {
               refusal = "split point outside the range";
             } else {
@@ -196,6 +204,8 @@ public final class BalanceSimulation {
               refusal = "no such pair of ranges";
             } else if (map.owner(i) != map.owner(i + 1)) {
               refusal = "merge of different owners";
+            } else if (held(holdOf, map, i) || held(holdOf, map, i + 1)) {
+              refusal = "range in a hold";
             } else {
               map.merge(i);
               merges++;
@@ -313,6 +323,9 @@ public final class BalanceSimulation {
     double[] sorted = Arrays.copyOf(busyRatios, nb);
     Arrays.sort(sorted);
     Map<String, Object> extra = new LinkedHashMap<>(strategy.report());
+    if (scorer != null) {
+      extra.putAll(scorer.figures());
+    }
     if (!rejections.isEmpty()) {
       extra.put("rejections", rejections);
     }
@@ -342,6 +355,67 @@ public final class BalanceSimulation {
     int lo = (int) Math.floor(pos);
     int hi = Math.min(sorted.length - 1, lo + 1);
     return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+  }
+
+  /** Scores a forecasting strategy's forecasts against the trace and the seasonal naive. */
+  private static final class ForecastScorer {
+    private static final int DAY = 1440;
+    private final LoadMatrix matrix;
+    private final int shift;
+    private final int horizon;
+    private final double[] actual;
+    private final double[] naive;
+    private double absError;
+    private double naiveError;
+    private double total;
+    private int rounds;
+
+    ForecastScorer(LoadMatrix matrix, int grid, int horizon) {
+      if (grid < 1 || grid > Ring.SLICES || Integer.bitCount(grid) != 1 || horizon < 1) {
+        throw new IllegalArgumentException("forecast grid must be a power of two 1..4096");
+      }
+      this.matrix = matrix;
+      this.shift = Ring.SLICE_BITS - Integer.numberOfTrailingZeros(grid);
+      this.horizon = horizon;
+      this.actual = new double[grid];
+      this.naive = new double[grid];
+    }
+
+    void score(ForecastingStrategy strategy, int m) {
+      double[] f = strategy.lastForecast();
+      if (f == null || m < DAY || m + horizon > matrix.minutes()) {
+        return;
+      }
+      if (f.length != actual.length) {
+        throw new IllegalStateException(strategy.name() + " forecast has " + f.length
+            + " parts, not " + actual.length);
+      }
+      Arrays.fill(actual, 0);
+      Arrays.fill(naive, 0);
+      for (int t = m; t < m + horizon; t++) {
+        for (int e = matrix.rowStart(t); e < matrix.rowEnd(t); e++) {
+          actual[matrix.slice(e) >>> shift] += matrix.cost(e) / horizon;
+        }
+        for (int e = matrix.rowStart(t - DAY); e < matrix.rowEnd(t - DAY); e++) {
+          naive[matrix.slice(e) >>> shift] += matrix.cost(e) / horizon;
+        }
+      }
+      for (int g = 0; g < actual.length; g++) {
+        absError += Math.abs(f[g] - actual[g]);
+        naiveError += Math.abs(naive[g] - actual[g]);
+        total += actual[g];
+      }
+      rounds++;
+    }
+
+    Map<String, Object> figures() {
+      Map<String, Object> out = new LinkedHashMap<>();
+      out.put("forecast_wape", total > 0 ? absError / total : Double.NaN);
+      out.put("forecast_mase", naiveError > 0 ? absError / naiveError : Double.NaN);
+      out.put("forecast_naive_wape", total > 0 ? naiveError / total : Double.NaN);
+      out.put("forecast_rounds", rounds);
+      return out;
+    }
   }
 
   private static final class MoveRecorder {

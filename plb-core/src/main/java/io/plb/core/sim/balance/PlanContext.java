@@ -14,9 +14,11 @@ public final class PlanContext {
   private final SimConfig config;
   private final int windowMovesLeft;
   private final long[] recentMoves;
+  private final java.util.function.IntPredicate inHold;
 
   PlanContext(long nowMillis, int minute, SimMapView map, double capacity, double[] backlog,
-      SimConfig config, int windowMovesLeft, long[] recentMoves) {
+      SimConfig config, int windowMovesLeft, long[] recentMoves,
+      java.util.function.IntPredicate inHold) {
     this.nowMillis = nowMillis;
     this.minute = minute;
     this.map = map;
@@ -25,6 +27,12 @@ public final class PlanContext {
     this.config = config;
     this.windowMovesLeft = windowMovesLeft;
     this.recentMoves = recentMoves;
+    this.inHold = inHold;
+  }
+
+  /** Whether range {@code range} is in a handover's hold now (it cannot move, split or merge). */
+  public boolean inHold(int range) {
+    return inHold.test(range);
   }
 
   public long nowMillis() {
