@@ -129,7 +129,7 @@ public final class BalanceSimulation {
         }
         PlanContext ctx = new PlanContext(now, m, map, capacity, backlog.clone(), config,
             Math.max(0, config.maxMovesPerWindow() - window.size()), recent,
-            range -> held(holdOf, map, range));
+            range -> !holds.isEmpty() && held(holdOf, map, range));
         List<SimAction> actions = strategy.plan(ctx);
         if (scorer != null) {
           scorer.score((ForecastingStrategy) strategy, m);
@@ -144,7 +144,7 @@ public final class BalanceSimulation {
               refusal = "no such range";
             } else if (mv.to() < 0 || mv.to() >= servers || mv.to() == map.owner(i)) {
               refusal = "bad target";
-            } else if (held(holdOf, map, i)) {
+            } else if (!holds.isEmpty() && held(holdOf, map, i)) {
               refusal = "range in a hold";
             } else if (map.lastMovedMillis(i) != Long.MIN_VALUE
                 && now - map.lastMovedMillis(i) < config.minDwellMillis()) {

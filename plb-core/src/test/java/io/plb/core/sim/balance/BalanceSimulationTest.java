@@ -202,10 +202,10 @@ class BalanceSimulationTest {
     }
   }
 
-  /** Two days with hot keys, bursts and a hotspot travelling around the ring once a day. */
+  /** A day with hot keys, bursts and a hotspot travelling around the ring twice. */
   static LoadMatrix movingHotspot(long seed) {
-    Trace trace = SyntheticTrace.defaults(seed).withMinutes(2 * 1440).withRate(30)
-        .withHotspot(0.35, 0.06, 1440).trace();
+    Trace trace = SyntheticTrace.defaults(seed).withMinutes(1440).withRate(30)
+        .withHotspot(0.35, 0.06, 720).trace();
     return LoadMatrix.build(trace, SimConfig.defaults().withHeadroom(1.2));
   }
 
@@ -213,7 +213,7 @@ class BalanceSimulationTest {
   void everyStrategyKeepsTheBudgetsByItself() {
     LoadMatrix m = movingHotspot(11);
     for (Strategies.Spec spec : Strategies.parseList(
-        "static,reactive-ewma:0.05,reactive-ewma:0.2,reactive-shedder:0.05")) {
+        "static,reactive-ewma:0.05,reactive-ewma:0.2,reactive-shedder:0.05,oracle")) {
       StrategyResult r = new BalanceSimulation(m).run(spec.create(m));
       assertEquals(0, r.rejected(), r.name() + " planned over budget: " + r.extra());
       assertBudgets(r, m.config(), m);
@@ -237,10 +237,24 @@ class BalanceSimulationTest {
   }
 
   @Test
+  void theOracleBeatsStaticHashingOnAMovingHotspot() {
+    LoadMatrix m = movingHotspot(5);
+    StrategyResult stat = new BalanceSimulation(m).run(new StaticStrategy());
+    StrategyResult oracle = new BalanceSimulation(m).run(Strategies.parse("oracle").create(m));
+    assertEquals(0, oracle.rejected(), oracle.extra().toString());
+    assertTrue(stat.overloadSeconds() > 0, "the setting must overload static hashing");
+    assertTrue(oracle.overloadSeconds() < 0.5 * stat.overloadSeconds(),
+        oracle.overloadSeconds() + " vs static " + stat.overloadSeconds());
+    assertTrue(oracle.p99MaxMean() < stat.p99MaxMean());
+    assertTrue(oracle.moves() > 0 && (double) oracle.extra().get("forecast_wape") < 1e-9,
+        "the oracle's outlook is the actual load");
+  }
+
+  @Test
   void sameTraceAndSeedGiveTheSameResults() {
     LoadMatrix a = movingHotspot(7);
     LoadMatrix b = movingHotspot(7);
-    for (String name : List.of("reactive-ewma:0.1", "reactive-shedder")) {
+    for (String name : List.of("reactive-ewma:0.1", "reactive-shedder", "oracle")) {
       StrategyResult x = new BalanceSimulation(a).run(Strategies.parse(name).create(a));
       StrategyResult y = new BalanceSimulation(b).run(Strategies.parse(name).create(b));
       assertEquals(x.overloadSeconds(), y.overloadSeconds());
