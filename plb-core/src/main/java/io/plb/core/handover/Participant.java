@@ -45,7 +45,11 @@ public final class Participant {
     POST_ABORT,
     /** Not this server's to take: answer WRONG_OWNER with {@link Decision#version()}. */
     REFUSE,
-    /** The message was routed under a map this server has not applied yet: wait for it (C2). */
+    /**
+     * The message was routed under a map this server has not applied yet: wait for
+     * {@link Decision#version()} (C2). Also a source that restarted into an aborted handover it
+     * never saw in SWITCH: wait for the next version, until the target's handback is in.
+     */
     WAIT
   }
 
@@ -102,8 +106,10 @@ public final class Participant {
 
     /**
      * This server lost the range without handing it over (it was declared DOWN and the range was
-     * moved by a forced handover): send every message it still holds for the range — queue and
-     * buffers — to the current owner as late messages.
+     * moved by a forced handover), or cannot tell how its handover ended (it missed the versions
+     * that ended it): send every message it still holds for the range — queue and buffers — to
+     * the current owner as late messages, or back into its own queue, marked late, if it owns
+     * the range again.
      */
     record Orphaned(long rangeStart, long handoverEpoch) implements Action {}
   }
@@ -124,8 +130,16 @@ public final class Participant {
    * What this server knows of one handover it takes part in; persisted by the agent.
    * {@code bufferTransferred} means, on a source, that the target acknowledged our hold buffer
    * and, on a target, that the source acknowledged our handback after an abort.
-   * {@code switchVersion} is, on a target, the first map version at which it saw this handover
-   * in SWITCH (0 before); its held queue takes only messages tagged at or after it (rule C5).
+   *
+   * <p>{@code switchVersion} is, on a source, the first map version at which it saw this
+   * handover in SWITCH (0 if it first saw it aborted): the bound of rule C3. On a target it is
+   * the first map version at which it saw this handover (in PREPARE, normally): its held queue
+   * takes only messages tagged at or after it (rule C5). Every message routed under this
+   * handover's SWITCH is, since the target reports ready only after seeing PREPARE. Taking the
+   * first version the target saw SWITCH at instead breaks order after a restart: a target that
+   * first sees SWITCH in the full map it gets on restart would refuse a message routed under that
+   * SWITCH and accept the producer's next one, tagged later. A side persisted by an older build
+   * may hold 0: a target then sets it at SWITCH, a source counts as one that never saw SWITCH.
    */
   public record Side(
       long rangeStart,
@@ -223,8 +237,24 @@ public final class Participant {
           return side != null && side.sealed() ? refuse(r)
               : new Decision(Placement.HOLD, r.start(), he, image.version());
         case ABORT_SWITCH:
-          if (side == null || tag < side.abortVersion()) {
-            return refuse(r); // C3: routed under the pre-abort map
+          // C3: refuse what was routed under the pre-abort map. Tags from the SWITCH commit to
+          // the abort were routed to the target and never reach us, so the first version at
+          // which we saw SWITCH separates the two as well as the abort's own version does — and
+          // unlike the version at which we first saw the abort, it is exact after a restart
+          // that skipped versions (refusing a message routed after the abort would let the
+          // producer's next one overtake it). A source that never saw SWITCH cannot tell them
+          // apart. It holds every arrival (WAIT, re-examined at each new version) until the
+          // handback is in: from then on the target, sealed, refuses, so nothing sent later can
+          // come back ahead of what we take. Refusing instead would not do: the refusal fence
+          // refuses by tag, and a pipelined later message can carry the same tag.
+          if (side == null) {
+            return refuse(r);
+          }
+          if (side.switchVersion() > 0 && tag < side.switchVersion()) {
+            return refuse(r);
+          }
+          if (side.switchVersion() == 0 && !side.returned()) {
+            return new Decision(Placement.WAIT, r.start(), he, image.version() + 1);
           }
           return side.returned() ? queue(r)
               : new Decision(Placement.POST_ABORT, r.start(), he, image.version());
@@ -232,9 +262,10 @@ public final class Participant {
           return refuse(r);
       }
     }
-    // C5: only messages routed under this handover's SWITCH. One tagged earlier was routed under
-    // an older entry — a previous, aborted attempt to move the range here — and may overtake a
-    // message the producer sent later to the source, which will reach us in the prefix.
+    // C5: only messages routed under this handover's SWITCH, so none tagged before we first saw
+    // this handover. One tagged earlier was routed under an older entry — a previous, aborted
+    // attempt to move the range here — and may overtake a message the producer sent later to the
+    // source, which will reach us in the prefix.
     if (r.handover().target().equals(me) && phase == HandoverPhase.SWITCH
         && side != null && !side.sealed() && side.switchVersion() > 0
         && tag >= side.switchVersion()) {
@@ -309,27 +340,40 @@ public final class Participant {
         continue;
       }
       sides.remove(s.rangeStart());
+      long he = s.handoverEpoch();
+      // Only an entry at exactly the handover's epoch says how it ended. A server that was down
+      // sees just the latest map and may have missed that version: the range may have been
+      // forced away and moved on since. What we hold is then sent on as late, never dropped.
+      boolean atEnd = r != null && r.epoch() == he;
       if (s.source()) {
-        if (r != null && r.epoch() == s.handoverEpoch() && !r.owner().equals(me)
-            && s.bufferTransferred()) {
-          // COMPLETE: the target stored our buffer before we reported drained.
-          out.add(new Action.Discard(s.rangeStart(), s.handoverEpoch(), List.of(Buffer.HOLD)));
-        } else if (r == null || !r.owner().equals(me)) {
-          // Moved away without our drain (a forced handover while we were DOWN): what we hold
-          // goes to the new owner as late messages.
-          out.add(new Action.Orphaned(s.rangeStart(), s.handoverEpoch()));
+        if (s.bufferTransferred()) {
+          // The target stored our hold buffer durably: it delivers it, hands it back or sends it
+          // on itself.
+          out.add(new Action.Discard(s.rangeStart(), he, List.of(Buffer.HOLD)));
         }
-        // Otherwise the reversal finished (we reported it after releasing everything).
+        boolean completed = atEnd && r.owner().equals(s.peer()) && s.abortVersion() == 0
+            && s.bufferTransferred();
+        // We report the reversal only after releasing everything, and it clears the handover.
+        boolean reversed = r != null && r.owner().equals(me) && s.returned();
+        if (!completed && !reversed) {
+          // Moved without our drain or reversal (a forced handover while we were DOWN, maybe
+          // moved back since): what we hold goes to the owner as late messages.
+          out.add(new Action.Orphaned(s.rangeStart(), he));
+        }
       } else {
-        if (r != null && r.owner().equals(me) && r.epoch() == s.handoverEpoch()) {
-          // COMPLETE (or a forced handover to us): the prefix first, then what we held.
-          out.add(new Action.Release(s.rangeStart(), s.handoverEpoch(),
-              List.of(Buffer.PREFIX, Buffer.HELD)));
-        } else {
+        if (r != null && r.owner().equals(me) && r.epoch() >= he) {
+          // COMPLETE (or a forced handover to us), perhaps versions ago: the prefix first, then
+          // what we held. (Nothing moves a range away from a target that has not seen its
+          // handover end, except a forced handover — which makes what we hold late anyway.)
+          out.add(new Action.Release(s.rangeStart(), he, List.of(Buffer.PREFIX, Buffer.HELD)));
+        } else if (atEnd && r.owner().equals(s.peer())) {
           // Aborted: from PREPARE nothing was held; after a reversal the source has confirmed,
           // by reporting it, that it stored everything we handed back.
-          out.add(new Action.Discard(s.rangeStart(), s.handoverEpoch(),
-              List.of(Buffer.PREFIX, Buffer.HELD)));
+          out.add(new Action.Discard(s.rangeStart(), he, List.of(Buffer.PREFIX, Buffer.HELD)));
+        } else {
+          // Forced to a third server, or ended in versions we did not see: what we hold may be
+          // the only copy of acknowledged messages.
+          out.add(new Action.Orphaned(s.rangeStart(), he));
         }
       }
     }
@@ -347,7 +391,7 @@ public final class Participant {
       if (r.owner().equals(me)) {
         if (s == null && phase != HandoverPhase.PREPARE) {
           s = new Side(r.start(), he, true, r.handover().target(), false, false, false, 0, false,
-              0);
+              phase == HandoverPhase.SWITCH ? next.version() : 0);
           sides.put(r.start(), s);
           if (phase == HandoverPhase.SWITCH) {
             out.add(new Action.AwaitBacklog(r.start(), he));
@@ -359,7 +403,8 @@ public final class Participant {
         }
       } else if (r.handover().target().equals(me)) {
         if (s == null) {
-          s = new Side(r.start(), he, false, r.owner(), false, false, false, 0, false, 0);
+          s = new Side(r.start(), he, false, r.owner(), false, false, false, 0, false,
+              next.version());
           sides.put(r.start(), s);
           out.add(new Action.ReportReady(r.start(), he));
         }

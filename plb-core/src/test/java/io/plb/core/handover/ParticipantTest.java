@@ -12,6 +12,7 @@ import io.plb.core.handover.Participant.Placement;
 import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
+import io.plb.core.map.ServerState;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -114,7 +115,8 @@ class ParticipantTest {
   @Test
   void abortFromSwitchBeforeTheSealRunsBackwards() {
     long he = startAndSwitch();
-    long preAbortTag = image.version();
+    // Routed under PREPARE, to the source. (Under SWITCH a router sends to the target.)
+    long preAbortTag = image.version() - 1;
     assertEquals(Placement.HOLD, s.place(H, preAbortTag, "p").placement());
     commit(new Command.AbortHandover(0, he, "test"));
     long abortVersion = image.version();
@@ -165,7 +167,7 @@ class ParticipantTest {
   @Test
   void theRefusalFenceOutlivesTheAbortAndIsPerProducer() {
     long he = startAndSwitch();
-    long preAbortTag = image.version();
+    long preAbortTag = image.version() - 1; // routed under PREPARE, to the source
     commit(new Command.AbortHandover(0, he, "test"));
     s.onMap(image);
     assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p1").placement());
@@ -223,5 +225,149 @@ class ParticipantTest {
     t.onMap(image);
     assertEquals(List.of(), s.resend());
     assertEquals(List.of(), t.resend());
+  }
+
+  // ---------------------------------------------------------------- crashes and forced moves
+
+  /** A server restarted with what it persisted, seeing {@code latest} as its first map. */
+  private static Participant restarted(Participant before, String id, ClusterImage latest,
+      List<Action> expected) {
+    Participant p = new Participant(id);
+    p.restore(before.sides());
+    p.restoreFences(before.fences());
+    assertEquals(expected, p.onMap(latest));
+    return p;
+  }
+
+  private void down(String id) {
+    commit(new Command.UpdateServer(id, null, null, ServerState.DOWN));
+  }
+
+  private void active(String id) {
+    commit(new Command.UpdateServer(id, null, null, ServerState.ACTIVE));
+  }
+
+  @Test
+  void aTargetForcedPastSendsOnWhatItHeldInsteadOfDroppingIt() {
+    commit(new Command.RegisterServer("U", "u:1", 1.0));
+    long he = startAndSwitch();
+    assertEquals(Placement.HELD, t.place(H, image.version(), "p").placement());
+    down("S");
+    down("T");
+    commit(new Command.ForceHandover(0, epoch(), "U"));
+    // Before: Discard(PREFIX, HELD) — the only copy of an acknowledged message.
+    assertEquals(List.of(new Action.Orphaned(0, he)), t.onMap(image));
+  }
+
+  @Test
+  void aTargetThatMissedTheEndOfItsHandoverStillReleasesIt() {
+    long he = startAndSwitch();
+    assertEquals(Placement.HELD, t.place(H, image.version(), "p").placement());
+    s.onBacklogEmpty(0);
+    t.acceptTransfer(0, he, Direction.FORWARD, image.version());
+    t.onTransferStored(0, he, Direction.FORWARD);
+    s.onTransferAcked(0, he, Direction.FORWARD);
+    ClusterImage atCrash = image;
+    commit(new Command.HandoverDrained(0, he)); // T is down and does not see it
+    commit(new Command.StartHandover(0, 0, epoch(), "S", 2, 4));
+    commit(new Command.AbortHandover(0, epoch() + 1, "S not ready"));
+    assertEquals(he + 1, epoch());
+    t.onMap(atCrash);
+    // Before: Discard(PREFIX, HELD), since the epoch is no longer the handover's.
+    restarted(t, "T", image,
+        List.of(new Action.Release(0, he, List.of(Buffer.PREFIX, Buffer.HELD))));
+  }
+
+  @Test
+  void aTargetThatMissedBeingForcedPastSendsOnWhatItHeld() {
+    commit(new Command.RegisterServer("U", "u:1", 1.0));
+    long he = startAndSwitch();
+    t.place(H, image.version(), "p");
+    down("S");
+    commit(new Command.ForceHandover(0, epoch(), "T")); // to T, which has crashed meanwhile
+    down("T");
+    commit(new Command.ForceHandover(0, epoch(), "U"));
+    assertEquals(he + 1, epoch());
+    restarted(t, "T", image, List.of(new Action.Orphaned(0, he)));
+  }
+
+  @Test
+  void aSourceForcedAwayAfterAnAbortSendsOnWhatArrivedSince() {
+    long he = startAndSwitch();
+    s.onBacklogEmpty(0);
+    t.acceptTransfer(0, he, Direction.FORWARD, image.version());
+    t.onTransferStored(0, he, Direction.FORWARD);
+    s.onTransferAcked(0, he, Direction.FORWARD);
+    commit(new Command.AbortHandover(0, he, "test"));
+    s.onMap(image);
+    assertEquals(Placement.POST_ABORT, s.place(H, image.version(), "p").placement());
+    down("S");
+    commit(new Command.ForceHandover(0, epoch(), "T"));
+    // Before: only Discard(HOLD) — the message in POST_ABORT stayed in the store for good.
+    assertEquals(List.of(new Action.Discard(0, he, List.of(Buffer.HOLD)),
+        new Action.Orphaned(0, he)), s.onMap(image));
+  }
+
+  @Test
+  void aSourceForcedAwayAndBackSendsOnItsHoldBuffer() {
+    long he = startAndSwitch();
+    assertEquals(Placement.HOLD, s.place(H, image.version() - 1, "p").placement());
+    ClusterImage atCrash = image;
+    down("S");
+    commit(new Command.ForceHandover(0, epoch(), "T"));
+    active("S");
+    down("T");
+    commit(new Command.ForceHandover(0, epoch(), "S"));
+    s.onMap(atCrash);
+    // Before: nothing, taken for a finished reversal — the hold buffer stayed for good.
+    restarted(s, "S", image, List.of(new Action.Orphaned(0, he)));
+  }
+
+  @Test
+  void c5AfterARestartTakesWhatWasRoutedUnderTheSwitch() {
+    commit(new Command.StartHandover(0, 0, epoch(), "T", 2, 4));
+    long he = epoch() + 1;
+    t.onMap(image); // T persists its side in PREPARE, reports ready, and crashes
+    commit(new Command.HandoverReady(0, he));
+    long switchTag = image.version();
+    commit(new Command.RegisterServer("U", "u:1", 1.0)); // T restarts at a later version
+    Participant t2 = restarted(t, "T", image, List.of());
+    // Before: the first version T saw SWITCH at was the bound; a message routed under the
+    // SWITCH was refused and the producer's next one, tagged later, taken ahead of it.
+    assertEquals(Placement.HELD, t2.place(H, switchTag, "p").placement());
+    assertEquals(Placement.REFUSE, t2.place(H, switchTag - 2, "q").placement(),
+        "C5 still refuses what was routed before this handover");
+  }
+
+  @Test
+  void c3AfterARestartTakesWhatWasRoutedAfterTheAbort() {
+    long he = startAndSwitch(); // S saw SWITCH and persisted its side
+    long prepareTag = image.version() - 1;
+    commit(new Command.AbortHandover(0, he, "test"));
+    long abortTag = image.version();
+    commit(new Command.RegisterServer("U", "u:1", 1.0)); // S restarts at a later version
+    Participant s2 = restarted(s, "S", image, List.of());
+    // Before: the first version S saw the abort at was the bound; the same reordering.
+    assertEquals(Placement.POST_ABORT, s2.place(H, abortTag, "p").placement());
+    assertEquals(Placement.REFUSE, s2.place(H, prepareTag, "q").placement(), "C3");
+  }
+
+  @Test
+  void aSourceThatNeverSawTheSwitchHoldsArrivalsUntilTheHandback() {
+    commit(new Command.StartHandover(0, 0, epoch(), "T", 2, 4));
+    long he = epoch() + 1;
+    t.onMap(image);
+    commit(new Command.HandoverReady(0, he));
+    t.onMap(image);
+    commit(new Command.AbortHandover(0, he, "test")); // S was down through all of it
+    Participant s2 = restarted(s, "S", image, List.of());
+    var d = s2.place(H, image.version(), "p");
+    assertEquals(Placement.WAIT, d.placement(), "cannot tell a pre-abort tag from a later one");
+    assertEquals(image.version() + 1, d.version());
+    assertEquals(TransferVerdict.ACCEPT,
+        s2.acceptTransfer(0, he, Direction.REVERSE, image.version()));
+    s2.onTransferStored(0, he, Direction.REVERSE);
+    assertEquals(Placement.QUEUE, s2.place(H, image.version(), "p").placement(),
+        "once the handback is in, the sealed target refuses, and order needs no C3");
   }
 }
