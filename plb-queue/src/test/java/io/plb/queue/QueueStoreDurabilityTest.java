@@ -1,6 +1,7 @@
 package io.plb.queue;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.plb.core.handover.Participant.Buffer;
@@ -88,6 +89,35 @@ class QueueStoreDurabilityTest {
       s.store(0, 2, Buffer.RETURNED, List.of(msg("a", 9))); // a resend: stores nothing
       s.release(0, 2, List.of(Buffer.HOLD, Buffer.RETURNED));
       assertEquals(2, s.queued());
+    }
+  }
+
+  @Test
+  void leftoverBuffersAreFoundAfterAReopenAndTakenBackLate() throws Exception {
+    long range = Long.MIN_VALUE; // a range start that prints negative
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      s.append(List.of(new Placed(msg("a", 1), 0, Buffer.HOLD, range, 7),
+          new Placed(msg("a", 2), 0, Buffer.POST_ABORT, range, 7),
+          new Placed(msg("b", 3), 0, Buffer.HELD, range, 12),
+          new Placed(msg("c", 4), 0, Buffer.HOLD, 0, 3)));
+      s.store(range, 7, Buffer.RETURNED, List.of(msg("a", 1), msg("a", 5)));
+      s.discard(range, 12, List.of(Buffer.HELD));
+    }
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      assertEquals(List.of(7L), s.bufferedHandovers(range));
+      assertEquals(List.of(3L), s.bufferedHandovers(0));
+      assertEquals(List.of(), s.bufferedHandovers(1));
+      s.releaseLate(range, 7);
+      assertEquals(List.of(), s.bufferedHandovers(range));
+      assertEquals(0, s.held(range, 7));
+      List<Long> seqs = new ArrayList<>();
+      for (var d : s.take(new Object(), 10)) {
+        assertTrue(d.message().getLate(), "taken back as late: " + d.message().getSeq());
+        seqs.add(d.message().getSeq());
+      }
+      assertEquals(List.of(1L), seqs, "one head per key; a:1 queued once");
+      assertEquals(3, s.queued()); // a:1, a:2, a:5
+      assertEquals(List.of(3L), s.bufferedHandovers(0));
     }
   }
 }

@@ -51,6 +51,20 @@ public interface HandoverStore {
   /** Appends late messages (marked late) to the back of the deliverable queue, durably. */
   void queueLate(List<StoredMessage> messages);
 
+  /**
+   * The handover epochs of the range starting at {@code rangeStart} that still have messages in
+   * any buffer, in increasing order. The agent compares them with its open handovers to find
+   * what a crash kept it from handing on.
+   */
+  List<Long> bufferedHandovers(long rangeStart);
+
+  /**
+   * Moves every buffer of the handover to the back of the deliverable queue, marked late, in one
+   * durable write; a message id repeated among them is queued once. For what a server still held
+   * of a range it lost while DOWN and owns again.
+   */
+  void releaseLate(long rangeStart, long handoverEpoch);
+
   /** Persists the agent's state (open handover sides and refusal fences). */
   void saveAgentState(byte[] state);
 

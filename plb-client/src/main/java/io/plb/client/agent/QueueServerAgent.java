@@ -57,11 +57,14 @@ import org.slf4j.LoggerFactory;
  * hold buffer" one step), transfer verdicts and the answers to our own transfers. Network calls —
  * reports, transfers, heartbeats — run on the agent's I/O threads, never under the lock.
  *
- * <p><b>Invariants.</b> Actions are carried out before the state they lead to is persisted, and
- * every action is idempotent, so a crash at any point repeats at most an action. Reports and
- * transfers still owed are sent again every {@code resendInterval} ({@link Participant#resend}):
- * every one of them is keyed by {@code (range, handoverEpoch)} and a late or duplicated one is
- * ignored by its receiver.
+ * <p><b>Invariants.</b> Actions on the store are carried out before the state they lead to is
+ * persisted, and every action is idempotent, so a crash at any point repeats at most an action.
+ * Reports and transfers leave only after that persist: what they announce (a seal, a stored
+ * prefix) is durable before anyone can act on it. Reports and transfers still owed are sent
+ * again every {@code resendInterval} ({@link Participant#resend}): every one of them is keyed by
+ * {@code (range, handoverEpoch)} and a late or duplicated one is ignored by its receiver. What
+ * the server still holds of ranges it lost while DOWN is found in the store on every map version
+ * and resend round, and sent on as late messages until nothing is left.
  */
 public final class QueueServerAgent implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServerAgent.class);
@@ -85,7 +88,8 @@ public final class QueueServerAgent implements AutoCloseable {
   private final Set<Long> awaitingBacklog = new HashSet<>();
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
   private final Set<Long> orphansInFlight = ConcurrentHashMap.newKeySet();
-  private final List<Runnable> pendingReports = new ArrayList<>();
+  /** Reports and transfers that leave once the state that led to them is persisted. */
+  private final List<Runnable> pendingSends = new ArrayList<>();
   private final Map<String, ManagedChannel> peers = new ConcurrentHashMap<>();
   private final ExecutorService io;
   private final ScheduledExecutorService timers;
@@ -398,7 +402,7 @@ public final class QueueServerAgent implements AutoCloseable {
       } else if (a instanceof Action.Discard d) {
         store.discard(d.rangeStart(), d.handoverEpoch(), d.buffers());
       } else if (a instanceof Action.Orphaned o) {
-        sendOrphans(o);
+        sendOrphans(o.rangeStart());
       }
     }
   }
@@ -430,7 +434,7 @@ public final class QueueServerAgent implements AutoCloseable {
     }
     reportsSent.incrementAndGet();
     // Sent once the state that led to it is persisted (see persist()).
-    pendingReports.add(() -> {
+    pendingSends.add(() -> {
       try {
         var out = leader.report(kind, serverId, rangeStart, handoverEpoch);
         LOG.info("{}: reported {} for range {} (handover epoch {}){}", serverId, kind,
@@ -444,7 +448,14 @@ public final class QueueServerAgent implements AutoCloseable {
     });
   }
 
-  /** Sends a transfer unless the same one is already on its way. Under the lock. */
+  /**
+   * Sends a transfer unless the same one is already on its way. Under the lock. The call leaves
+   * with the reports, once the state that led to it is persisted (see {@link #persist}): a
+   * forward transfer carries a sealed hold buffer, and had it left before the seal was durable,
+   * a source restarted without the seal would take more into its hold buffer and send that
+   * again; the target, which stored the first, would acknowledge the second as a duplicate, and
+   * the rest would be discarded when the handover completed.
+   */
   private void sendTransfer(Action.Transfer t) {
     String key = t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
     if (closed || !transfersInFlight.add(key)) {
@@ -465,7 +476,7 @@ public final class QueueServerAgent implements AutoCloseable {
         .addAllMessages(messages)
         .build();
     transfersSent.incrementAndGet();
-    io.execute(() -> {
+    pendingSends.add(() -> {
       try {
         if (peer == null) {
           throw new IllegalStateException("server " + t.to() + " is not in the map");
@@ -499,66 +510,83 @@ public final class QueueServerAgent implements AutoCloseable {
   }
 
   /** Hands what this server still holds of a range it lost while DOWN to the new owner. */
-  private void sendOrphans(Action.Orphaned o) {
-    if (!orphansInFlight.add(o.rangeStart())) {
+  private void sendOrphans(long rangeStart) {
+    if (closed || !orphansInFlight.add(rangeStart)) {
       return;
     }
     io.execute(() -> {
       try {
-        sendOrphansNow(o);
+        sendOrphansNow(rangeStart);
       } finally {
-        orphansInFlight.remove(o.rangeStart());
+        orphansInFlight.remove(rangeStart);
       }
     });
   }
 
-  private void sendOrphansNow(Action.Orphaned o) {
-    {
-      for (int attempt = 0; !closed; attempt++) {
-        ClusterImage now = image;
-        int i = now.indexOfStart(o.rangeStart());
-        if (i < 0) {
-          LOG.error("{}: range {} is gone from the map; its late messages are kept", serverId,
-              Ring.hex(o.rangeStart()));
-          return;
-        }
-        RangeEntry r = now.range(i);
-        List<StoredMessage> held = store.orphans(r.start(), r.end(), o.handoverEpoch());
-        if (held.isEmpty()) {
-          return;
-        }
-        QueueServerInfo owner = now.server(r.owner());
-        try {
-          TransferHeldResponse resp = QueueServiceGrpc.newBlockingStub(
-                  peerChannel(owner.address()))
-              .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
-              .transferHeld(TransferHeldRequest.newBuilder()
-                  .setFromServer(serverId).setRangeStart(r.start()).setRangeEnd(r.end())
-                  .setHandoverEpoch(o.handoverEpoch()).setDirection(TransferDirection.LATE)
-                  .setMapVersion(now.version()).addAllMessages(held).build());
-          if (resp.getOutcome() == TransferOutcome.STORED) {
-            store.dropOrphans(r.start(), r.end(), o.handoverEpoch(), held);
-            LOG.warn("{}: sent {} late message(s) of {} to its owner {}", serverId, held.size(),
-                r.rangeText(), r.owner());
-            return;
-          }
-        } catch (RuntimeException e) {
-          LOG.info("{}: late messages of {} not taken yet: {}", serverId, r.rangeText(),
-              e.getMessage());
-        }
-        try {
-          lock.lock();
-          try {
-            versionAdvanced.await(Math.min(5_000, 100L << Math.min(attempt, 5)),
-                TimeUnit.MILLISECONDS);
-          } finally {
-            lock.unlock();
-          }
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
-          return;
-        }
+  /**
+   * Sends what is left of the range — its queued messages and the buffers of one closed handover
+   * at a time — to the owner as late messages, until nothing is left. Stops when the range is
+   * ours again or we take part in a handover of it: {@link #findOrphans} takes it up from there.
+   */
+  private void sendOrphansNow(long rangeStart) {
+    for (int attempt = 0; !closed; ) {
+      ClusterImage now = image;
+      int i = now.indexOfStart(rangeStart);
+      if (i < 0) {
+        LOG.error("{}: range {} is gone from the map; its late messages are kept", serverId,
+            Ring.hex(rangeStart));
+        return;
       }
+      RangeEntry r = now.range(i);
+      long he;
+      List<StoredMessage> held;
+      lock.lock();
+      try {
+        if (r.owner().equals(serverId) || participant.side(rangeStart) != null) {
+          return;
+        }
+        List<Long> leftover = store.bufferedHandovers(rangeStart);
+        he = leftover.isEmpty() ? 0 : leftover.get(0);
+        held = store.orphans(r.start(), r.end(), he);
+      } finally {
+        lock.unlock();
+      }
+      if (held.isEmpty()) {
+        return;
+      }
+      QueueServerInfo owner = now.server(r.owner());
+      try {
+        TransferHeldResponse resp = QueueServiceGrpc.newBlockingStub(
+                peerChannel(owner.address()))
+            .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
+            .transferHeld(TransferHeldRequest.newBuilder()
+                .setFromServer(serverId).setRangeStart(r.start()).setRangeEnd(r.end())
+                .setHandoverEpoch(he).setDirection(TransferDirection.LATE)
+                .setMapVersion(now.version()).addAllMessages(held).build());
+        if (resp.getOutcome() == TransferOutcome.STORED) {
+          store.dropOrphans(r.start(), r.end(), he, held);
+          LOG.warn("{}: sent {} late message(s) of {} to its owner {}", serverId, held.size(),
+              r.rangeText(), r.owner());
+          attempt = 0;
+          continue; // another handover's buffers may be left
+        }
+      } catch (RuntimeException e) {
+        LOG.info("{}: late messages of {} not taken yet: {}", serverId, r.rangeText(),
+            e.getMessage());
+      }
+      try {
+        lock.lock();
+        try {
+          versionAdvanced.await(Math.min(5_000, 100L << Math.min(attempt, 5)),
+              TimeUnit.MILLISECONDS);
+        } finally {
+          lock.unlock();
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      attempt++;
     }
   }
 
@@ -570,6 +598,7 @@ public final class QueueServerAgent implements AutoCloseable {
     try {
       execute(participant.resend());
       checkBacklogs();
+      findOrphans(); // left over by a crash, or refused by the owner until now
       persist();
     } catch (RuntimeException e) {
       LOG.warn("{}: resend round failed", serverId, e);
@@ -594,24 +623,38 @@ public final class QueueServerAgent implements AutoCloseable {
   /** Persists the participant's state, then sends the reports it led to. Under the lock. */
   private void persist() {
     store.saveAgentState(AgentState.of(participant).encode());
-    for (Runnable r : pendingReports) {
+    for (Runnable r : pendingSends) {
       io.execute(r);
     }
-    pendingReports.clear();
+    pendingSends.clear();
   }
 
   /**
-   * Ranges this server holds queued messages of but no longer owns, outside any handover — it
-   * lost them while DOWN, or was restarted after that: their messages go to the owner as late
-   * messages. Under the lock.
+   * What this server still holds of ranges it lost while DOWN: queued messages of a range it does
+   * not own (outside any handover of it), and the buffers of handovers no longer open here —
+   * found in the store, since the participant's {@code Orphaned} action is not persisted and a
+   * crash may come before its messages are sent. They go to the owner as late messages; a range
+   * this server owns again takes them back into its own queue, marked late. Under the lock.
    */
   private void findOrphans() {
     for (RangeEntry r : image.ranges()) {
-      if (r.owner().equals(serverId) || !r.isAssigned() || participant.side(r.start()) != null) {
+      if (!r.isAssigned()) {
         continue;
       }
-      if (store.backlog(r.start(), r.end()) > 0) {
-        sendOrphans(new Action.Orphaned(r.start(), 0));
+      Participant.Side side = participant.side(r.start());
+      List<Long> leftover = new ArrayList<>(store.bufferedHandovers(r.start()));
+      if (side != null) {
+        leftover.remove(Long.valueOf(side.handoverEpoch()));
+      }
+      if (r.owner().equals(serverId)) {
+        for (long he : leftover) {
+          LOG.warn("{}: took back what it still held of {} (handover epoch {}) as late messages",
+              serverId, r.rangeText(), he);
+          store.releaseLate(r.start(), he);
+        }
+      } else if (side == null
+          && (!leftover.isEmpty() || store.backlog(r.start(), r.end()) > 0)) {
+        sendOrphans(r.start());
       }
     }
   }

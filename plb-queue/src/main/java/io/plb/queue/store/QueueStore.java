@@ -21,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.function.LongConsumer;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
@@ -378,6 +379,29 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   @Override
   public void release(long rangeStart, long handoverEpoch, List<Buffer> list) {
+    move(rangeStart, handoverEpoch, list, false);
+  }
+
+  @Override
+  public void releaseLate(long rangeStart, long handoverEpoch) {
+    move(rangeStart, handoverEpoch, List.of(Buffer.values()), true);
+  }
+
+  @Override
+  public synchronized List<Long> bufferedHandovers(long rangeStart) {
+    TreeSet<Long> out = new TreeSet<>();
+    String prefix = rangeStart + "/";
+    for (Map.Entry<String, Integer> e : bufferSizes.entrySet()) {
+      if (e.getValue() > 0 && e.getKey().startsWith(prefix)) {
+        String rest = e.getKey().substring(prefix.length());
+        out.add(Long.parseLong(rest.substring(0, rest.indexOf('/'))));
+      }
+    }
+    return new ArrayList<>(out);
+  }
+
+  /** Buffers to the back of the queue, in this order, in one durable write. */
+  private void move(long rangeStart, long handoverEpoch, List<Buffer> list, boolean late) {
     boolean becameReady = false;
     synchronized (this) {
       List<byte[]> oldKeys = new ArrayList<>();
@@ -388,7 +412,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
           oldKeys.add(k);
           StoredMessage m = parse(v);
           if (ids.add(m.getProducer() + "\u0000" + m.getSeq())) {
-            moved.add(m);
+            moved.add(late ? m.toBuilder().setLate(true).build() : m);
           }
         });
       }
