@@ -8,22 +8,34 @@ import io.plb.core.handover.Participant.Action;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.handover.Participant.Direction;
+import io.plb.core.handover.Participant.Fence;
+import io.plb.core.handover.Participant.Side;
+import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.handover.SendBarrier;
 import io.plb.core.keyspace.KeyHash;
+import io.plb.core.keyspace.Ring;
 import io.plb.core.map.ClusterImage;
+import io.plb.core.map.Handover;
 import io.plb.core.map.HandoverPhase;
 import io.plb.core.map.MapDelta;
+import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
+import io.plb.core.map.ServerState;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
 import java.util.Random;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 
 /**
@@ -31,21 +43,112 @@ import java.util.function.Consumer;
  * ({@link CommandProcessor}), the real queue-server hold rules ({@link Participant}) and the real
  * router barrier ({@link SendBarrier}), connected by simulated links on virtual time. Links are
  * FIFO each, with random delays, so messages on different links overtake each other; reports to
- * the leader are duplicated at random; the leader moves ranges back and forth, aborts some moves
- * from PREPARE and from SWITCH, and times out stalled ones. Invariants are checked after every
- * event; at the end, every acknowledged message must have been delivered once, and for each
- * producer and key in the order it was sent. A failing seed replays exactly.
+ * the leader are duplicated at random; the leader moves ranges around, aborts some moves from
+ * PREPARE and from SWITCH, and times out stalled ones.
+ *
+ * <p><b>Crashes</b> (when {@link Crashes#on()}): a queue server crashes at random moments and at
+ * named failpoints inside its agent's steps (between an action and the persist that records it,
+ * after a store write and before its answer, ...). A crash loses the server's memory — its
+ * {@link Participant}, the waits, the transfers and late sends in flight, the reports not yet sent —
+ * and every message on its way to it; of what it had already sent, a random prefix of each link
+ * still arrives (a request already on the wire). What survives is what the queue server's agent
+ * keeps durable, at the points it keeps it: the queue, the handover buffers, and the sides and
+ * fences saved by each persist. The server restarts after a delay, restores the persisted sides and
+ * fences, watches the map again from a full image (possibly after a slow reconnect), and resumes
+ * what the agent resumes: owed reports and transfers, the wait for a source's backlog, and late
+ * messages of ranges it lost. Routers see their links fail and treat every unsettled send on them
+ * as refused. The leader hears heartbeats, declares a silent server DOWN, aborts handovers whose
+ * target is not ACTIVE and forces ranges off DOWN owners, as {@code HandoverDriver} does; a DOWN
+ * server heard again becomes ACTIVE. One router may watch the map through a slow link (a stale
+ * map).
+ *
+ * <p><b>Invariants</b>, checked after every event: the map's own invariants (one owner per key at
+ * every committed version); versions only grow at every subscriber; a message delivered without
+ * the late mark comes from the key's committed owner, and the first deliveries of a producer's
+ * messages of a key come in the order it sent them. A message is <em>late</em> when a forced
+ * handover moved its range away from a server that held it — the owner, or the target the range
+ * was forced past — or that took it before learning of the force; late messages carry no order
+ * promise. Without crashes no message is delivered twice; with them, a second delivery must be
+ * explained by a crash that touched the message or by a forced handover of its range
+ * (at-least-once). At the end, every acknowledged message has been delivered — late ones too —
+ * every store is empty, and every server is back, ACTIVE and at the last version. A failing seed
+ * replays exactly.
  *
  * <p>Single-threaded; one instance per run.
  */
 final class HandoverSimulation {
+
+  /**
+   * Crashes and restarts of queue servers.
+   *
+   * @param perServer how often each server may crash in a run (0: never)
+   * @param chancePerTick chance, per server and leader tick, of a crash at an arbitrary moment
+   * @param failpointChance chance of a crash at each failpoint the agent passes
+   * @param longChance chance that a crashed server stays down long enough to be declared DOWN
+   * @param staleRouter how many times slower producer 0's map link is than the others (1: not)
+   * @param focus the one failpoint that may fire, or null for all of them
+   */
+  record Crashes(int perServer, double chancePerTick, double failpointChance, double longChance,
+      int staleRouter, String focus) {
+    static final Crashes NONE = new Crashes(0, 0, 0, 0, 1, null);
+
+    Crashes(int perServer, double chancePerTick, double failpointChance, double longChance,
+        int staleRouter) {
+      this(perServer, chancePerTick, failpointChance, longChance, staleRouter, null);
+    }
+
+    boolean on() {
+      return perServer > 0;
+    }
+  }
+
+  /** A deliberate defect, to show that the checkers catch it. */
+  enum Mutation {
+    NONE,
+    /** C1 broken: the source reports drained when it sends its hold buffer, not on the ack. */
+    C1_DRAINED_BEFORE_ACK,
+    /** C2 broken: a message routed under a newer map is placed under the server's own. */
+    C2_NO_WAIT,
+    /** The refusal fence defeated: every message looks like a new producer session. */
+    NO_FENCE,
+    /** A restarted agent forgets its persisted handover sides. */
+    FORGET_SIDES,
+    /** A server that lost ranges while DOWN never sends their messages to the owner. */
+    NO_LATE,
+    /** The agent as it was: a transfer leaves before the persist that records the seal. */
+    TRANSFER_BEFORE_PERSIST,
+    /**
+     * The agent's late path as it was: leftovers found only through the participant's Orphaned
+     * action (lost in a crash) and the queue backlog, and sent to the range's owner even when
+     * that is this server (whose store then drops what it has just queued).
+     */
+    LATE_AS_BEFORE
+  }
+
   /** Run parameters. */
-  record Config(int producers, int messagesPerProducer, int keys, int window,
-      double abortChance, double duplicateReportChance, int maxDelay, double lossChance) {
-    Config(int producers, int messagesPerProducer, int keys, int window, double abortChance,
-        double duplicateReportChance, int maxDelay) {
-      this(producers, messagesPerProducer, keys, window, abortChance, duplicateReportChance,
-          maxDelay, 0);
+  record Config(int servers, int ranges, int producers, int messagesPerProducer, int keys,
+      int window, double abortChance, double duplicateReportChance, int maxDelay,
+      double lossChance, Crashes crashes, Mutation mutation) {
+    /** Two servers, two ranges, no losses, no crashes. */
+    static Config of(int producers, int messagesPerProducer, int keys, int window,
+        double abortChance, double duplicateReportChance, int maxDelay) {
+      return new Config(2, 2, producers, messagesPerProducer, keys, window, abortChance,
+          duplicateReportChance, maxDelay, 0, Crashes.NONE, Mutation.NONE);
+    }
+
+    Config lossy(double chance) {
+      return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
+          abortChance, duplicateReportChance, maxDelay, chance, crashes, mutation);
+    }
+
+    Config crashing(int serverCount, int rangeCount, Crashes c) {
+      return new Config(serverCount, rangeCount, producers, messagesPerProducer, keys, window,
+          abortChance, duplicateReportChance, maxDelay, lossChance, c, mutation);
+    }
+
+    Config with(Mutation m) {
+      return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
+          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, m);
     }
   }
 
@@ -58,11 +161,44 @@ final class HandoverSimulation {
 
   /** What the simulation observed. */
   record Result(long seed, long events, long delivered, long handoversCompleted,
-      long handoversAborted, long refusals, long versions) {}
+      long handoversAborted, long refusals, long versions, long crashes, long downDeclared,
+      long forced, long lateDelivered, long duplicates, Set<String> coverage) {}
 
-  private record Event(long time, long order, Runnable action) {}
+  /** A queued message; {@code late} once it came to this server through a LATE transfer. */
+  record Entry(Msg msg, boolean late) {}
+
+  private static final class Event {
+    final long time;
+    final long order;
+    final Runnable action;
+    final Link link;
+    final List<Msg> payload;
+    boolean cancelled;
+
+    Event(long time, long order, Runnable action, Link link, List<Msg> payload) {
+      this.time = time;
+      this.order = order;
+      this.action = action;
+      this.link = link;
+      this.payload = payload;
+    }
+  }
+
+  /** Thrown at a failpoint: the server whose step it is crashes there. */
+  private static final class Crash extends RuntimeException {
+    final Server server;
+    final String point;
+
+    Crash(Server server, String point) {
+      super(null, null, false, false);
+      this.server = server;
+      this.point = point;
+    }
+  }
 
   static final long MID = Long.MIN_VALUE;
+  /** The producer session under which late messages are placed (as in the agent). */
+  private static final String LATE_PRODUCER = "\u0000late";
 
   private final long seed;
   private final Config config;
@@ -72,15 +208,22 @@ final class HandoverSimulation {
   private long now;
   private long order;
   private long eventCount;
+  private final long d;
 
   // ---- the leader
   private ClusterImage image;
   private final List<Subscriber> subscribers = new ArrayList<>();
   private final Map<Long, Long> phaseSince = new HashMap<>();
+  private final Map<String, Long> lastHeard = new HashMap<>();
   private boolean movesAllowed = true;
+  /** Crashes at random moments happen while this holds; failpoints while either does. */
+  private boolean chaosAllowed;
+  private boolean failpointsAllowed;
   private long completed;
   private long aborted;
   private long refusals;
+  private long downDeclared;
+  private long forced;
 
   // ---- servers, producers, history
   private final Map<String, Server> servers = new LinkedHashMap<>();
@@ -88,18 +231,53 @@ final class HandoverSimulation {
   private final Map<String, Msg> acked = new HashMap<>();
   private final Map<String, Integer> deliveredCount = new HashMap<>();
   private final Map<String, Long> lastDeliveredSeq = new HashMap<>();
+  /**
+   * Messages held by a server when a forced handover moved their range away from it (the owner,
+   * or the target of a handover the range was forced past): no order promise.
+   */
+  private final Set<String> lateIds = new HashSet<>();
+  /**
+   * Messages a crash or a forced handover may have duplicated: on a crashed server, on its links
+   * (a request or its answer), or held anywhere in a range when it was forced.
+   */
+  private final Set<String> touched = new HashSet<>();
+  /**
+   * Messages held by any server in a range when it was forced. A server that was down when its
+   * range was forced cannot tell, from the map it finds on restart, whether the range was forced
+   * to it or past it, and sends what it holds on as late.
+   */
+  private final Set<String> heldWhenForced = new HashSet<>();
+  private final List<ForcedAway> forcedAway = new ArrayList<>();
   private final List<String> violations = new ArrayList<>();
+  private final Set<String> coverage = new TreeSet<>();
+  private long crashCount;
+  private long lateDelivered;
+  private long duplicates;
+
+  /** A server a range was forced away from at {@code version}: what it holds there is late. */
+  private record ForcedAway(Server server, long start, long end, long version, boolean late) {}
 
   HandoverSimulation(long seed, Config config) {
     this.seed = seed;
     this.config = config;
     this.rnd = new Random(seed);
+    this.d = config.maxDelay();
   }
 
   // ================================================================== infrastructure
 
   private void at(long delay, Runnable r) {
-    events.add(new Event(now + delay, order++, r));
+    events.add(new Event(now + delay, order++, r, null, null));
+  }
+
+  /** A timer of one incarnation of a server: it dies with the incarnation. */
+  private void atFor(Server s, long delay, Runnable r) {
+    int inc = s.incarnation;
+    at(delay, () -> {
+      if (s.alive && s.incarnation == inc) {
+        r.run();
+      }
+    });
   }
 
   private long delay() {
@@ -108,21 +286,61 @@ final class HandoverSimulation {
 
   /** A FIFO link: each message arrives after a random delay, never before the previous one. */
   private final class Link {
+    final String from;
+    final String to;
     private long lastArrival;
     /** Links differ in speed, so one server can run well behind another. */
-    private final int slowness = 1 + rnd.nextInt(4);
+    private final int slowness;
+    final ArrayDeque<Event> pending = new ArrayDeque<>();
 
+    Link(String from, String to, int slowness) {
+      this.from = from;
+      this.to = to;
+      this.slowness = slowness;
+    }
+
+    /** Sends to a server (dropped if it crashed since) or to the leader or a producer. */
     void send(Runnable onArrival) {
-      long arrival = Math.max(lastArrival, now + (long) slowness * delay());
+      send(onArrival, null);
+    }
+
+    void send(Runnable onArrival, List<Msg> payload) {
+      Server target = servers.get(to);
+      if (target == null) {
+        send(onArrival, payload, 0, null, null);
+        return;
+      }
+      int inc = target.incarnation;
+      send(onArrival, payload, 0, () -> target.alive && target.incarnation == inc, null);
+    }
+
+    void send(Runnable onArrival, List<Msg> payload, long notBefore, BooleanSupplier valid,
+        Runnable onDrop) {
+      long arrival = Math.max(Math.max(lastArrival, now + (long) slowness * delay()), notBefore);
       lastArrival = arrival;
-      events.add(new Event(arrival, order++, onArrival));
+      Runnable action = valid == null ? onArrival : () -> {
+        if (valid.getAsBoolean()) {
+          onArrival.run();
+        } else if (onDrop != null) {
+          onDrop.run();
+        }
+      };
+      Event e = new Event(arrival, order++, action, this, payload);
+      pending.add(e);
+      events.add(e);
     }
   }
 
-  private final Map<String, Link> links = new HashMap<>();
+  private final Map<String, Link> links = new LinkedHashMap<>();
 
   private Link link(String from, String to) {
-    return links.computeIfAbsent(from + "->" + to, k -> new Link());
+    return links.computeIfAbsent(from + "->" + to, k -> {
+      int slowness = 1 + rnd.nextInt(4);
+      if (from.equals("leader") && to.equals("p0")) {
+        slowness *= config.crashes().staleRouter(); // a router that sees map versions late
+      }
+      return new Link(from, to, slowness);
+    });
   }
 
   private final boolean trace = Boolean.getBoolean("plb.sim.trace");
@@ -137,6 +355,10 @@ final class HandoverSimulation {
     violations.add("t=" + now + ": " + what);
   }
 
+  private boolean lost() {
+    return config.lossChance() > 0 && rnd.nextDouble() < config.lossChance();
+  }
+
   // ================================================================== the leader
 
   /** Something that applies map versions in order. */
@@ -146,27 +368,50 @@ final class HandoverSimulation {
     void onVersion(ClusterImage image);
   }
 
-  private void subscribe(Subscriber s) {
-    subscribers.add(s);
-  }
-
   private MapDelta apply(Command c) {
-    MapDelta d;
+    MapDelta delta;
     try {
-      d = CommandProcessor.process(image, c, image.version() + 1);
+      delta = CommandProcessor.process(image, c, image.version() + 1);
     } catch (PlbException e) {
       return null;
     }
-    if (d.isEmpty()) {
-      return d;
+    if (delta.isEmpty()) {
+      return delta;
     }
-    ClusterImage next = image.apply(d);
-    next.checkInvariants();
+    ClusterImage before = image;
+    ClusterImage next = image.apply(delta);
+    next.checkInvariants(); // one owner per key: coverage without gap or overlap
     if (next.version() <= image.version()) {
       violation("map version did not grow");
     }
     image = next;
-    trace("leader v" + next.version() + " " + d.cause() + " " + d.upsertedRanges());
+    trace("leader v" + next.version() + " " + delta.cause() + " " + delta.upsertedRanges()
+        + delta.upsertedServers());
+    if (c instanceof Command.ForceHandover f) {
+      RangeEntry r = before.range(before.indexOfStart(f.rangeStart()));
+      forced++;
+      for (Server s : servers.values()) {
+        // Any copy in the range may be delivered again: the forced owner cannot know what the
+        // DOWN server delivered, or which acknowledgements of transfers it lost.
+        s.disk.forEach(m -> {
+          if (r.contains(m.hash())) {
+            touched.add(m.id());
+            heldWhenForced.add(m.id());
+          }
+        });
+      }
+      forcedAway.add(
+          new ForcedAway(servers.get(r.owner()), r.start(), r.end(), next.version(), true));
+      if (r.handover() != null && !r.handover().target().equals(f.target())) {
+        // The handover's target held acknowledged messages the new owner never saw.
+        forcedAway.add(new ForcedAway(servers.get(r.handover().target()), r.start(), r.end(),
+            next.version(), true));
+      }
+      // The new owner, until it learns, may take messages it will later treat as late.
+      forcedAway.add(
+          new ForcedAway(servers.get(f.target()), r.start(), r.end(), next.version(), false));
+      markLate();
+    }
     for (RangeEntry r : next.ranges()) {
       if (r.handover() != null) {
         phaseSince.putIfAbsent(r.start() * 31 + r.handover().phase().ordinal(), now);
@@ -176,35 +421,72 @@ final class HandoverSimulation {
       ClusterImage snapshot = next;
       link("leader", s.name()).send(() -> s.onVersion(snapshot));
     }
-    return d;
+    return delta;
   }
 
-  /** A report from a queue server reaching the leader (maybe twice). */
-  private boolean lost() {
-    return rnd.nextDouble() < config.lossChance();
-  }
-
+  /** A report from a queue server reaching the leader (maybe twice, maybe not at all). */
   private void report(String from, Command c) {
     if (lost()) {
       return; // the agent sends it again (Participant.resend)
     }
     int copies = rnd.nextDouble() < config.duplicateReportChance() ? 2 : 1;
     for (int i = 0; i < copies; i++) {
-      link(from, "leader").send(() -> {
-        MapDelta d = apply(c);
-        if (d != null && !d.isEmpty() && c instanceof Command.HandoverDrained) {
-          completed++;
-        }
-      });
+      link(from, "leader").send(() -> onReport(from, c));
     }
+  }
+
+  /** As HandoverDriver.report: a step that would change the map must be its reporter's. */
+  private void onReport(String from, Command c) {
+    MapDelta probe;
+    try {
+      probe = CommandProcessor.process(image, c, image.version() + 1);
+    } catch (PlbException e) {
+      return;
+    }
+    if (probe.isEmpty()) {
+      return; // late or duplicated: "ignored"
+    }
+    long start;
+    if (c instanceof Command.HandoverReady x) {
+      start = x.rangeStart();
+    } else if (c instanceof Command.HandoverDrained x) {
+      start = x.rangeStart();
+    } else if (c instanceof Command.FinishAbort x) {
+      start = x.rangeStart();
+    } else {
+      throw new IllegalStateException("not a report: " + c);
+    }
+    RangeEntry r = image.range(image.indexOfStart(start));
+    String expected = c instanceof Command.HandoverReady ? r.handover().target() : r.owner();
+    if (!expected.equals(from)) {
+      violation(from + " reported " + c.describe() + ", which is " + expected + "'s step");
+      return;
+    }
+    MapDelta applied = apply(c);
+    if (applied != null && !applied.isEmpty() && c instanceof Command.HandoverDrained) {
+      completed++;
+    }
+  }
+
+  private boolean isActive(String id) {
+    QueueServerInfo s = image.server(id);
+    return s != null && s.state() == ServerState.ACTIVE;
   }
 
   private void leaderTick() {
     if (movesAllowed) {
       for (RangeEntry r : image.ranges()) {
         if (r.handover() == null && rnd.nextInt(4) == 0) {
-          String target = r.owner().equals("A") ? "B" : "A";
-          apply(new Command.StartHandover(r.start(), r.end(), r.epoch(), target, 2, 4));
+          List<String> candidates = new ArrayList<>();
+          for (QueueServerInfo s : image.servers().values()) {
+            if (s.state() == ServerState.ACTIVE && !s.id().equals(r.owner())) {
+              candidates.add(s.id());
+            }
+          }
+          if (!candidates.isEmpty()) {
+            String target = candidates.get(rnd.nextInt(candidates.size()));
+            apply(new Command.StartHandover(r.start(), r.end(), r.epoch(), target, 2, 4));
+          }
         }
       }
     }
@@ -215,11 +497,12 @@ final class HandoverSimulation {
       HandoverPhase phase = r.handover().phase();
       long he = r.epoch() + 1;
       Long since = phaseSince.get(r.start() * 31 + phase.ordinal());
-      boolean stalled = since != null && now - since > 40L * config.maxDelay();
+      boolean stalled = since != null && now - since > 40L * d;
       boolean chosen = rnd.nextDouble() < config.abortChance();
       if (phase != HandoverPhase.ABORT_SWITCH && (stalled || chosen)) {
-        MapDelta d = apply(new Command.AbortHandover(r.start(), he, stalled ? "timeout" : "test"));
-        if (d != null && !d.isEmpty()) {
+        MapDelta delta =
+            apply(new Command.AbortHandover(r.start(), he, stalled ? "timeout" : "test"));
+        if (delta != null && !delta.isEmpty()) {
           aborted++;
         }
       }
@@ -230,26 +513,388 @@ final class HandoverSimulation {
         phaseSince.put(r.start() * 31 + r.handover().phase().ordinal(), now - 1);
       }
     }
+    if (config.crashes().on()) {
+      checkLiveness();
+      chaos();
+    }
     if (!quiet()) {
-      at(5L * config.maxDelay(), this::leaderTick);
+      at(5L * d, this::leaderTick);
+    }
+  }
+
+  private long suspectAfter() {
+    return 20L * d;
+  }
+
+  private long downAfter() {
+    return 60L * d;
+  }
+
+  /** HandoverDriver.checkLiveness, on the simulation's clock. */
+  private void checkLiveness() {
+    for (QueueServerInfo s : new ArrayList<>(image.servers().values())) {
+      long silent = now - lastHeard.getOrDefault(s.id(), 0L);
+      if (s.state() == ServerState.DOWN) {
+        if (lastHeard.containsKey(s.id()) && silent < suspectAfter()) {
+          trace("leader: " + s.id() + " heard again");
+          apply(new Command.UpdateServer(s.id(), null, null, ServerState.ACTIVE));
+        }
+      } else if (silent > downAfter()) {
+        trace("leader: " + s.id() + " silent for " + silent + ": DOWN");
+        if (apply(new Command.UpdateServer(s.id(), null, null, ServerState.DOWN)) != null) {
+          downDeclared++;
+        }
+      }
+    }
+    for (int i = 0; i < image.rangeCount(); i++) {
+      RangeEntry r = image.range(i);
+      if (!r.isAssigned()) {
+        continue;
+      }
+      QueueServerInfo owner = image.server(r.owner());
+      Handover h = r.handover();
+      if (owner.state() == ServerState.DOWN) {
+        if (h != null && h.phase() == HandoverPhase.PREPARE) {
+          apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "source DOWN"));
+          continue;
+        }
+        String target = h != null && isActive(h.target()) ? h.target() : leastLoaded(r.owner());
+        if (target != null) {
+          apply(new Command.ForceHandover(r.start(), r.epoch(), target));
+        }
+      } else if (h != null && h.phase() != HandoverPhase.ABORT_SWITCH && !isActive(h.target())) {
+        apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "target not ACTIVE"));
+      }
+    }
+  }
+
+  private String leastLoaded(String except) {
+    String best = null;
+    int bestCount = Integer.MAX_VALUE;
+    for (QueueServerInfo s : image.servers().values()) {
+      if (s.state() != ServerState.ACTIVE || s.id().equals(except)) {
+        continue;
+      }
+      int n = image.rangesOf(s.id()).size();
+      if (n < bestCount) {
+        best = s.id();
+        bestCount = n;
+      }
+    }
+    return best;
+  }
+
+  // ================================================================== crashes
+
+  private void chaos() {
+    if (!chaosAllowed) {
+      return;
+    }
+    for (Server s : servers.values()) {
+      if (s.alive && s.crashes < config.crashes().perServer()
+          && rnd.nextDouble() < config.crashes().chancePerTick()) {
+        crash(s, "tick");
+      }
+    }
+  }
+
+  /**
+   * Whether a failpoint fires: the server crashes in the middle of its step. Points passed
+   * rarely (late transfers, about one a run) weigh more, so that they are reached at all.
+   */
+  private boolean failpointFires(Server s, String point, int weight) {
+    String focus = config.crashes().focus();
+    return failpointsAllowed && s.crashes < config.crashes().perServer()
+        && (focus == null || focus.equals(point))
+        && config.crashes().failpointChance() > 0
+        && rnd.nextDouble() < weight * config.crashes().failpointChance();
+  }
+
+  private void crash(Server s, String point) {
+    trace(s.id + " CRASHES at " + point);
+    crashCount++;
+    coverage.add("crash@" + point);
+    for (RangeEntry r : image.ranges()) {
+      if (r.handover() != null) {
+        if (r.owner().equals(s.id)) {
+          coverage.add("source-crash-in-" + r.handover().phase());
+        } else if (r.handover().target().equals(s.id)) {
+          coverage.add("target-crash-in-" + r.handover().phase());
+        }
+      }
+    }
+    s.disk.forEach(m -> touched.add(m.id()));
+    s.alive = false;
+    s.incarnation++;
+    s.crashes++;
+    s.forget();
+    for (Link l : links.values()) {
+      if (l.to.equals(s.id)) {
+        for (Event e : l.pending) {
+          cancel(e);
+        }
+        l.pending.clear();
+      } else if (l.from.equals(s.id) && !l.pending.isEmpty()) {
+        // What was already on the wire may still arrive: a prefix of the link.
+        int keep = rnd.nextInt(l.pending.size() + 1);
+        int i = 0;
+        for (Iterator<Event> it = l.pending.iterator(); it.hasNext(); i++) {
+          Event e = it.next();
+          if (i >= keep) {
+            cancel(e);
+            it.remove();
+          }
+        }
+      }
+    }
+    for (Producer p : producers) {
+      Conn c = p.conns.get(s.id);
+      if (c != null && !c.failed) {
+        at(1 + rnd.nextInt(3 * (int) d), () -> p.linkFailed(c));
+      }
+    }
+    long down = rnd.nextDouble() >= config.crashes().longChance()
+        ? d + rnd.nextInt(30 * (int) d) // back before anyone declares it DOWN
+        : 80L * d + rnd.nextInt(120 * (int) d); // declared DOWN, its ranges forced away
+    at(down, () -> restart(s));
+  }
+
+  private void cancel(Event e) {
+    e.cancelled = true;
+    if (e.payload != null) {
+      for (Msg m : e.payload) {
+        touched.add(m.id());
+      }
+    }
+  }
+
+  private void restart(Server s) {
+    s.alive = true;
+    s.incarnation++;
+    s.boot();
+    trace(s.id + " RESTARTS with sides " + s.rules.sides());
+    // A new watch: a full map at the current version, after a reconnect that may be slow.
+    long watchDelay = rnd.nextInt(4) == 0 ? rnd.nextInt(100 * (int) d) : rnd.nextInt(10 * (int) d);
+    int inc = s.incarnation;
+    ClusterImage snapshot = image;
+    link("leader", s.id).send(() -> s.onVersion(snapshot), null, now + watchDelay,
+        () -> s.alive && s.incarnation == inc, null);
+    s.startTimers();
+  }
+
+  /**
+   * Marks late what a server a range was forced away from holds of it, until it has learned of
+   * it (and notes what the new owner takes meanwhile).
+   */
+  private void markLate() {
+    for (Iterator<ForcedAway> it = forcedAway.iterator(); it.hasNext(); ) {
+      ForcedAway f = it.next();
+      f.server().disk.forEach(m -> {
+        if (Ring.contains(f.start(), f.end(), m.hash())) {
+          heldWhenForced.add(m.id());
+          if (f.late() && lateIds.add(m.id())) {
+            trace("late: " + m.id() + " on " + f.server().id);
+          }
+        }
+      });
+      if (f.server().alive && f.server().rules.version() >= f.version()) {
+        it.remove();
+      }
     }
   }
 
   // ================================================================== queue servers
 
+  /**
+   * What survives a crash, as in the reference queue server's store: the deliverable queue, the
+   * handover buffers, and the agent's persisted state. Every method is one durable write.
+   */
+  private static final class Disk {
+    final Map<String, ArrayDeque<Entry>> queue = new LinkedHashMap<>();
+    final Map<String, List<Msg>> buffers = new LinkedHashMap<>();
+    List<Side> sides = List.of();
+    List<Fence> fences = List.of();
+
+    static String name(long range, long he, Buffer b) {
+      return range + "/" + he + "/" + b;
+    }
+
+    void enqueue(Msg m, boolean late) {
+      queue.computeIfAbsent(m.key(), k -> new ArrayDeque<>()).add(new Entry(m, late));
+    }
+
+    void append(long range, long he, Buffer b, Msg m) {
+      buffers.computeIfAbsent(name(range, he, b), k -> new ArrayList<>()).add(m);
+    }
+
+    long backlog(long start, long end) {
+      long n = 0;
+      for (ArrayDeque<Entry> q : queue.values()) {
+        for (Entry e : q) {
+          if (Ring.contains(start, end, e.msg().hash())) {
+            n++;
+          }
+        }
+      }
+      return n;
+    }
+
+    List<Msg> read(long range, long he, List<Buffer> list) {
+      List<Msg> out = new ArrayList<>();
+      for (Buffer b : list) {
+        out.addAll(buffers.getOrDefault(name(range, he, b), List.of()));
+      }
+      return out;
+    }
+
+    /** A transfer is stored whole or not at all: a buffer that holds messages takes nothing. */
+    void store(long range, long he, Buffer into, List<Msg> messages) {
+      List<Msg> b = buffers.get(name(range, he, into));
+      if (b != null && !b.isEmpty()) {
+        return;
+      }
+      if (!messages.isEmpty()) {
+        buffers.put(name(range, he, into), new ArrayList<>(messages));
+      }
+    }
+
+    /** To the back of the queue, in this order; an id repeated among them is queued once. */
+    void release(long range, long he, List<Buffer> list) {
+      Set<String> ids = new HashSet<>();
+      for (Buffer b : list) {
+        List<Msg> l = buffers.remove(name(range, he, b));
+        if (l != null) {
+          for (Msg m : l) {
+            if (ids.add(m.id())) {
+              enqueue(m, false);
+            }
+          }
+        }
+      }
+    }
+
+    void discard(long range, long he, List<Buffer> list) {
+      for (Buffer b : list) {
+        buffers.remove(name(range, he, b));
+      }
+    }
+
+    List<Msg> orphans(long start, long end, long he) {
+      List<Msg> out = new ArrayList<>();
+      for (ArrayDeque<Entry> q : queue.values()) {
+        for (Entry e : q) {
+          if (Ring.contains(start, end, e.msg().hash())) {
+            out.add(e.msg());
+          }
+        }
+      }
+      out.addAll(read(start, he, List.of(Buffer.values())));
+      return out;
+    }
+
+    void dropOrphans(long start, long end, long he, List<Msg> sent) {
+      Set<String> ids = new HashSet<>();
+      for (Msg m : sent) {
+        ids.add(m.id());
+      }
+      for (Iterator<ArrayDeque<Entry>> it = queue.values().iterator(); it.hasNext(); ) {
+        ArrayDeque<Entry> q = it.next();
+        q.removeIf(e -> Ring.contains(start, end, e.msg().hash()) && ids.contains(e.msg().id()));
+        if (q.isEmpty()) {
+          it.remove();
+        }
+      }
+      discard(start, he, List.of(Buffer.values()));
+    }
+
+    /** The handover epochs of {@code range} whose buffers hold messages, in increasing order. */
+    List<Long> handovers(long range) {
+      Set<Long> out = new TreeSet<>();
+      String prefix = range + "/";
+      for (Map.Entry<String, List<Msg>> e : buffers.entrySet()) {
+        if (e.getKey().startsWith(prefix) && !e.getValue().isEmpty()) {
+          String rest = e.getKey().substring(prefix.length());
+          out.add(Long.parseLong(rest.substring(0, rest.indexOf('/'))));
+        }
+      }
+      return new ArrayList<>(out);
+    }
+
+    /** Every buffer of the handover to the back of the queue, marked late, in one write. */
+    void releaseLate(long range, long he) {
+      Set<String> ids = new HashSet<>();
+      for (Buffer b : Buffer.values()) {
+        List<Msg> l = buffers.remove(name(range, he, b));
+        if (l != null) {
+          for (Msg m : l) {
+            if (ids.add(m.id())) {
+              enqueue(m, true);
+            }
+          }
+        }
+      }
+    }
+
+    void queueLate(List<Msg> messages) {
+      for (Msg m : messages) {
+        enqueue(m, true);
+      }
+    }
+
+    boolean isEmpty() {
+      if (!queue.isEmpty()) {
+        return false;
+      }
+      for (List<Msg> b : buffers.values()) {
+        if (!b.isEmpty()) {
+          return false;
+        }
+      }
+      return true;
+    }
+
+    void forEach(Consumer<Msg> c) {
+      for (ArrayDeque<Entry> q : queue.values()) {
+        for (Entry e : q) {
+          c.accept(e.msg());
+        }
+      }
+      for (List<Msg> b : buffers.values()) {
+        b.forEach(c);
+      }
+    }
+  }
+
+  /**
+   * A queue server: its durable {@link Disk} and, while it runs, a model of its agent
+   * ({@code QueueServerAgent}) — the same steps in the same order: actions carried out, then the
+   * state persisted, then the reports sent.
+   */
   private final class Server implements Subscriber {
     final String id;
-    final Participant rules;
-    final Map<String, ArrayDeque<Msg>> queue = new LinkedHashMap<>();
-    final Map<String, List<Msg>> buffers = new HashMap<>();
-    final Set<String> holds = new HashSet<>();
-    final Set<Long> awaitingBacklog = new HashSet<>();
-    final Map<String, ArrayDeque<Runnable>> blocked = new HashMap<>();
-    long lastVersion = -1;
+    final Disk disk = new Disk();
+    boolean alive = true;
+    int incarnation;
+    int crashes;
+    /** Highest version seen by any incarnation, and by this one (checker). */
+    long seenVersion = -1;
+    long incarnationVersion = -1;
+
+    // ---- memory: lost in a crash
+    Participant rules;
+    final Set<Long> awaitingBacklog = new LinkedHashSet<>();
+    final Map<String, Long> transfersInFlight = new LinkedHashMap<>();
+    final Map<Long, Long> orphansInFlight = new LinkedHashMap<>();
+    final List<Command> pendingReports = new ArrayList<>();
+    final List<Runnable> pendingSends = new ArrayList<>();
+    final Map<String, ArrayDeque<Runnable>> blocked = new LinkedHashMap<>();
+    ClusterImage applied = ClusterImage.EMPTY;
+    long attempts;
+    long fenceDodge;
 
     Server(String id) {
       this.id = id;
-      this.rules = new Participant(id);
+      boot();
     }
 
     @Override
@@ -257,120 +902,383 @@ final class HandoverSimulation {
       return id;
     }
 
-    String bufferKey(long range, long he, Buffer b) {
-      return range + "/" + he + "/" + b;
+    void forget() {
+      rules = null;
+      awaitingBacklog.clear();
+      transfersInFlight.clear();
+      orphansInFlight.clear();
+      pendingReports.clear();
+      pendingSends.clear();
+      blocked.clear();
+      applied = ClusterImage.EMPTY;
+      incarnationVersion = -1;
     }
 
-    List<Msg> buffer(long range, long he, Buffer b) {
-      return buffers.computeIfAbsent(bufferKey(range, he, b), k -> new ArrayList<>());
+    /** QueueServerAgent.start: restore the persisted sides and fences. */
+    void boot() {
+      forget();
+      rules = new Participant(id);
+      if (config.mutation() != Mutation.FORGET_SIDES) {
+        rules.restore(disk.sides);
+        rules.restoreFences(disk.fences);
+      }
     }
+
+    void startTimers() {
+      atFor(this, 1, this::consume);
+      atFor(this, 10L * d, this::resendTick);
+      if (config.crashes().on()) {
+        atFor(this, 1, this::heartbeat);
+      }
+    }
+
+    void fail(String point) {
+      fail(point, 1);
+    }
+
+    void fail(String point, int weight) {
+      if (failpointFires(this, point, weight)) {
+        throw new Crash(this, point);
+      }
+    }
+
+    // ---------------------------------------------------------------- map versions
 
     @Override
     public void onVersion(ClusterImage next) {
-      if (next.version() <= lastVersion) {
-        violation(id + " saw version " + next.version() + " after " + lastVersion);
+      if (next.version() <= incarnationVersion || next.version() < seenVersion) {
+        violation(id + " saw version " + next.version() + " after " + seenVersion);
       }
-      lastVersion = next.version();
+      incarnationVersion = next.version();
+      seenVersion = Math.max(seenVersion, next.version());
+      applied = next;
       List<Action> acts = rules.onMap(next);
       trace(id + " sees v" + next.version() + " -> " + acts);
-      run(acts);
-      checkBacklog();
-      // Messages waiting for this version (C2), in link order.
-      for (ArrayDeque<Runnable> q : blocked.values()) {
+      execute(acts);
+      awaitingBacklog.removeIf(start -> rules.side(start) == null);
+      findOrphans();
+      persist();
+      // Messages and transfers waiting for this version (C2), each queue in link order.
+      for (ArrayDeque<Runnable> q : new ArrayList<>(blocked.values())) {
         int n = q.size();
         for (int i = 0; i < n && !q.isEmpty(); i++) {
-          Runnable r = q.pollFirst();
-          r.run();
+          q.pollFirst().run();
         }
       }
     }
 
-    void run(List<Action> actions) {
+    // ---------------------------------------------------------------- actions
+
+    void execute(List<Action> actions) {
       for (Action a : actions) {
+        fail("between-actions");
         if (a instanceof Action.ReportReady x) {
-          report(id, new Command.HandoverReady(x.rangeStart(), x.handoverEpoch()));
+          pendingReports.add(new Command.HandoverReady(x.rangeStart(), x.handoverEpoch()));
+        } else if (a instanceof Action.ReportDrained x) {
+          pendingReports.add(new Command.HandoverDrained(x.rangeStart(), x.handoverEpoch()));
+        } else if (a instanceof Action.ReportReversed x) {
+          pendingReports.add(new Command.FinishAbort(x.rangeStart(), x.handoverEpoch()));
         } else if (a instanceof Action.AwaitBacklog x) {
           awaitingBacklog.add(x.rangeStart());
-        } else if (a instanceof Action.ReportDrained x) {
-          report(id, new Command.HandoverDrained(x.rangeStart(), x.handoverEpoch()));
-        } else if (a instanceof Action.ReportReversed x) {
-          report(id, new Command.FinishAbort(x.rangeStart(), x.handoverEpoch()));
+          checkBacklogs();
         } else if (a instanceof Action.Transfer x) {
-          List<Msg> payload = new ArrayList<>();
-          for (Buffer b : x.buffers()) {
-            payload.addAll(buffer(x.rangeStart(), x.handoverEpoch(), b));
-          }
-          trace(id + " transfer " + x + " " + ids(payload));
-          long tag = rules.version();
-          Server peer = servers.get(x.to());
-          if (!lost()) {
-            link(id, x.to()).send(() -> peer.receiveTransfer(this, x, payload, tag));
-          }
+          sendTransfer(x);
         } else if (a instanceof Action.Release x) {
-          for (Buffer b : x.buffers()) {
-            List<Msg> list = buffers.remove(bufferKey(x.rangeStart(), x.handoverEpoch(), b));
-            trace(id + " release " + b + " " + (list == null ? "[]" : ids(list)));
-            if (list != null) {
-              for (Msg m : list) {
-                if (holds.add(m.id())) { // drop a message already released here
-                  queue.computeIfAbsent(m.key(), k -> new ArrayDeque<>()).add(m);
-                }
-              }
-            }
-          }
+          trace(id + " release " + x.buffers() + " of " + x.rangeStart() + "/" + x.handoverEpoch()
+              + " " + ids(disk.read(x.rangeStart(), x.handoverEpoch(), x.buffers())));
+          disk.release(x.rangeStart(), x.handoverEpoch(), x.buffers());
         } else if (a instanceof Action.Discard x) {
-          for (Buffer b : x.buffers()) {
-            buffers.remove(bufferKey(x.rangeStart(), x.handoverEpoch(), b));
-          }
+          disk.discard(x.rangeStart(), x.handoverEpoch(), x.buffers());
         } else if (a instanceof Action.Orphaned x) {
-          violation(id + " orphaned range " + x.rangeStart() + " without any server going down");
+          if (!config.crashes().on()) {
+            violation(id + " orphaned range " + x.rangeStart() + " without any server going down");
+          }
+          sendOrphans(x.rangeStart(), x.handoverEpoch());
         }
       }
     }
 
-    void receiveTransfer(Server from, Action.Transfer t, List<Msg> payload, long tag) {
-      Participant.TransferVerdict v =
-          rules.acceptTransfer(t.rangeStart(), t.handoverEpoch(), t.direction(), tag);
-      if (v == Participant.TransferVerdict.WAIT) {
-        blocked.computeIfAbsent("xfer:" + from.id, k -> new ArrayDeque<>())
-            .add(() -> receiveTransfer(from, t, payload, tag));
-        return;
+    /**
+     * Saves the participant's sides and fences, then sends the reports and transfers they led
+     * to: a forward transfer must not leave before its seal is durable (a restarted source that
+     * forgot the seal would take more into its hold buffer and send it again; the target, which
+     * stored the first, would answer DUPLICATE and the rest would be lost).
+     */
+    void persist() {
+      fail("before-persist");
+      disk.sides = rules.sides();
+      disk.fences = rules.fences();
+      fail("after-persist");
+      for (Command c : pendingReports) {
+        report(id, c);
       }
-      if (v == Participant.TransferVerdict.DUPLICATE) {
-        if (!lost()) {
-          link(id, from.id).send(() -> from.run(
-              from.rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction())));
+      pendingReports.clear();
+      List<Runnable> sends = new ArrayList<>(pendingSends);
+      pendingSends.clear();
+      sends.forEach(Runnable::run);
+    }
+
+    void checkBacklogs() {
+      for (Long start : new ArrayList<>(awaitingBacklog)) {
+        RangeEntry r = rangeAt(start);
+        if (r == null) {
+          awaitingBacklog.remove(start);
+          continue;
         }
-        return;
-      }
-      if (v == Participant.TransferVerdict.REFUSE) {
-        link(id, from.id).send(() -> from.run(
-            from.rules.onTransferRefused(t.rangeStart(), t.handoverEpoch())));
-        return;
-      }
-      Buffer into = t.direction() == Direction.FORWARD ? Buffer.PREFIX : Buffer.RETURNED;
-      List<Msg> stored = buffer(t.rangeStart(), t.handoverEpoch(), into);
-      Set<String> have = new HashSet<>();
-      for (Msg m : stored) {
-        have.add(m.id());
-      }
-      for (Msg m : payload) {
-        if (have.add(m.id())) {
-          stored.add(m);
+        if (disk.backlog(r.start(), r.end()) == 0) {
+          awaitingBacklog.remove(start);
+          List<Action> next = rules.onBacklogEmpty(start);
+          trace(id + " backlog of " + start + " empty -> " + next);
+          execute(next);
+          if (!next.isEmpty()) {
+            fail("sealed"); // sealed and transferring, the seal not yet persisted
+          }
+          persist();
         }
-      }
-      run(rules.onTransferStored(t.rangeStart(), t.handoverEpoch(), t.direction()));
-      if (!lost()) {
-        link(id, from.id).send(() -> from.run(
-            from.rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction())));
       }
     }
+
+    RangeEntry rangeAt(long start) {
+      int i = applied.indexOfStart(start);
+      return i < 0 ? null : applied.range(i);
+    }
+
+    void resendTick() {
+      execute(rules.resend());
+      checkBacklogs();
+      if (config.mutation() != Mutation.LATE_AS_BEFORE) {
+        findOrphans(); // leftovers a crash kept from being sent, or a refused send
+      }
+      persist();
+      if (!quiet()) {
+        atFor(this, 10L * d, this::resendTick);
+      }
+    }
+
+    void heartbeat() {
+      link(id, "leader").send(() -> lastHeard.put(id, now));
+      if (!quiet()) {
+        atFor(this, 4L * d, this::heartbeat);
+      }
+    }
+
+    // ---------------------------------------------------------------- transfers
+
+    void sendTransfer(Action.Transfer t) {
+      String key = t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
+      if (transfersInFlight.containsKey(key)) {
+        return; // the same transfer is on its way
+      }
+      long attempt = ++attempts;
+      transfersInFlight.put(key, attempt);
+      List<Msg> payload = disk.read(t.rangeStart(), t.handoverEpoch(), t.buffers());
+      long tag = rules.version();
+      Server peer = servers.get(t.to());
+      int myIncarnation = incarnation;
+      trace(id + " transfer " + t + " " + ids(payload));
+      Runnable send = () -> {
+        if (!lost()) {
+          link(id, t.to()).send(
+              () -> peer.receiveTransfer(this, myIncarnation, t, payload, tag, attempt), payload);
+        }
+      };
+      if (config.mutation() == Mutation.TRANSFER_BEFORE_PERSIST) {
+        send.run();
+      } else {
+        pendingSends.add(send);
+      }
+      atFor(this, 40L * d, () -> transfersInFlight.remove(key, attempt)); // the RPC's deadline
+      if (config.mutation() == Mutation.C1_DRAINED_BEFORE_ACK
+          && t.direction() == Direction.FORWARD) {
+        pendingReports.add(new Command.HandoverDrained(t.rangeStart(), t.handoverEpoch()));
+      }
+    }
+
+    void onTransferReply(Action.Transfer t, long attempt, boolean refused) {
+      String key = t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
+      if (!Long.valueOf(attempt).equals(transfersInFlight.get(key))) {
+        return; // that call already failed by its deadline
+      }
+      execute(refused ? rules.onTransferRefused(t.rangeStart(), t.handoverEpoch())
+          : rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction()));
+      persist();
+      transfersInFlight.remove(key);
+    }
+
+    void receiveTransfer(Server from, int fromIncarnation, Action.Transfer t, List<Msg> payload,
+        long tag, long attempt) {
+      TransferVerdict v =
+          rules.acceptTransfer(t.rangeStart(), t.handoverEpoch(), t.direction(), tag);
+      if (v == TransferVerdict.WAIT && config.mutation() == Mutation.C2_NO_WAIT
+          && rules.version() > 0) {
+        v = rules.acceptTransfer(t.rangeStart(), t.handoverEpoch(), t.direction(),
+            rules.version());
+      }
+      if (v == TransferVerdict.WAIT) {
+        blocked.computeIfAbsent("xfer:" + from.id, k -> new ArrayDeque<>())
+            .add(() -> receiveTransfer(from, fromIncarnation, t, payload, tag, attempt));
+        return;
+      }
+      boolean refused = false;
+      switch (v) {
+        case ACCEPT -> {
+          Buffer into = t.direction() == Direction.FORWARD ? Buffer.PREFIX : Buffer.RETURNED;
+          disk.store(t.rangeStart(), t.handoverEpoch(), into, payload);
+          fail("transfer-stored");
+          execute(rules.onTransferStored(t.rangeStart(), t.handoverEpoch(), t.direction()));
+          persist();
+        }
+        case DUPLICATE -> {
+          // Repeat the stored step's follow-up: its report may have been lost.
+          execute(rules.onTransferStored(t.rangeStart(), t.handoverEpoch(), t.direction()));
+          persist();
+        }
+        default -> refused = true;
+      }
+      trace(id + " transfer " + t + " from " + from.id + " -> " + v);
+      if (!lost()) {
+        boolean r = refused;
+        link(id, from.id).send(() -> from.onTransferReply(t, attempt, r), payload, 0,
+            () -> from.alive && from.incarnation == fromIncarnation, null);
+      }
+    }
+
+    // ---------------------------------------------------------------- late messages
+
+    /**
+     * QueueServerAgent.findOrphans: what this server still holds of ranges it lost while DOWN —
+     * queued messages of a range it does not own, and the buffers of handovers that are no longer
+     * open here. The participant's {@link Action.Orphaned} is not persisted, so after a crash the
+     * store is what tells. A range it owns again takes its leftovers back into its own queue.
+     */
+    void findOrphans() {
+      if (!config.crashes().on() || config.mutation() == Mutation.NO_LATE) {
+        return;
+      }
+      for (RangeEntry r : applied.ranges()) {
+        if (!r.isAssigned()) {
+          continue;
+        }
+        if (config.mutation() == Mutation.LATE_AS_BEFORE) {
+          if (!r.owner().equals(id) && rules.side(r.start()) == null
+              && disk.backlog(r.start(), r.end()) > 0) {
+            sendOrphans(r.start(), 0);
+          }
+          continue;
+        }
+        Side side = rules.side(r.start());
+        List<Long> leftover = disk.handovers(r.start());
+        if (side != null) {
+          leftover.remove(side.handoverEpoch());
+        }
+        if (r.owner().equals(id)) {
+          for (long he : leftover) {
+            trace(id + " takes back late " + ids(disk.read(r.start(), he,
+                List.of(Buffer.values()))) + " of " + r.start() + "/" + he);
+            disk.releaseLate(r.start(), he);
+          }
+        } else if (side == null
+            && (!leftover.isEmpty() || disk.backlog(r.start(), r.end()) > 0)) {
+          sendOrphans(r.start(), 0);
+        }
+      }
+    }
+
+    void sendOrphans(long rangeStart, long handoverEpoch) {
+      if (config.mutation() == Mutation.NO_LATE || orphansInFlight.containsKey(rangeStart)) {
+        return;
+      }
+      orphansInFlight.put(rangeStart, 0L);
+      orphanAttempt(rangeStart, handoverEpoch, 0);
+    }
+
+    /** One LATE transfer of what is left of the range; repeated until nothing is left. */
+    void orphanAttempt(long rangeStart, long handoverEpoch, int attempt) {
+      boolean asBefore = config.mutation() == Mutation.LATE_AS_BEFORE;
+      int i = applied.indexOfStart(rangeStart);
+      RangeEntry r = i < 0 ? null : applied.range(i);
+      if (r == null
+          || !asBefore && (r.owner().equals(id) || rules.side(rangeStart) != null)) {
+        // Gone (ranges never split here), ours again, or in a handover with us: findOrphans
+        // takes it up when that changes.
+        orphansInFlight.remove(rangeStart);
+        return;
+      }
+      List<Long> leftover = disk.handovers(rangeStart);
+      long he = asBefore ? handoverEpoch : leftover.isEmpty() ? 0 : leftover.get(0);
+      List<Msg> held = disk.orphans(r.start(), r.end(), he);
+      if (held.isEmpty()) {
+        orphansInFlight.remove(rangeStart);
+        return;
+      }
+      long call = ++attempts;
+      orphansInFlight.put(rangeStart, call);
+      Server owner = servers.get(r.owner());
+      long tag = applied.version();
+      int myIncarnation = incarnation;
+      trace(id + " sends late " + ids(held) + " of " + r.start() + "/" + he + " to " + owner.id);
+      Runnable retry = () -> {
+        if (Long.valueOf(call).equals(orphansInFlight.get(rangeStart))) {
+          orphanAttempt(rangeStart, handoverEpoch, attempt + 1);
+        }
+      };
+      if (!lost()) {
+        link(id, owner.id).send(() -> owner.receiveLate(held, tag, stored -> {
+          if (!lost()) {
+            link(owner.id, id).send(() -> {
+              if (!Long.valueOf(call).equals(orphansInFlight.get(rangeStart))) {
+                return;
+              }
+              if (stored) {
+                fail("late-sent", 25);
+                disk.dropOrphans(r.start(), r.end(), he, held);
+                if (asBefore) {
+                  orphansInFlight.remove(rangeStart);
+                } else {
+                  orphanAttempt(rangeStart, 0, 0); // more may be left: other buffers
+                }
+              } else {
+                atFor(this, d << Math.min(attempt, 4), retry);
+              }
+            }, null, 0, () -> alive && incarnation == myIncarnation, null);
+          }
+        }), held);
+      }
+      atFor(this, 40L * d, () -> {
+        if (Long.valueOf(call).equals(orphansInFlight.get(rangeStart))) {
+          retry.run(); // the call's deadline passed
+        }
+      });
+    }
+
+    /** QueueServerAgent.onLate: late messages are placed like new arrivals of no session. */
+    void receiveLate(List<Msg> msgs, long tag, Consumer<Boolean> answer) {
+      if (tag > rules.version()) {
+        blocked.computeIfAbsent("late", k -> new ArrayDeque<>())
+            .add(() -> receiveLate(msgs, tag, answer));
+        return;
+      }
+      for (Msg m : msgs) {
+        Decision dec = rules.place(m.hash(), rules.version(), LATE_PRODUCER);
+        if (dec.placement() != Participant.Placement.QUEUE) {
+          trace(id + " refuses late " + ids(msgs));
+          answer.accept(false);
+          return;
+        }
+      }
+      disk.queueLate(msgs);
+      trace(id + " queues late " + ids(msgs));
+      fail("late-queued", 25);
+      answer.accept(true);
+    }
+
+    // ---------------------------------------------------------------- publishes
 
     /** A publish from a producer's router, in link order; blocks the link while it waits. */
-    void receivePublish(Producer p, Msg m, long tag, Consumer<Long> onRefused, Runnable onAck) {
+    void receivePublish(Producer p, Conn c, Msg m, long tag, long range) {
       ArrayDeque<Runnable> q = blocked.computeIfAbsent("pub:" + p.index,
           k -> new ArrayDeque<>());
-      Runnable handle = () -> handlePublish(p, m, tag, onRefused, onAck);
+      Runnable handle = () -> handlePublish(p, c, m, tag, range);
       if (!q.isEmpty()) {
         q.add(handle);
         return;
@@ -378,77 +1286,63 @@ final class HandoverSimulation {
       handle.run();
     }
 
-    private void handlePublish(Producer p, Msg m, long tag, Consumer<Long> onRefused,
-        Runnable onAck) {
-      Decision d = rules.place(m.hash(), tag, "p" + p.index);
-      trace(id + " place " + m.id() + " " + m.key() + " tag " + tag + " -> " + d);
-      switch (d.placement()) {
+    private void handlePublish(Producer p, Conn c, Msg m, long tag, long range) {
+      String session = config.mutation() == Mutation.NO_FENCE
+          ? "p" + p.index + "#" + (fenceDodge++) : "p" + p.index;
+      Decision dec = rules.place(m.hash(), tag, session);
+      if (dec.placement() == Participant.Placement.WAIT
+          && config.mutation() == Mutation.C2_NO_WAIT && rules.version() > 0) {
+        dec = rules.place(m.hash(), rules.version(), session);
+      }
+      Decision dd = dec;
+      trace(id + " place " + m.id() + " " + m.key() + " tag " + tag + " -> " + dec);
+      switch (dec.placement()) {
         case WAIT -> blocked.computeIfAbsent("pub:" + p.index, k -> new ArrayDeque<>())
-            .addFirst(() -> handlePublish(p, m, tag, onRefused, onAck));
+            .addFirst(() -> handlePublish(p, c, m, tag, range));
         case REFUSE -> {
           refusals++;
-          link(id, "p" + p.index).send(() -> onRefused.accept(d.version()));
-        }
-        case QUEUE -> {
-          holds.add(m.id());
-          queue.computeIfAbsent(m.key(), k -> new ArrayDeque<>()).add(m);
-          link(id, "p" + p.index).send(onAck);
+          link(id, p.name()).send(() -> p.onRefused(c, m, range, dd.version()), List.of(m));
         }
         default -> {
-          Buffer b = switch (d.placement()) {
-            case HOLD -> Buffer.HOLD;
-            case HELD -> Buffer.HELD;
-            default -> Buffer.POST_ABORT;
-          };
-          buffer(d.rangeStart(), d.handoverEpoch(), b).add(m);
-          link(id, "p" + p.index).send(onAck);
+          if (dec.placement() == Participant.Placement.QUEUE) {
+            disk.enqueue(m, false);
+          } else {
+            Buffer b = switch (dec.placement()) {
+              case HOLD -> Buffer.HOLD;
+              case HELD -> Buffer.HELD;
+              default -> Buffer.POST_ABORT;
+            };
+            disk.append(dec.rangeStart(), dec.handoverEpoch(), b, m);
+          }
+          fail("publish-stored");
+          link(id, p.name()).send(() -> p.onAcked(c, m, range), List.of(m));
         }
       }
     }
 
-    /** The agent's retry timer: reports and transfers whose effect has not been seen yet. */
-    void resendTick() {
-      run(rules.resend());
-      if (!quiet()) {
-        at(10L * config.maxDelay(), this::resendTick);
-      }
-    }
+    // ---------------------------------------------------------------- consumers
 
     /** A consumer takes the head of one key's queue (delivered and acknowledged at once). */
     void consume() {
-      List<String> keys = new ArrayList<>();
-      for (Map.Entry<String, ArrayDeque<Msg>> e : queue.entrySet()) {
-        if (!e.getValue().isEmpty()) {
-          keys.add(e.getKey());
-        }
-      }
-      if (!keys.isEmpty()) {
+      if (!disk.queue.isEmpty()) {
+        List<String> keys = new ArrayList<>(disk.queue.keySet());
         String key = keys.get(rnd.nextInt(keys.size()));
-        deliver(id, queue.get(key).pollFirst());
-        checkBacklog();
-      }
-      if (!quiet()) {
-        at(1 + rnd.nextInt(3), this::consume);
-      }
-    }
-
-    void checkBacklog() {
-      for (Long range : new ArrayList<>(awaitingBacklog)) {
-        int i = rules.version() < 0 ? -1 : lastImage(this).indexOfStart(range);
-        RangeEntry r = i < 0 ? null : lastImage(this).range(i);
-        boolean empty = true;
-        for (ArrayDeque<Msg> q : queue.values()) {
-          for (Msg m : q) {
-            if (r != null && r.contains(m.hash())) {
-              empty = false;
-              break;
-            }
+        ArrayDeque<Entry> q = disk.queue.get(key);
+        Entry e = q.pollFirst();
+        if (q.isEmpty()) {
+          disk.queue.remove(key);
+        }
+        deliver(this, e);
+        for (long start : awaitingBacklog) {
+          RangeEntry r = rangeAt(start);
+          if (r != null && r.contains(e.msg().hash())) {
+            checkBacklogs();
+            break;
           }
         }
-        if (empty) {
-          awaitingBacklog.remove(range);
-          run(rules.onBacklogEmpty(range));
-        }
+      }
+      if (!quiet()) {
+        atFor(this, 1 + rnd.nextInt(3), this::consume);
       }
     }
   }
@@ -461,28 +1355,63 @@ final class HandoverSimulation {
     return b.append(']').toString();
   }
 
-  private final Map<String, ClusterImage> lastImages = new HashMap<>();
-
-  private ClusterImage lastImage(Server s) {
-    return lastImages.getOrDefault(s.id, ClusterImage.EMPTY);
-  }
-
-  private void deliver(String server, Msg m) {
-    trace(server + " delivers " + m.id() + " " + m.key());
+  private void deliver(Server server, Entry e) {
+    Msg m = e.msg();
+    trace(server.id + " delivers " + m.id() + " " + m.key() + (e.late() ? " (late)" : ""));
+    boolean late = e.late() || lateIds.contains(m.id());
     int n = deliveredCount.merge(m.id(), 1, Integer::sum);
     if (n > 1) {
-      violation("message " + m.id() + " delivered twice (second by " + server + ")");
+      duplicates++;
+      if (!config.crashes().on()) {
+        violation("message " + m.id() + " delivered twice (second by " + server.id + ")");
+      } else if (!late && !touched.contains(m.id())) {
+        violation("message " + m.id() + " delivered twice (second by " + server.id
+            + ") though no crash touched it and it is not late");
+      }
+      return; // order is promised for first deliveries
+    }
+    if (e.late() && !lateIds.contains(m.id()) && !heldWhenForced.contains(m.id())) {
+      violation("message " + m.id() + " first delivered late by " + server.id
+          + " though it was never held in a range that was forced");
+    }
+    if (late) {
+      lateDelivered++;
+      return;
+    }
+    RangeEntry r = image.rangeFor(m.hash());
+    if (!r.owner().equals(server.id)) {
+      violation("message " + m.id() + " (key " + m.key() + ") delivered by " + server.id
+          + " but its committed owner is " + r.owner() + " (v" + image.version() + ")");
     }
     String pk = m.producer() + "/" + m.key();
     Long last = lastDeliveredSeq.get(pk);
     if (last != null && last > m.seq()) {
       violation("producer " + m.producer() + " key " + m.key() + ": seq " + m.seq()
-          + " delivered after seq " + last + " (by " + server + ")");
+          + " delivered after seq " + last + " (by " + server.id + ")");
     }
     lastDeliveredSeq.put(pk, Math.max(last == null ? -1 : last, m.seq()));
   }
 
   // ================================================================== producers and routers
+
+  /** One publish stream of a router to a server; bound to the incarnation it first reaches. */
+  private static final class Conn {
+    final String server;
+    final long notBefore;
+    int incarnation = -1;
+    boolean bound;
+    /** The stream is broken (the server died or was not there); the router may not know yet. */
+    boolean broken;
+    /** The router has seen the failure and taken back every unsettled send. */
+    boolean failed;
+
+    Conn(String server, long notBefore) {
+      this.server = server;
+      this.notBefore = notBefore;
+    }
+  }
+
+  private record Unsettled(long range, Msg msg, Conn conn) {}
 
   private final class Producer implements Subscriber {
     final int index;
@@ -492,6 +1421,10 @@ final class HandoverSimulation {
     int nextToCreate;
     int inFlight;
     final List<String> keys;
+    final Map<String, Conn> conns = new HashMap<>();
+    final Map<String, Integer> failures = new HashMap<>();
+    final Map<String, Long> retryAt = new HashMap<>();
+    final Map<Long, Unsettled> unsettled = new TreeMap<>();
 
     Producer(int index, List<String> keys) {
       this.index = index;
@@ -521,7 +1454,7 @@ final class HandoverSimulation {
     void pump() {
       for (RangeEntry r : view.ranges()) {
         for (Msg m : barrier.takeResends(r.start(), view.version())) {
-          send(m, r);
+          send(m, view.rangeFor(m.hash()));
         }
       }
       while (inFlight < config.window() && nextToCreate < config.messagesPerProducer()) {
@@ -536,33 +1469,88 @@ final class HandoverSimulation {
       }
     }
 
+    /** The stream to a server; a new one after a failure, opened once the backoff has passed. */
+    Conn conn(String server) {
+      Conn c = conns.get(server);
+      if (c == null || c.failed) {
+        c = new Conn(server, retryAt.getOrDefault(server, 0L));
+        conns.put(server, c);
+      }
+      return c;
+    }
+
     void send(Msg m, RangeEntry r) {
       SendBarrier.Entry entry = SendBarrier.Entry.of(r);
       barrier.sent(r.start(), m.seq(), entry);
       inFlight++;
       Server server = servers.get(entry.destination());
+      Conn c = conn(server.id);
+      unsettled.put(m.seq(), new Unsettled(r.start(), m, c));
       long tag = view.version();
-      trace(name() + " sends " + m.id() + " " + m.key() + " to " + server.id + " tag " + tag);
       long range = r.start();
-      link(name(), server.id).send(() -> server.receivePublish(this, m, tag,
-          version -> {
-            inFlight--;
-            barrier.refused(range, m.seq(), m, version);
-            pump();
-          },
-          () -> {
-            inFlight--;
-            barrier.acked(range, m.seq());
-            acked.put(m.id(), m);
-            pump();
-          }));
+      trace(name() + " sends " + m.id() + " " + m.key() + " to " + server.id + " tag " + tag);
+      link(name(), server.id).send(() -> server.receivePublish(this, c, m, tag, range),
+          List.of(m), c.notBefore, () -> {
+            if (!c.bound && server.alive && !c.failed) {
+              c.bound = true; // connected: to the incarnation running now
+              c.incarnation = server.incarnation;
+            }
+            if (!c.bound || c.broken || c.failed || !server.alive
+                || c.incarnation != server.incarnation) {
+              c.broken = true; // nothing more gets through on this stream
+              return false;
+            }
+            return true;
+          }, () -> at(1 + rnd.nextInt((int) d), () -> linkFailed(c)));
+    }
+
+    void onAcked(Conn c, Msg m, long range) {
+      if (c.failed || unsettled.remove(m.seq()) == null) {
+        return; // already taken back as refused when the stream failed
+      }
+      failures.remove(c.server);
+      inFlight--;
+      barrier.acked(range, m.seq());
+      acked.put(m.id(), m);
+      pump();
+    }
+
+    void onRefused(Conn c, Msg m, long range, long version) {
+      if (c.failed || unsettled.remove(m.seq()) == null) {
+        return;
+      }
+      inFlight--;
+      barrier.refused(range, m.seq(), m, version);
+      pump();
+    }
+
+    /** The stream failed: every unsettled send on it is refused at the current version. */
+    void linkFailed(Conn c) {
+      if (c.failed) {
+        return;
+      }
+      c.failed = true;
+      int f = failures.merge(c.server, 1, Integer::sum);
+      retryAt.put(c.server, now + 2L * d * Math.min(f, 8));
+      for (Iterator<Unsettled> it = unsettled.values().iterator(); it.hasNext(); ) {
+        Unsettled u = it.next();
+        if (u.conn() == c) {
+          it.remove();
+          inFlight--;
+          touched.add(u.msg().id()); // the server may have stored it: a resend may duplicate it
+          barrier.refused(u.range(), u.msg().seq(), u.msg(), view.version());
+        }
+      }
+      trace(name() + " stream to " + c.server + " failed");
+      pump();
+      at(retryAt.get(c.server) - now, this::pump);
     }
   }
 
   // ================================================================== the run
 
   private boolean quiet() {
-    if (movesAllowed) {
+    if (movesAllowed || chaosAllowed || failpointsAllowed) {
       return false;
     }
     for (Producer p : producers) {
@@ -576,90 +1564,112 @@ final class HandoverSimulation {
       }
     }
     for (Server s : servers.values()) {
-      if (s.lastVersion != image.version()) {
-        return false; // a map version is still on its way
-      }
-      for (ArrayDeque<Msg> q : s.queue.values()) {
-        if (!q.isEmpty()) {
-          return false;
-        }
-      }
-      for (List<Msg> b : s.buffers.values()) {
-        if (!b.isEmpty()) {
-          return false;
-        }
+      if (!s.alive || !isActive(s.id) || s.incarnationVersion != image.version()
+          || !s.disk.isEmpty() || !s.orphansInFlight.isEmpty()) {
+        return false;
       }
     }
     return true;
   }
 
+  private static long[] starts(int ranges) {
+    long[] out = new long[ranges];
+    long step = Long.divideUnsigned(-1L, ranges) + 1; // about 2^64 / ranges
+    for (int i = 0; i < ranges; i++) {
+      out[i] = step * i;
+    }
+    if (ranges == 2) {
+      out[1] = MID;
+    }
+    return out;
+  }
+
   Result run() {
     image = ClusterImage.EMPTY;
-    servers.put("A", new Server("A"));
-    servers.put("B", new Server("B"));
-    apply(new Command.RegisterServer("A", "a:1", 1.0));
-    apply(new Command.RegisterServer("B", "b:1", 1.0));
-    apply(new Command.SplitRange(0, MID));
-    apply(new Command.AssignRange(0, "A", false));
-    apply(new Command.AssignRange(MID, "B", false));
+    List<String> ids = new ArrayList<>();
+    for (int i = 0; i < config.servers(); i++) {
+      String id = String.valueOf((char) ('A' + i));
+      ids.add(id);
+      servers.put(id, new Server(id));
+      apply(new Command.RegisterServer(id, id.toLowerCase() + ":1", 1.0));
+    }
+    long[] starts = starts(config.ranges());
+    for (int i = 1; i < starts.length; i++) {
+      apply(new Command.SplitRange(starts[i - 1], starts[i]));
+    }
+    for (int i = 0; i < starts.length; i++) {
+      apply(new Command.AssignRange(starts[i], ids.get(i % ids.size()), false));
+    }
     List<String> keys = new ArrayList<>();
     for (int k = 0; k < config.keys(); k++) {
       keys.add("key-" + k);
     }
     for (Server s : servers.values()) {
-      Subscriber tracking = new Subscriber() {
-        public String name() {
-          return s.id;
-        }
-
-        public void onVersion(ClusterImage next) {
-          lastImages.put(s.id, next);
-          s.onVersion(next);
-        }
-      };
-      subscribe(tracking);
+      subscribers.add(s);
       ClusterImage initial = image;
-      link("leader", s.id).send(() -> tracking.onVersion(initial));
-      at(1, s::consume);
-      at(10L * config.maxDelay(), s::resendTick);
+      link("leader", s.id).send(() -> s.onVersion(initial));
+      s.startTimers();
+      lastHeard.put(s.id, 0L);
     }
     for (int p = 0; p < config.producers(); p++) {
       Producer producer = new Producer(p, keys);
       producers.add(producer);
-      subscribe(producer);
+      subscribers.add(producer);
       ClusterImage initial = image;
       link("leader", producer.name()).send(() -> producer.onVersion(initial));
     }
     at(3, this::leaderTick);
-    long stopMovesAt = 400L * config.maxDelay();
+    long stopMovesAt = 400L * d;
     at(stopMovesAt, () -> movesAllowed = false);
-    long maxEvents = 2_000_000;
+    if (config.crashes().on()) {
+      chaosAllowed = true;
+      failpointsAllowed = true;
+      at(300L * d, () -> chaosAllowed = false);
+      // Late messages move after restarts: failpoints last longer, to reach that path too.
+      at(500L * d, () -> failpointsAllowed = false);
+    }
+    long maxEvents = 3_000_000;
     while (!events.isEmpty() && eventCount < maxEvents) {
       Event e = events.poll();
+      if (e.cancelled) {
+        continue;
+      }
       now = e.time;
       eventCount++;
-      e.action.run();
+      if (e.link != null) {
+        e.link.pending.remove(e);
+      }
+      try {
+        e.action.run();
+      } catch (Crash c) {
+        crash(c.server, c.point);
+      }
+      if (!forcedAway.isEmpty()) {
+        markLate();
+      }
       if (!violations.isEmpty()) {
-        throw new AssertionError("seed " + seed + ": " + violations.get(0));
+        throw failure(violations.get(0));
       }
     }
     if (!quiet()) {
-      throw new AssertionError("seed " + seed + ": no quiescence after " + eventCount
-          + " events: " + stateSummary());
+      throw failure("no quiescence after " + eventCount + " events: " + stateSummary());
     }
     for (Msg m : acked.values()) {
       if (!deliveredCount.containsKey(m.id())) {
-        throw new AssertionError("seed " + seed + ": acknowledged message " + m.id() + " (key "
-            + m.key() + ") was lost");
+        throw failure("acknowledged message " + m.id() + " (key " + m.key() + ") was lost");
       }
     }
     long total = (long) config.producers() * config.messagesPerProducer();
     if (acked.size() != total) {
-      throw new AssertionError("seed " + seed + ": " + acked.size() + " of " + total
-          + " messages acknowledged");
+      throw failure(acked.size() + " of " + total + " messages acknowledged");
     }
     return new Result(seed, eventCount, deliveredCount.size(), completed, aborted, refusals,
-        image.version());
+        image.version(), crashCount, downDeclared, forced, lateDelivered, duplicates,
+        Set.copyOf(coverage));
+  }
+
+  private AssertionError failure(String what) {
+    return new AssertionError("seed " + seed + ": " + what);
   }
 
   private String stateSummary() {
@@ -668,14 +1678,21 @@ final class HandoverSimulation {
       b.append(r.rangeText()).append(' ').append(r.owner()).append(" e").append(r.epoch())
           .append(r.handover() == null ? "" : " " + r.handover()).append("; ");
     }
+    for (QueueServerInfo s : image.servers().values()) {
+      b.append(s.id()).append(' ').append(s.state()).append("; ");
+    }
     for (Producer p : producers) {
       b.append(p.name()).append(" created ").append(p.nextToCreate).append(" inflight ")
           .append(p.inFlight).append(" idle ").append(p.barrier.idle()).append("; ");
     }
     for (Server s : servers.values()) {
-      b.append(s.id).append(" sides ").append(s.rules.sides()).append(" buffers ")
-          .append(s.buffers.keySet()).append(" awaiting ").append(s.awaitingBacklog)
-          .append(" blocked ").append(s.blocked).append("; ");
+      b.append(s.id).append(s.alive ? "" : " (down)").append(" v").append(s.incarnationVersion)
+          .append(" sides ").append(s.rules == null ? "-" : s.rules.sides())
+          .append(" queue ").append(s.disk.queue.values())
+          .append(" buffers ").append(s.disk.buffers)
+          .append(" awaiting ").append(s.awaitingBacklog)
+          .append(" orphans ").append(s.orphansInFlight.keySet())
+          .append(" blocked ").append(s.blocked.keySet()).append("; ");
     }
     return b.toString();
   }

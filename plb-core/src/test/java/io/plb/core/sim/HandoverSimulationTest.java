@@ -2,58 +2,182 @@ package io.plb.core.sim;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
+import io.plb.core.sim.HandoverSimulation.Config;
+import io.plb.core.sim.HandoverSimulation.Crashes;
+import io.plb.core.sim.HandoverSimulation.Mutation;
+import io.plb.core.sim.HandoverSimulation.Result;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.LongFunction;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * Runs the seeded handover simulation over many seeds. A failure names its seed; replay one with
- * {@code -Dplb.sim.seed=N} (add {@code -Dplb.sim.trace=true} for a step-by-step story), or run more
- * seeds with {@code -Dplb.sim.count=N}.
+ * Runs the seeded handover simulation over many seeds: without crashes, and with crashes, restarts
+ * and forced handovers. A failure names its seed and the command that replays it: {@code
+ * -Dplb.sim.seed=N} runs that one seed in each test (add {@code -Dplb.sim.trace=true} for a
+ * step-by-step story); {@code -Dplb.sim.count=N} and {@code -Dplb.sim.crashCount=N} run more.
  */
 class HandoverSimulationTest {
-  private static final HandoverSimulation.Config PIPELINED =
-      new HandoverSimulation.Config(3, 120, 6, 3, 0.05, 0.2, 8);
-  private static final HandoverSimulation.Config SEQUENTIAL =
-      new HandoverSimulation.Config(2, 80, 4, 1, 0.08, 0.3, 6);
+  private static final Config PIPELINED = Config.of(3, 120, 6, 3, 0.05, 0.2, 8);
+  private static final Config SEQUENTIAL = Config.of(2, 80, 4, 1, 0.08, 0.3, 6);
   /** Many aborts, few keys: reaches the abort-from-SWITCH races that C2 and C3 guard. */
-  private static final HandoverSimulation.Config ABORTS =
-      new HandoverSimulation.Config(2, 100, 2, 2, 0.3, 0.2, 10);
+  private static final Config ABORTS = Config.of(2, 100, 2, 2, 0.3, 0.2, 10);
   /** Reports, transfers and their acknowledgements lost at random; agents send them again. */
-  private static final HandoverSimulation.Config LOSSY =
-      new HandoverSimulation.Config(2, 100, 4, 2, 0.1, 0.2, 8, 0.25);
+  private static final Config LOSSY = Config.of(2, 100, 4, 2, 0.1, 0.2, 8).lossy(0.25);
 
-  @Test
-  void manySeedsKeepEveryMessageInProducerOrder() {
-    String only = System.getProperty("plb.sim.seed");
-    long first = only == null ? 1 : Long.parseLong(only);
-    long last = only == null ? Long.getLong("plb.sim.count", 1000) : first;
-    long completed = 0;
-    long aborted = 0;
-    long refusals = 0;
-    for (long seed = first; seed <= last; seed++) {
-      HandoverSimulation.Config config = switch ((int) (seed % 4)) {
-        case 0 -> PIPELINED;
-        case 1 -> SEQUENTIAL;
-        case 2 -> ABORTS;
-        default -> LOSSY;
-      };
-      HandoverSimulation.Result r = new HandoverSimulation(seed, config).run();
+  private static final Crashes CRASHES = new Crashes(3, 0.02, 0.004, 0.5, 10);
+  /** Three servers, three ranges: forced handovers to a third server, targets lost with sources. */
+  private static final Config CRASH_THREE = Config.of(3, 80, 6, 3, 0.05, 0.2, 8)
+      .crashing(3, 3, CRASHES);
+  /** Two servers: a forced handover always goes to the handover's target or the other server. */
+  private static final Config CRASH_TWO = Config.of(2, 80, 4, 2, 0.08, 0.2, 8)
+      .crashing(2, 2, CRASHES);
+  /** Crashes with many aborts: ABORT_SWITCH waiting for a crashed target, forced from it. */
+  private static final Config CRASH_ABORTS = Config.of(2, 80, 3, 2, 0.25, 0.2, 8)
+      .crashing(3, 2, CRASHES);
+  /** Crashes on lossy links. */
+  private static final Config CRASH_LOSSY = Config.of(2, 80, 4, 2, 0.08, 0.2, 8).lossy(0.15)
+      .crashing(3, 3, CRASHES);
+  /**
+   * Sources crash right after sealing, before the seal is persisted; short outages and a very
+   * stale router, which keeps sending the restarted source messages routed under PREPARE.
+   */
+  private static final Config CRASH_AT_SEAL = Config.of(3, 80, 6, 3, 0.05, 0.2, 8)
+      .crashing(3, 3, new Crashes(4, 0, 0.5, 0, 40, "sealed"));
+
+  private static Config plain(long seed) {
+    return switch ((int) (seed % 4)) {
+      case 0 -> PIPELINED;
+      case 1 -> SEQUENTIAL;
+      case 2 -> ABORTS;
+      default -> LOSSY;
+    };
+  }
+
+  private static Config crashing(long seed) {
+    return switch ((int) (seed % 5)) {
+      case 0 -> CRASH_THREE;
+      case 1 -> CRASH_TWO;
+      case 2 -> CRASH_ABORTS;
+      case 3 -> CRASH_LOSSY;
+      default -> CRASH_AT_SEAL;
+    };
+  }
+
+  /** Totals over a run of seeds. */
+  private static final class Totals {
+    long completed;
+    long aborted;
+    long refusals;
+    long crashes;
+    long down;
+    long forced;
+    long late;
+    long duplicates;
+    final Set<String> coverage = new TreeSet<>();
+
+    void add(Result r) {
       completed += r.handoversCompleted();
       aborted += r.handoversAborted();
       refusals += r.refusals();
+      crashes += r.crashes();
+      down += r.downDeclared();
+      forced += r.forced();
+      late += r.lateDelivered();
+      duplicates += r.duplicates();
+      coverage.addAll(r.coverage());
     }
-    if (only == null) {
+  }
+
+  private static Totals runSeeds(String test, String countProperty, long defaultCount,
+      LongFunction<Config> configs) {
+    String only = System.getProperty("plb.sim.seed");
+    long first = only == null ? 1 : Long.parseLong(only);
+    long last = only == null ? Long.getLong(countProperty, defaultCount) : first;
+    Totals t = new Totals();
+    for (long seed = first; seed <= last; seed++) {
+      try {
+        t.add(new HandoverSimulation(seed, configs.apply(seed)).run());
+      } catch (AssertionError e) {
+        throw new AssertionError(e.getMessage() + "\n  replay: mvn -B -q -pl plb-core -am test"
+            + " -Dtest='HandoverSimulationTest#" + test + "'"
+            + " -Dsurefire.failIfNoSpecifiedTests=false -Dplb.sim.seed=" + seed
+            + " -Dplb.sim.trace=true", e);
+      }
+    }
+    return only == null ? t : null;
+  }
+
+  @Test
+  void manySeedsKeepEveryMessageInProducerOrder() {
+    Totals t = runSeeds("manySeedsKeepEveryMessageInProducerOrder", "plb.sim.count", 1000,
+        HandoverSimulationTest::plain);
+    if (t != null) {
       // The runs must actually exercise the protocol, or passing means nothing.
-      assertTrue(completed > 200, "handovers completed: " + completed);
-      assertTrue(aborted > 50, "handovers aborted: " + aborted);
-      assertTrue(refusals > 100, "WRONG_OWNER refusals: " + refusals);
+      assertTrue(t.completed > 200, "handovers completed: " + t.completed);
+      assertTrue(t.aborted > 50, "handovers aborted: " + t.aborted);
+      assertTrue(t.refusals > 100, "WRONG_OWNER refusals: " + t.refusals);
     }
   }
 
   @Test
+  void crashesRestartsAndForcedHandoversLoseNothing() {
+    Totals t = runSeeds("crashesRestartsAndForcedHandoversLoseNothing", "plb.sim.crashCount",
+        250, HandoverSimulationTest::crashing);
+    if (t != null) {
+      System.out.println("crash simulation: " + t.crashes + " crashes, " + t.down + " DOWN, "
+          + t.forced + " forced handovers, " + t.late + " late deliveries, " + t.duplicates
+          + " duplicates, " + t.completed + " handovers completed, " + t.aborted + " aborted; "
+          + t.coverage);
+      assertTrue(t.crashes > 500, "crashes: " + t.crashes);
+      assertTrue(t.forced > 100, "forced handovers: " + t.forced);
+      assertTrue(t.late > 100, "late deliveries: " + t.late);
+      assertTrue(t.completed > 500, "handovers completed: " + t.completed);
+      for (String role : new String[] {"source", "target"}) {
+        for (String phase : new String[] {"PREPARE", "SWITCH", "ABORT_SWITCH"}) {
+          assertTrue(t.coverage.contains(role + "-crash-in-" + phase),
+              "no crash of a " + role + " in " + phase + ": " + t.coverage);
+        }
+      }
+      for (String point : new String[] {"between-actions", "before-persist", "after-persist",
+          "sealed", "publish-stored", "transfer-stored", "late-queued", "late-sent"}) {
+        assertTrue(t.coverage.contains("crash@" + point), "no crash at " + point);
+      }
+    }
+  }
+
+  /**
+   * The checkers can fail: each deliberate defect makes a seed fail within a few dozen. The
+   * last two are the agent as it was before the simulation modelled crashes.
+   */
+  @ParameterizedTest
+  @EnumSource(value = Mutation.class, names = "NONE", mode = EnumSource.Mode.EXCLUDE)
+  void everyMutationIsCaught(Mutation mutation) {
+    LongFunction<Config> configs = switch (mutation) {
+      case C1_DRAINED_BEFORE_ACK, C2_NO_WAIT -> HandoverSimulationTest::plain;
+      case TRANSFER_BEFORE_PERSIST -> seed -> CRASH_AT_SEAL;
+      default -> HandoverSimulationTest::crashing;
+    };
+    for (long seed = 1; seed <= 200; seed++) {
+      try {
+        new HandoverSimulation(seed, configs.apply(seed).with(mutation)).run();
+      } catch (AssertionError e) {
+        System.out.println(mutation + " caught: " + e.getMessage());
+        return;
+      }
+    }
+    fail("no seed up to 200 fails with " + mutation);
+  }
+
+  @Test
   void aSeedReplaysExactly() {
-    HandoverSimulation.Result a = new HandoverSimulation(42, PIPELINED).run();
-    HandoverSimulation.Result b = new HandoverSimulation(42, PIPELINED).run();
-    assertEquals(a, b);
+    assertEquals(new HandoverSimulation(42, PIPELINED).run(),
+        new HandoverSimulation(42, PIPELINED).run());
+    assertEquals(new HandoverSimulation(43, CRASH_THREE).run(),
+        new HandoverSimulation(43, CRASH_THREE).run());
   }
 }
