@@ -33,6 +33,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -139,6 +144,50 @@ class LateHandoverMessagesTest {
       got.assertDeliveredOnce(c, List.of("m1", "m2", "m3", "m4", "m5", "m6"));
       q1.close();
       q2.close();
+    }
+  }
+
+  /**
+   * The same report sent many times at once — an agent's resend timer firing while its first
+   * report is still being committed — makes one log entry: repeats that arrive while it is in
+   * flight share its outcome, repeats after it are ignored.
+   */
+  @Test
+  void aReportRepeatedWhileBeingCommittedMakesOneLogEntry() throws Exception {
+    try (QueueCluster c = QueueCluster.start(tmp, 2, Map.of(), Map.of())) {
+      c.layOut(1);
+      c.stopQueue(1); // the target is away: only the reports sent here move the handover on
+      long he = c.map().rangeFor(0).epoch() + 1;
+      c.admin().move(0, "q2");
+      awaitPhase(c, HandoverPhase.PREPARE);
+      TestCluster.await(WAIT, "every node at PREPARE", () -> applied(c) == minApplied(c));
+      long applied = applied(c);
+      int n = 8;
+      ExecutorService pool = Executors.newFixedThreadPool(n);
+      try {
+        CountDownLatch go = new CountDownLatch(1);
+        List<Future<HandoverReportResponse>> answers = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+          answers.add(pool.submit(() -> {
+            go.await();
+            return c.admin().report(Report.READY, "q2", 0, he);
+          }));
+        }
+        go.countDown();
+        long version = -1;
+        for (Future<HandoverReportResponse> f : answers) {
+          HandoverReportResponse r = f.get(60, TimeUnit.SECONDS);
+          version = version < 0 ? r.getVersion() : version;
+          assertEquals(version, r.getVersion(), "every repeat answered with one version: " + r);
+        }
+        assertEquals(HandoverPhase.SWITCH, c.map().rangeFor(0).handover().phase());
+        assertEquals(version, c.map().version());
+        long switched = version;
+        TestCluster.await(WAIT, "every node applied it", () -> minApplied(c) >= switched);
+        assertEquals(applied + 1, applied(c), "one log entry for " + n + " copies of a report");
+      } finally {
+        pool.shutdownNow();
+      }
     }
   }
 
@@ -261,6 +310,18 @@ class LateHandoverMessagesTest {
       }
     }
     return max;
+  }
+
+  /** The lowest Raft index the running nodes have applied. */
+  private static long minApplied(QueueCluster c) {
+    long min = Long.MAX_VALUE;
+    for (int i = 0; i < c.plb().size(); i++) {
+      PlbNode n = c.plb().node(i);
+      if (n != null) {
+        min = Math.min(min, n.publisher().appliedIndex());
+      }
+    }
+    return min;
   }
 
   private static Participant.Side side(QueueCluster c, int queue) {

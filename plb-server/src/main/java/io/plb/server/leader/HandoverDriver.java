@@ -85,6 +85,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   private final Set<String> suspected = new HashSet<>();
   /** Liveness proposals (server state changes, forced handovers) in flight, by subject. */
   private final Set<String> livenessInFlight = new HashSet<>();
+  /** Reports being proposed: a repeat that arrives meanwhile shares the first one's outcome. */
+  private final Map<Command, CompletableFuture<ReportOutcome>> reportsInFlight = new HashMap<>();
   private long leadingSince;
   private long term = -1;
   private volatile boolean leading;
@@ -119,6 +121,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       aborting.clear();
       suspected.clear();
       livenessInFlight.clear();
+      reportsInFlight.clear();
       lastHeard.clear();
       LOG.info("leading in term {}: driving {} open handover(s), timeouts start now", newTerm,
           countOpen(publisher.image()));
@@ -136,6 +139,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       leading = false;
       seen.clear();
       aborting.clear();
+      reportsInFlight.clear();
     });
   }
 
@@ -200,7 +204,10 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
 
   /**
    * A queue server's report. Late and duplicated reports are answered "ignored" at once, without
-   * a log entry; the rest are proposed (and checked again when applied).
+   * a log entry; a repeat of a report still being proposed shares its outcome (an agent resends
+   * what it has no answer for, so under a slow commit each resend would otherwise be proposed and
+   * rejected when applied, one log entry each); the rest are proposed (and checked again when
+   * applied).
    */
   public CompletableFuture<ReportOutcome> report(Command command, long rangeStart,
       String reporter) {
@@ -220,11 +227,18 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
         throw PlbException.precondition("server " + reporter + " cannot report this step of the "
             + "handover of " + r.rangeText() + "; it is " + expected + "'s to report");
       }
-      return proposer.propose(command, term).thenApply(result -> {
+      CompletableFuture<ReportOutcome> same = reportsInFlight.get(command);
+      if (same != null) {
+        return same;
+      }
+      CompletableFuture<ReportOutcome> out = proposer.propose(command, term).thenApply(result -> {
         requireOk(result);
         return new ReportOutcome(result.getVersion(), result.getIgnored(),
             result.getIgnored() ? result.getErrorMessage() : command.describe());
       });
+      reportsInFlight.put(command, out);
+      out.whenComplete((v, e) -> run(() -> reportsInFlight.remove(command, out)));
+      return out;
     });
   }
 
