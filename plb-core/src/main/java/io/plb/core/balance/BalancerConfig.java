@@ -59,6 +59,9 @@ import java.util.Objects;
  * @param maxMergesPerRound merges one plan may make; ≥ 0, default 16
  * @param minRangesPerServer a merge never leaves a server with fewer ranges than this; ≥ 1,
  *     default 16
+ * @param maxMergesPerMove when every range of a server needing relief is too small to move with
+ *     gain, a run of up to this many + 1 adjacent ranges of it is merged into one range that can
+ *     move; ≥ 0 (0: never), default 64
  */
 public record BalancerConfig(
     Criterion criterion,
@@ -84,7 +87,8 @@ public record BalancerConfig(
     int maxRanges,
     double mergeMaxLoad,
     int maxMergesPerRound,
-    int minRangesPerServer) {
+    int minRangesPerServer,
+    int maxMergesPerMove) {
 
   public BalancerConfig {
     Objects.requireNonNull(criterion, "balancer.criterion");
@@ -139,6 +143,7 @@ public record BalancerConfig(
     if (minRangesPerServer < 1) {
       throw bad("minRangesPerServer", ">= 1", minRangesPerServer);
     }
+    budget("maxMergesPerMove", maxMergesPerMove);
   }
 
   /** The defaults listed above. */
@@ -230,6 +235,7 @@ public record BalancerConfig(
     private double mergeMaxLoad = 0.002;
     private int maxMergesPerRound = 16;
     private int minRangesPerServer = 16;
+    private int maxMergesPerMove = 64;
 
     private Builder() {}
 
@@ -258,6 +264,7 @@ public record BalancerConfig(
       mergeMaxLoad = c.mergeMaxLoad;
       maxMergesPerRound = c.maxMergesPerRound;
       minRangesPerServer = c.minRangesPerServer;
+      maxMergesPerMove = c.maxMergesPerMove;
     }
 
     public Builder criterion(Criterion v) {
@@ -380,13 +387,19 @@ public record BalancerConfig(
       return this;
     }
 
+    public Builder maxMergesPerMove(int v) {
+      maxMergesPerMove = v;
+      return this;
+    }
+
     /** The configuration; every value is checked (see {@link BalancerConfig}). */
     public BalancerConfig build() {
       return new BalancerConfig(
           criterion, maxMeanRatio, highWater, stddevThreshold, hysteresis, actAbove, quantile,
           upperCorrelation, horizon, maxMovesPerRound, maxMovesPerServer, maxMovesPerWindow,
           moveWindow, minDwell, minGain, expectedHold, disruptionWeight, splitMinLoad, hotKeyShare,
-          maxSplitsPerRound, maxRanges, mergeMaxLoad, maxMergesPerRound, minRangesPerServer);
+          maxSplitsPerRound, maxRanges, mergeMaxLoad, maxMergesPerRound, minRangesPerServer,
+          maxMergesPerMove);
     }
   }
 }

@@ -40,6 +40,11 @@ public record Cause(
     /** A range split so that one dominating hot key gets a range of its own. */
     ISOLATE_HOT_KEY,
     /** Two adjacent cold ranges of one owner merged, to keep the map small. */
-    MERGE_COLD
+    MERGE_COLD,
+    /**
+     * Adjacent ranges of a server needing relief merged into one that can move with gain, when
+     * each alone is too small to.
+     */
+    MERGE_TO_MOVE
   }
 }

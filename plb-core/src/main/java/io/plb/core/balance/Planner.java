@@ -39,8 +39,10 @@ import java.util.TreeMap;
  * bringing at least {@code balancer.splitMinLoad} of its capacity is split instead — around a hot
  * key that brings at least {@code balancer.hotKeyShare} of its load, else where its predicted load
  * halves — when moving one of the pieces scores better than the best whole-range move; the next
- * step moves the piece. A server that still cannot be relieved is left (and named in
- * {@link Plan#notes()}). Finally, adjacent cold ranges of one active owner are
+ * step moves the piece. When every range of that server is too small to move with gain, a run of
+ * its adjacent movable ranges (at most {@code balancer.maxMergesPerMove} + 1) is merged into one
+ * range that can, sized to level the server with its least utilised target. A server that still
+ * cannot be relieved is left (and named in {@link Plan#notes()}). Finally, adjacent cold ranges of one active owner are
  * merged (bounded by {@code balancer.maxMergesPerRound} and {@code balancer.minRangesPerServer}).
  *
  * <p><b>Never.</b> More than {@code maxMovesPerRound} handovers, more than {@code
@@ -453,7 +455,12 @@ public final class Planner {
         } else if (c != null) {
           move(source, c, st);
         } else {
-          stuck(source, "no movable range lowers it by more than " + fmt(cfg.minGain()));
+          Coalesce unit = bestCoalesce(source, targets, st);
+          if (unit != null) {
+            coalesce(source, unit, st);
+          } else {
+            stuck(source, "no movable range lowers it by more than " + fmt(cfg.minGain()));
+          }
         }
       }
     }
@@ -679,6 +686,104 @@ public final class Planner {
             null, Double.NaN, Double.NaN, p.mean, p.upper, detail);
         actions.add(new PlanAction.Split(rangeStart, c, cause));
         rangeStart = c;
+      }
+    }
+
+    /** A run of adjacent ranges of one server, merged into {@code unit}, which can then move. */
+    private record Coalesce(List<Piece> run, Piece unit, Candidate move) {}
+
+    /**
+     * When no single range of the source can move with gain (each is too small), the run of
+     * adjacent movable ranges of it (at most {@code maxMergesPerMove} + 1) whose planned rate comes
+     * closest to, without passing, what would level the source with its least utilised target;
+     * null if merging that run would still not give a move with gain.
+     */
+    private Coalesce bestCoalesce(int s, int[] targets, Stats st) {
+      int maxRun = cfg.maxMergesPerMove() + 1;
+      if (maxRun < 2) {
+        return null;
+      }
+      int t0 = targets[0];
+      double ideal = (util(s) - util(t0)) / (1 / cap[s] + 1 / cap[t0]);
+      if (!(ideal > cfg.minGain() * cap[s])) {
+        return null;
+      }
+      List<Piece> list = new ArrayList<>();
+      for (Piece p : movable.get(s)) {
+        if (!p.touched) {
+          list.add(p);
+        }
+      }
+      list.sort((a, b) -> Long.compareUnsigned(a.start, b.start));
+      int bestL = -1;
+      int bestR = -1;
+      double bestSum = 0;
+      int l = 0;
+      double sum = 0;
+      for (int r = 0; r < list.size(); r++) {
+        if (r > l && list.get(r - 1).end != list.get(r).start) {
+          l = r; // not adjacent: a new run starts
+          sum = 0;
+        }
+        sum += list.get(r).upper;
+        while (l < r && (sum > ideal || r - l + 1 > maxRun)) {
+          sum -= list.get(l++).upper;
+        }
+        if (r > l && sum <= ideal && sum > bestSum) {
+          bestSum = sum;
+          bestL = l;
+          bestR = r;
+        }
+      }
+      if (bestL < 0) {
+        return null;
+      }
+      List<Piece> run = new ArrayList<>(list.subList(bestL, bestR + 1));
+      Piece first = run.get(0);
+      Piece unit = new Piece(first.start, run.get(run.size() - 1).end, s, false, false,
+          BalanceRange.NEVER, 0.0);
+      unit.price(outlook);
+      for (Piece p : run) {
+        unit.lastMoved = Math.max(unit.lastMoved, p.lastMoved);
+        unit.backlog += p.backlog;
+      }
+      // Try the merge on the source's figures, then put them back.
+      for (Piece p : run) {
+        remove(s, p);
+      }
+      add(s, unit);
+      Candidate move = bestMove(s, List.of(unit), targets, st);
+      remove(s, unit);
+      for (Piece p : run) {
+        add(s, p);
+      }
+      return move == null ? null : new Coalesce(run, unit, move);
+    }
+
+    /** Merges a run chosen by {@link #bestCoalesce}; the next step moves the merged range. */
+    private void coalesce(int s, Coalesce c, Stats st) {
+      List<Piece> run = c.run();
+      Piece unit = c.unit();
+      double before = util(s);
+      for (Piece p : run) {
+        remove(s, p);
+      }
+      add(s, unit);
+      int at = ring.indexOf(run.get(0));
+      ring.subList(at, at + run.size()).clear();
+      ring.add(at, unit);
+      List<Piece> list = movable.get(s);
+      list.removeAll(run);
+      list.add(unit);
+      sorted[s] = false;
+      rangeCount[s] -= run.size() - 1;
+      String detail = run.size() + " adjacent ranges of " + ids[s] + " (" + fmt(before)
+          + "), each too small to move with gain, together planned rate " + fmt(unit.upper)
+          + " (" + fmt(unit.upper / cap[s]) + " of its capacity)";
+      for (int i = 1; i < run.size(); i++) {
+        Cause cause = new Cause(Reason.MERGE_TO_MOVE, cfg.criterion(), st.value(), ids[s], before,
+            util(s), null, Double.NaN, Double.NaN, unit.mean, unit.upper, detail);
+        actions.add(new PlanAction.Merge(unit.start, run.get(i).start, cause));
       }
     }
 

@@ -216,6 +216,7 @@ final class BalanceFixtures {
         .mergeMaxLoad(rnd.nextInt(3) == 0 ? 0.0 : rnd.nextDouble() * 0.01)
         .maxMergesPerRound(rnd.nextInt(20))
         .minRangesPerServer(1 + rnd.nextInt(20))
+        .maxMergesPerMove(rnd.nextInt(4) == 0 ? 0 : rnd.nextInt(100))
         .actAbove(rnd.nextInt(4) == 0 ? 0.5 : 0.0)
         .build();
   }

@@ -69,6 +69,7 @@ class BalancerConfigTest {
     refused("maxRanges", ">= 1", b -> b.maxRanges(0));
     refused("mergeMaxLoad", ">= 0", b -> b.mergeMaxLoad(-0.1));
     refused("minRangesPerServer", ">= 1", b -> b.minRangesPerServer(0));
+    refused("maxMergesPerMove", ">= 0", b -> b.maxMergesPerMove(-1));
     assertThrows(NullPointerException.class, () -> BalancerConfig.builder().criterion(null)
         .build());
   }

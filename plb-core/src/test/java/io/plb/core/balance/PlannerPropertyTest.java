@@ -51,6 +51,7 @@ class PlannerPropertyTest {
     int withMoves = 0;
     int withSplits = 0;
     int withMerges = 0;
+    int withRuns = 0;
     long[] seeds = seeds(CASES, 11);
     for (int i = 0; i < seeds.length; i++) {
       long seed = seeds[i];
@@ -65,12 +66,15 @@ class PlannerPropertyTest {
       withMoves += plan.moves().isEmpty() ? 0 : 1;
       withSplits += plan.splits().isEmpty() ? 0 : 1;
       withMerges += plan.merges().isEmpty() ? 0 : 1;
+      withRuns += plan.merges().stream()
+          .anyMatch(g -> g.cause().reason() == Cause.Reason.MERGE_TO_MOVE) ? 1 : 0;
     }
     // The generator must reach every kind of action, or the checks above prove little.
     if (System.getProperty("plb.seed") == null) {
       assertTrue(withMoves > CASES / 5, "plans with moves: " + withMoves);
       assertTrue(withSplits > CASES / 20, "plans with splits: " + withSplits);
       assertTrue(withMerges > CASES / 10, "plans with merges: " + withMerges);
+      assertTrue(withRuns > 3, "plans merging runs to move: " + withRuns);
     }
   }
 
@@ -101,7 +105,17 @@ class PlannerPropertyTest {
         s + " takes part in " + n + " moves with " + perServer.getOrDefault(s, 0)
             + " running"));
     assertTrue(plan.splits().size() <= cfg.maxSplitsPerRound(), "splits");
-    assertTrue(plan.merges().size() <= cfg.maxMergesPerRound(), "merges");
+    long cold = plan.merges().stream()
+        .filter(g -> g.cause().reason() == Cause.Reason.MERGE_COLD).count();
+    assertTrue(cold <= cfg.maxMergesPerRound(), "cold merges " + cold);
+    // Each run merged to move is at most maxMergesPerMove merges onto one range start.
+    Map<Long, Integer> runs = new HashMap<>();
+    plan.merges().stream().filter(g -> g.cause().reason() == Cause.Reason.MERGE_TO_MOVE)
+        .forEach(g -> runs.merge(g.leftStart(), 1, Integer::sum));
+    runs.values().forEach(n -> assertTrue(n <= cfg.maxMergesPerMove(), "run of " + n));
+    if (!runs.isEmpty()) {
+      assertTrue(plan.acting(), "merged to move while not acting");
+    }
     if (!plan.splits().isEmpty()) {
       assertTrue(p.ranges().size() + plan.splits().size() <= cfg.maxRanges(), "maxRanges");
     }
@@ -155,7 +169,10 @@ class PlannerPropertyTest {
       long after = counts.getOrDefault(s.id(), 0L);
       if (after < before && plan.merges().size() > 0) {
         assertTrue(after >= Math.min(before, cfg.minRangesPerServer())
-            || plan.moves().stream().anyMatch(m -> m.from().equals(s.id())),
+            || plan.moves().stream().anyMatch(m -> m.from().equals(s.id()))
+            || plan.merges().stream().anyMatch(
+                g -> g.cause().reason() == Cause.Reason.MERGE_TO_MOVE
+                    && g.cause().source().equals(s.id())),
             s.id() + " merged down to " + after + " ranges");
       }
     }

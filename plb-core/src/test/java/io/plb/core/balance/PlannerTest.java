@@ -416,6 +416,46 @@ class PlannerTest {
   }
 
   @Test
+  void mergesARunOfSmallRangesToMoveIt() {
+    // 8 servers, 4096 one-slice ranges; s0's slices bring 0.15 each (76.8 in all), the others'
+    // 0.1 (51.2): max/mean 1.41. No single range (0.15 % of capacity) can move with a 2 % gain,
+    // so a run of s0's ranges is merged first, sized to level s0 with the least utilised server.
+    String[] owners = new String[Ring.SLICES];
+    for (int i = 0; i < owners.length; i++) {
+      owners[i] = "s" + (i * 8 / owners.length);
+    }
+    List<BalanceRange> ranges = slices(1, owners);
+    List<BalanceServer> servers = new ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      servers.add(active("s" + i));
+    }
+    double[] mean = new double[Ring.SLICES];
+    for (int i = 0; i < mean.length; i++) {
+      mean[i] = i < 512 ? 0.15 : 0.1;
+    }
+    LoadOutlook outlook = LoadOutlook.ofSlices(mean, mean.clone(), List.of());
+    Plan plan = plan(ranges, servers, outlook, DEFAULTS);
+    List<PlanAction.Merge> runs = plan.merges().stream()
+        .filter(m -> m.cause().reason() == Reason.MERGE_TO_MOVE).toList();
+    assertFalse(runs.isEmpty(), plan.actions().toString());
+    java.util.Map<Long, Long> perUnit = runs.stream().collect(java.util.stream.Collectors
+        .groupingBy(PlanAction.Merge::leftStart, java.util.stream.Collectors.counting()));
+    perUnit.values().forEach(n -> assertTrue(n <= DEFAULTS.maxMergesPerMove()));
+    // Every merged unit is then moved.
+    assertEquals(perUnit.keySet(), plan.moves().stream().map(PlanAction.Move::rangeStart)
+        .collect(java.util.stream.Collectors.toSet()));
+    PlanAction.Move first = plan.moves().get(0);
+    assertEquals("s0", first.from());
+    assertEquals(runs.get(0).leftStart(), first.rangeStart());
+    // Levelling s0 (0.768) with an s1 (0.512) moves about 12.8: 85 ranges, capped at 65.
+    assertEquals(0.15 * 65, first.cause().upperLoad(), 1e-6);
+    assertTrue(plan.criterionAfter() < plan.criterionBefore());
+    // Not with merging to move turned off: every server is left as it is.
+    Plan off = plan(ranges, servers, outlook, DEFAULTS.toBuilder().maxMergesPerMove(0).build());
+    assertTrue(off.moves().isEmpty(), off.actions().toString());
+  }
+
+  @Test
   void refusesAnInvalidMap() {
     List<BalanceServer> servers = List.of(active("a"));
     LoadOutlook outlook = LoadOutlook.uniform(1, 1);
