@@ -82,6 +82,49 @@ public final class ForecastBank {
     buckets++;
   }
 
+  /**
+   * Loads {@code length} buckets of history into a bank that has seen none (a leader taking over
+   * with stored history, a simulator warming up): {@code history.apply(i)} gives series {@code i}'s
+   * values, oldest first, or null for a series that was idle throughout. Each non-idle series is
+   * selected and fitted once ({@link SeriesForecaster#observeAll}).
+   *
+   * @throws IllegalArgumentException if the bank has observed buckets already, or a history has
+   *     the wrong length or a bad value
+   */
+  public void loadHistory(int length, java.util.function.IntFunction<double[]> history) {
+    if (buckets != 0) {
+      throw new IllegalArgumentException("history can only be loaded into an empty bank");
+    }
+    Checks.atLeast("length", length, 1);
+    // Built aside and installed only when every history was good.
+    SeriesForecaster[] loaded = new SeriesForecaster[series.length];
+    for (int i = 0; i < series.length; i++) {
+      double[] h = history.apply(i);
+      if (h == null) {
+        continue;
+      }
+      if (h.length != length) {
+        throw new IllegalArgumentException(
+            "history of series " + i + " has " + h.length + " values, expected " + length);
+      }
+      boolean idle = true;
+      for (double v : h) {
+        if (v != 0) {
+          idle = false;
+          break;
+        }
+      }
+      if (idle) {
+        continue;
+      }
+      SeriesForecaster s = new SeriesForecaster(config, phase(i), 0);
+      s.observeAll(h);
+      loaded[i] = s;
+    }
+    System.arraycopy(loaded, 0, series, 0, series.length);
+    buckets = length;
+  }
+
   /** The forecaster of series {@code i}, or null while it has only seen zeros. */
   public SeriesForecaster series(int i) {
     return series[i];

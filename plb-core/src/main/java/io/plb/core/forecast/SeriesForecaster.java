@@ -138,6 +138,34 @@ public final class SeriesForecaster {
     issue(count);
   }
 
+  /**
+   * Takes a block of buckets at once (a leader loading stored history, a simulator warming up):
+   * appends them all without scoring or scheduled refits, then selects and fits once. Realised
+   * accuracy restarts from the backtest. All values are checked before any is applied.
+   *
+   * @throws IllegalArgumentException if a value is NaN, infinite or negative (nothing changes)
+   */
+  public void observeAll(double[] values) {
+    if (values == null) {
+      throw new IllegalArgumentException("values must not be null");
+    }
+    for (int i = 0; i < values.length; i++) {
+      double v = values[i];
+      if (!Double.isFinite(v) || v < 0) {
+        throw new IllegalArgumentException(
+            "values[" + i + "] must be a finite number >= 0, got " + v);
+      }
+    }
+    if (values.length == 0) {
+      return;
+    }
+    for (double v : values) {
+      buffer.append(v);
+    }
+    reselect();
+    issue(buffer.end());
+  }
+
   /** Re-selects and refits now, off schedule (e.g. to measure the cost of a refit). */
   public void refit() {
     if (selection == null) {

@@ -104,6 +104,31 @@ class ForecastBankTest {
   }
 
   @Test
+  void loadsStoredHistoryAllOrNothing() {
+    ForecasterConfig c = ForecasterConfig.defaults(DAY, 4);
+    double[] y = Synthetic.flights(DAY, 50).series(1, 3 * WEEK);
+    double[] bad = y.clone();
+    bad[100] = Double.NaN;
+    ForecastBank bank = new ForecastBank(3, c);
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> bank.loadHistory(y.length, i -> i == 2 ? bad : y));
+    assertTrue(e.getMessage().contains("values[100]"), e.getMessage());
+    assertEquals(0, bank.buckets());
+    assertEquals(0, bank.live());
+    assertThrows(IllegalArgumentException.class,
+        () -> bank.loadHistory(y.length, i -> new double[5]));
+    bank.loadHistory(y.length, i -> i == 0 ? y : i == 1 ? new double[y.length] : null);
+    assertEquals(y.length, bank.buckets());
+    assertEquals(1, bank.live());
+    assertNotNull(bank.series(0));
+    assertEquals(y.length, bank.series(0).buckets());
+    assertTrue(!bank.series(0).chosenModel().equals("ewma"), bank.series(0).chosenModel());
+    bank.observe(new double[] {3, 0, 1});
+    assertEquals(y.length + 1, bank.series(2).buckets());
+    assertThrows(IllegalArgumentException.class, () -> bank.loadHistory(5, i -> null));
+  }
+
+  @Test
   void hotKeysAreForecastPerKey() {
     ForecasterConfig c = ForecasterConfig.defaults(DAY, 4).withRefitEvery(DAY);
     KeyForecasts hot = new KeyForecasts(c, 2);
