@@ -22,7 +22,8 @@ class ForecastModelsTest {
         new HoltWinters(DAY, WEEK),
         new FourierRegression(new int[] {DAY, WEEK}, new int[] {10, 3}),
         new SeasonalLevel(new int[] {WEEK, 2 * WEEK}, 4, 1, 8),
-        new SeasonalLevel(new int[] {DAY, 2 * DAY}, 4, 1, 8));
+        new SeasonalLevel(new int[] {DAY, 2 * DAY}, 4, 1, 8),
+        new SeasonalLevel(new int[] {DAY, 2 * DAY, WEEK}, 8, 1, 8, 6, 2.0, 2 * DAY));
   }
 
   /** Fits on [0, fitEnd) and checks the forecast from every origin after it. */
@@ -112,6 +113,9 @@ class ForecastModelsTest {
     assertCoverage("seasonal-level",
         coverage(new SeasonalLevel(new int[] {WEEK, 2 * WEEK}, 4, 1, steps), seasonal, 3 * WEEK,
             steps));
+    assertCoverage("seasonal-level with deviation regression",
+        coverage(new SeasonalLevel(new int[] {DAY, 2 * DAY, WEEK, 2 * WEEK}, 8, 1, steps, 6, 2.0,
+            2 * DAY), seasonal, 3 * WEEK, steps));
     assertCoverage("holt-winters weekly",
         coverage(new HoltWinters(DAY, WEEK), seasonal, 3 * WEEK, steps));
 
@@ -204,7 +208,9 @@ class ForecastModelsTest {
     assertThrows(IllegalArgumentException.class,
         () -> new SeasonalLevel(new int[] {24}, 0, 1, 8));
     assertThrows(IllegalArgumentException.class,
-        () -> new SeasonalLevel(new int[] {24}, 4, 1, 8, 0.5, 100));
+        () -> new SeasonalLevel(new int[] {24}, 4, 1, 8, 0, 0.5, 100));
+    assertThrows(IllegalArgumentException.class,
+        () -> new SeasonalLevel(new int[] {24}, 4, 1, 8, -1, 2, 100));
     for (ForecastModel m : models()) {
       IllegalArgumentException e =
           assertThrows(IllegalArgumentException.class, () -> m.forecast(new double[0], 4));

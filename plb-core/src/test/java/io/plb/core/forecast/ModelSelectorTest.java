@@ -20,7 +20,8 @@ class ModelSelectorTest {
 
   @Test
   void picksASeasonalModelOnSeasonalData() {
-    ForecasterConfig config = ForecasterConfig.defaults(DAY, 4);
+    ForecasterConfig config = ForecasterConfig.full(DAY, 4);
+    assertEquals(5, config.candidates().size());
     double[] y = Synthetic.flights(DAY, 200).series(21, 3 * WEEK);
     ModelSelector.Selection s = selector(config).select(y);
     assertNotEquals("ewma", s.chosen(), s.scores().toString());
@@ -40,7 +41,7 @@ class ModelSelectorTest {
 
   @Test
   void picksTheReactiveEstimateOnARandomWalk() {
-    ForecasterConfig config = ForecasterConfig.defaults(DAY, 4);
+    ForecasterConfig config = ForecasterConfig.full(DAY, 4);
     for (long seed = 1; seed <= 3; seed++) {
       double[] y = Synthetic.randomWalk(seed, 3 * WEEK, 500, 5);
       ModelSelector.Selection s = selector(config).select(y);
@@ -69,7 +70,10 @@ class ModelSelectorTest {
     double[] y = Synthetic.flights(DAY, 200).series(2, DAY);
     ModelSelector.Selection s = selector(config).select(y);
     assertEquals("ewma", s.chosen());
-    assertFalse(s.score("seasonal-level/" + WEEK + "+" + 2 * WEEK).available());
+    for (ForecastModel m : config.candidates()) {
+      // A third of the history is backtested; the rest must cover the model's needs.
+      assertEquals(m.minHistory() <= DAY - DAY / 3, s.score(m.name()).available(), m.name());
+    }
     // One observation: nothing to backtest, still a usable reactive estimate.
     ModelSelector.Selection one = selector(config).select(new double[] {5});
     assertEquals("ewma", one.chosen());
