@@ -22,8 +22,8 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * Cost of forecasting the 4,096 ring slices with {@link ForecastBank} and the default
  * configuration ({@link ForecasterConfig#defaults}: one-minute buckets, a 10-step horizon,
- * candidates seasonal naive, Holt–Winters (daily), trend + Fourier (daily and weekly), seasonal
- * level on weeks and on days; reactive EWMA; a one-day backtest).
+ * candidates seasonal naive and seasonal level on days and weeks and on days alone; reactive
+ * EWMA; a one-day backtest; refit every three hours).
  *
  * <p>Every slice is live and holds what the leader would hold: {@code history} one-minute buckets
  * (default two weeks and two days, 23,040 floats, 92 KB a slice, 377 MB for all). Slice {@code

@@ -163,6 +163,14 @@ public final class ForecastBank {
         || upper.length != series.length) {
       throw new IllegalArgumentException("mean and upper must have length " + series.length);
     }
+    if (steps < 1 || steps > config.horizon()) {
+      throw new IllegalArgumentException(
+          "steps must be in [1, horizon = " + config.horizon() + "], got " + steps);
+    }
+    if (!(q >= 0.5 && q < 1)) {
+      throw new IllegalArgumentException("quantile must be in [0.5, 1), got " + q);
+    }
+    double ratio = SeriesForecaster.quantileRatio(config, q);
     double[] out = new double[2];
     for (int i = 0; i < series.length; i++) {
       SeriesForecaster s = series[i];
@@ -170,7 +178,7 @@ public final class ForecastBank {
         mean[i] = 0;
         upper[i] = 0;
       } else {
-        s.horizonRate(steps, q, out);
+        s.horizonRateAt(steps, ratio, out);
         mean[i] = out[0];
         upper[i] = out[1];
       }

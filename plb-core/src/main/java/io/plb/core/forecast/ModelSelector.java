@@ -43,6 +43,14 @@ public final class ModelSelector {
     double sigmaAt(int step) {
       return sigma[Math.min(step, sigma.length) - 1];
     }
+
+    @Override
+    public String toString() {
+      return available
+          ? String.format(java.util.Locale.ROOT, "%s: MAE %.4g, MASE %.3f, WAPE %.3f", model, mae,
+              mase, wape)
+          : model + ": not enough history";
+    }
   }
 
   /**

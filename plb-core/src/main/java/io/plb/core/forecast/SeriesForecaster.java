@@ -47,6 +47,7 @@ public final class SeriesForecaster {
   private final int horizon;
   private final double decay;
   private final SeriesBuffer buffer;
+  private final double zCoverage;
 
   private ModelSelector.Selection selection;
   private FittedModel model;
@@ -95,6 +96,7 @@ public final class SeriesForecaster {
     this.horizon = config.horizon();
     this.decay = Math.pow(0.5, 1.0 / config.accuracyHalfLife());
     this.buffer = new SeriesBuffer(config.history(), zeros);
+    this.zCoverage = Forecast.z((1 + config.coverage()) / 2);
     this.issuedModel = new double[horizon][horizon];
     this.issuedReactive = new double[horizon][horizon];
     this.issuedAt = new long[horizon];
@@ -323,8 +325,17 @@ public final class SeriesForecaster {
       throw new IllegalArgumentException("quantile must be in [0.5, 1), got " + q);
     }
     requireObserved();
-    double zc = Forecast.z((1 + config.coverage()) / 2);
-    double ratio = q == 0.5 ? 0 : Forecast.z(q) / zc;
+    horizonRateAt(steps, quantileRatio(config, q), out);
+  }
+
+  /** {@code z(q) / z((1 + coverage) / 2)}: how far out quantile q lies, in half-intervals. */
+  static double quantileRatio(ForecasterConfig config, double q) {
+    return q == 0.5 ? 0 : Forecast.z(q) / Forecast.z((1 + config.coverage()) / 2);
+  }
+
+  /** As {@link #horizonRate} with the quantile given as its ratio; arguments not checked. */
+  void horizonRateAt(int steps, double ratio, double[] out) {
+    double zc = zCoverage;
     double mean = 0;
     double quantile = 0;
     for (int k = 0; k < steps; k++) {

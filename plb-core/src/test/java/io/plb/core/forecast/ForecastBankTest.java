@@ -99,6 +99,10 @@ class ForecastBankTest {
     assertEquals(1, bank.series(0).buckets());
     assertThrows(IllegalArgumentException.class,
         () -> bank.horizonRates(4, 0.9, new double[2], new double[3]));
+    assertThrows(IllegalArgumentException.class,
+        () -> bank.horizonRates(5, 0.9, new double[3], new double[3]));
+    assertThrows(IllegalArgumentException.class,
+        () -> bank.horizonRates(4, 0.3, new double[3], new double[3]));
     assertThrows(IllegalArgumentException.class, () -> new ForecastBank(0,
         ForecasterConfig.defaults(DAY, 4)));
   }
