@@ -3,6 +3,8 @@
 #
 #   bench/run.sh route [JMH args]      JMH RouteBenchmark (RoutingTable.route vs TreeMap.floorEntry)
 #   bench/run.sh planner [JMH args]    JMH PlannerBenchmark (Planner.plan at 8x4096 .. 1000x100000)
+#   bench/run.sh forecast [JMH args]   JMH ForecastBenchmark (refit, per-bucket and planner-input cost
+#                                      of forecasting 4,096 slices; needs ~3 GB of heap)
 #   bench/run.sh watch [--watchers N] [--writes N] [--warmup N] [--pipelined] [--timeout-s N]
 #                      [--root DIR]
 #                                      watch fan-out latency on an in-process 3-node cluster
@@ -92,6 +94,10 @@ case "$cmd" in
   planner)
     ensure_built
     exec java -cp "$CP" org.openjdk.jmh.Main PlannerBenchmark "$@"
+    ;;
+  forecast)
+    ensure_built
+    exec java -cp "$CP" org.openjdk.jmh.Main ForecastBenchmark "$@"
     ;;
   watch)
     ensure_built
