@@ -61,7 +61,7 @@ public final class QueueMain {
     b.append("(key = value lines); --key=value flags override them. Settings:\n\n");
     for (Map.Entry<String, String[]> e : QueueConfig.KEYS.entrySet()) {
       String def = e.getValue()[0].isEmpty() ? "(required)" : "default " + e.getValue()[0];
-      b.append(String.format("  %-20s %s; %s%n", e.getKey(), e.getValue()[1], def));
+      b.append(String.format("  %-26s %s; %s%n", e.getKey(), e.getValue()[1], def));
     }
     System.out.print(b);
   }

@@ -47,8 +47,10 @@ public final class QueueServer implements AutoCloseable {
         .resendInterval(config.resendInterval())
         .heartbeatInterval(config.heartbeatInterval())
         .loadFigures(store::queued, store::held)
+        .telemetry(config.reportInterval(), config.hotKeys())
+        .loadGauges(store::sampleSlices)
         .build();
-    this.dispatcher = new Dispatcher(store, config.id());
+    this.dispatcher = new Dispatcher(store, config.id(), agent.load());
     store.onAck(agent::onAcked);
     store.onReady(dispatcher::wake);
     AtomicLong n = new AtomicLong();

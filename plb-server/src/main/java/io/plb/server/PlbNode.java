@@ -18,12 +18,17 @@ import io.plb.proto.v1.AdminServiceGrpc;
 import io.plb.proto.v1.ClusterStatus;
 import io.plb.proto.v1.CommandResult;
 import io.plb.proto.v1.GetStatusRequest;
+import io.plb.proto.v1.LoadHistoryRequest;
+import io.plb.proto.v1.LoadHistoryResponse;
+import io.plb.core.load.Resolution;
+import io.plb.server.storage.StateStore;
 import io.plb.proto.v1.NodeRole;
 import io.plb.proto.v1.NodeStatus;
 import io.plb.server.config.NodeConfig;
 import io.plb.server.publish.MapPublisher;
 import io.plb.core.time.Ticker;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.server.leader.TelemetryIntake;
 import io.plb.server.rpc.AdminServiceImpl;
 import io.plb.server.rpc.AgentServiceImpl;
 import io.plb.server.rpc.MapServiceImpl;
@@ -93,6 +98,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final Map<String, ManagedChannel> peerChannels = new ConcurrentHashMap<>();
   private final ScheduledExecutorService leaderLoop;
   private final HandoverDriver handoverDriver;
+  private final ScheduledExecutorService telemetryLoop;
+  private final TelemetryIntake telemetry;
   private volatile boolean closed;
 
   private PlbNode(NodeConfig config) throws IOException {
@@ -144,7 +151,18 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         Ticker.SYSTEM,
         leaderLoop,
         this::leaderHintText);
-    stateMachine.setLeadershipListener(handoverDriver);
+    stateMachine.addLeadershipListener(handoverDriver);
+    this.telemetryLoop =
+        Executors.newSingleThreadScheduledExecutor(daemon("plb-telemetry-" + config.nodeId()));
+    this.telemetry = new TelemetryIntake(
+        this::propose,
+        stateMachine::historyState,
+        publisher::image,
+        config.historyLayout(),
+        System::currentTimeMillis,
+        telemetryLoop,
+        this::leaderHintText);
+    stateMachine.addLeadershipListener(telemetry);
     this.mapService =
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
@@ -155,7 +173,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .permitKeepAliveWithoutCalls(true)
             .addService(mapService)
             .addService(new AdminServiceImpl(this))
-            .addService(new AgentServiceImpl(this::leaderDriver))
+            .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .build();
@@ -351,6 +369,77 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     }
   }
 
+  /** The telemetry intake, if this node is the ready leader; else the not-leader refusal. */
+  public CompletableFuture<TelemetryIntake> leaderTelemetry() {
+    try {
+      RaftServer.Division d = division();
+      if (!d.getInfo().isLeader() || !telemetry.isLeading()) {
+        return CompletableFuture.failedFuture(notLeader(d));
+      }
+      return CompletableFuture.completedFuture(telemetry);
+    } catch (IOException e) {
+      return CompletableFuture.failedFuture(
+          new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
+    }
+  }
+
+  public TelemetryIntake telemetry() {
+    return telemetry;
+  }
+
+  /** The state machine (tests and tools read the load history through it). */
+  public PlbStateMachine stateMachine() {
+    return stateMachine;
+  }
+
+  @Override
+  public LoadHistoryResponse loadHistory(LoadHistoryRequest r) {
+    Resolution resolution = r.getResolution() == io.plb.proto.v1.Resolution.RESOLUTION_UNSPECIFIED
+        ? Resolution.FINE : Wire.fromProto(r.getResolution());
+    if (r.getFromMillis() < 0 || r.getToMillis() < 0) {
+      throw PlbException.invalid("from_millis and to_millis must be below 2^63");
+    }
+    int first = -1;
+    int last = -1;
+    if (r.hasSlices()) {
+      first = r.getSlices().getFirst();
+      last = r.getSlices().getLast();
+      if (first < 0 || last >= io.plb.core.keyspace.Ring.SLICES || first > last) {
+        throw PlbException.invalid("slice range " + Integer.toUnsignedString(first) + ".."
+            + Integer.toUnsignedString(last) + " is not within 0..4095 with first <= last");
+      }
+    }
+    int maxRows = r.getMaxRows() == 0 ? MAX_HISTORY_ROWS : r.getMaxRows();
+    if (maxRows < 0 || maxRows > MAX_HISTORY_ROWS) {
+      throw PlbException.invalid("max_rows is at most " + MAX_HISTORY_ROWS);
+    }
+    if (!r.getServerId().isEmpty()) {
+      io.plb.core.command.Limits.checkServerId(r.getServerId());
+    }
+    StateStore.HistoryPage page;
+    try {
+      page = stateMachine.readHistory(resolution, r.getFromMillis(), r.getToMillis(), first, last,
+          r.getServerId(), maxRows);
+    } catch (IOException e) {
+      throw new PlbException(ErrorCode.INTERNAL, "reading the load history failed: "
+          + e.getMessage(), e);
+    }
+    LoadHistoryResponse.Builder b = LoadHistoryResponse.newBuilder()
+        .setAppliedIndex(page.appliedIndex())
+        .setNextFromMillis(page.nextFromMillis())
+        .setNewestBucketMillis(Math.max(0, page.state().lastBucketMillis()));
+    if (page.state().layout() != null) {
+      b.setLayout(Wire.toProto(page.state().layout()));
+    }
+    for (io.plb.core.load.LoadBucket bucket : page.buckets()) {
+      b.addBuckets(Wire.toProto(bucket));
+    }
+    return b.build();
+  }
+
+  /** The most slice rows one history answer holds. */
+  static final int MAX_HISTORY_ROWS = 100_000;
+
   private static String rootMessage(Throwable t) {
     while (t.getCause() != null && t.getCause() != t) {
       t = t.getCause();
@@ -525,6 +614,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     drainExecutor.shutdownNow();
     timer.shutdownNow();
     leaderLoop.shutdownNow();
+    telemetryLoop.shutdownNow();
     LOG.info("PLB node {} stopped", config.nodeId());
   }
 }

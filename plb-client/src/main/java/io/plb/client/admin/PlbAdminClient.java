@@ -22,6 +22,10 @@ import io.plb.proto.v1.HeartbeatRequest;
 import io.plb.proto.v1.HeartbeatResponse;
 import io.plb.proto.v1.ListHandoversRequest;
 import io.plb.proto.v1.ListHandoversResponse;
+import io.plb.proto.v1.LoadHistoryRequest;
+import io.plb.proto.v1.LoadHistoryResponse;
+import io.plb.proto.v1.LoadReport;
+import io.plb.proto.v1.LoadReportResponse;
 import io.plb.proto.v1.MoveRangeRequest;
 import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.proto.v1.AssignRangeRequest;
@@ -123,6 +127,25 @@ public final class PlbAdminClient implements AutoCloseable {
       return AdminServiceGrpc.newBlockingStub(endpoints.channel(address))
           .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS)
           .getNodeStatus(GetStatusRequest.getDefaultInstance());
+    } catch (StatusRuntimeException e) {
+      throw PlbClientException.from(e);
+    }
+  }
+
+  /** A page of the load history, from any node's replica. */
+  public LoadHistoryResponse loadHistory(LoadHistoryRequest request) {
+    long start = start();
+    return anyNode(addr -> AdminServiceGrpc.newBlockingStub(endpoints.channel(addr))
+        .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS)
+        .getLoadHistory(request));
+  }
+
+  /** A page of the load history from the node at {@code address}. */
+  public LoadHistoryResponse loadHistory(String address, LoadHistoryRequest request) {
+    try {
+      return AdminServiceGrpc.newBlockingStub(endpoints.channel(address))
+          .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS)
+          .getLoadHistory(request);
     } catch (StatusRuntimeException e) {
       throw PlbClientException.from(e);
     }
@@ -281,6 +304,12 @@ public final class PlbAdminClient implements AutoCloseable {
   public HeartbeatResponse heartbeat(HeartbeatRequest request) {
     return onLeader(channel -> AgentServiceGrpc.newBlockingStub(channel)
         .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).heartbeat(request));
+  }
+
+  /** A queue server's load report to the leader (see {@code AgentService.ReportLoad}). */
+  public LoadReportResponse reportLoad(LoadReport report) {
+    return onLeader(channel -> AgentServiceGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(deadline.toMillis(), TimeUnit.MILLISECONDS).reportLoad(report));
   }
 
   /** A call that only the leader answers: follows leader hints, skips unreachable nodes. */

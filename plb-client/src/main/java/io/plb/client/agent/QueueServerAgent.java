@@ -5,6 +5,12 @@ import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.plb.client.Endpoints;
 import io.plb.client.admin.PlbAdminClient;
 import io.plb.client.admin.PlbAdminClient.Report;
+import io.plb.client.PlbClientException;
+import io.plb.client.wire.Wire;
+import io.plb.core.error.ErrorCode;
+import io.plb.core.load.HotKeys;
+import io.plb.core.load.LoadReport;
+import io.plb.core.load.SliceLoadAccumulator;
 import io.plb.client.watch.MapWatcher;
 import io.plb.core.handover.Participant;
 import io.plb.core.handover.Participant.Action;
@@ -26,6 +32,7 @@ import io.plb.proto.v1.TransferHeldRequest;
 import io.plb.proto.v1.TransferHeldResponse;
 import io.plb.proto.v1.TransferOutcome;
 import java.time.Duration;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -65,6 +72,16 @@ import org.slf4j.LoggerFactory;
  * {@code (range, handoverEpoch)} and a late or duplicated one is ignored by its receiver. What
  * the server still holds of ranges it lost while DOWN is found in the store on every map version
  * and resend round, and sent on as late messages until nothing is left.
+ *
+ * <p><b>Load reports</b> (DESIGN §6). The server counts its traffic into {@link #load()}; every
+ * {@code reportInterval} the agent's own reporter thread drains it, adds the queue depth and
+ * oldest age per slice that the server samples ({@link Builder#loadGauges}), and sends the report
+ * to the leader, numbered within this run ({@code session}, {@code seq}). A report the leader did
+ * not take stays queued and goes again, before newer ones, on the next round; the leader counts a
+ * resent one once. At most {@value #MAX_PENDING_REPORTS} reports wait: older ones are dropped
+ * (counted in {@link #loadReportsDropped()}), so a leader unreachable for longer loses the oldest
+ * intervals' load, nothing else, and memory stays bounded. Report sending never holds the agent's
+ * lock and never blocks the heartbeat or the handover reports.
  */
 public final class QueueServerAgent implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServerAgent.class);
@@ -96,7 +113,22 @@ public final class QueueServerAgent implements AutoCloseable {
   private final AtomicLong reportsSent = new AtomicLong();
   private final AtomicLong transfersSent = new AtomicLong();
   private final AtomicLong lateReceived = new AtomicLong();
+  private final SliceLoadAccumulator load;
+  private final SliceLoadAccumulator.Gauges gauges;
+  private final Duration reportInterval;
+  private final LongSupplier wallMillis;
+  private final PlbAdminClient loadClient;
+  private final ScheduledExecutorService reporter;
+  private final ArrayDeque<io.plb.proto.v1.LoadReport> outbox = new ArrayDeque<>();
+  private final AtomicLong loadReportsSent = new AtomicLong();
+  private final AtomicLong loadReportsDropped = new AtomicLong();
+  private final long session;
+  private long loadSeq;
+  private long lastReportMillis;
   private volatile ClusterImage image = ClusterImage.EMPTY;
+
+  /** Load reports kept for resending while the leader does not take them. */
+  public static final int MAX_PENDING_REPORTS = 10;
   private volatile boolean closed;
 
   private QueueServerAgent(Builder b) {
@@ -114,6 +146,17 @@ public final class QueueServerAgent implements AutoCloseable {
     this.watcher = new MapWatcher(plbEndpoints, this::onMap);
     this.io = Executors.newCachedThreadPool(daemon("plb-agent-io-" + serverId));
     this.timers = Executors.newSingleThreadScheduledExecutor(daemon("plb-agent-timer-" + serverId));
+    this.load = new SliceLoadAccumulator(b.hotKeys);
+    this.gauges = b.gauges;
+    this.reportInterval = b.reportInterval;
+    this.wallMillis = b.wallMillis;
+    // A report waits at most two intervals (0.5..5 s) for a leader, then goes again next round.
+    long wait = Math.max(500, Math.min(5000, 2 * b.reportInterval.toMillis()));
+    this.loadClient = PlbAdminClient.newBuilder().endpoints(b.plbEndpoints)
+        .deadline(Duration.ofMillis(wait)).build();
+    this.reporter = Executors.newSingleThreadScheduledExecutor(daemon("plb-agent-load-" + serverId));
+    this.session = Math.max(1, wallMillis.getAsLong());
+    this.lastReportMillis = wallMillis.getAsLong();
   }
 
   public static Builder builder(String serverId, HandoverStore store) {
@@ -130,6 +173,10 @@ public final class QueueServerAgent implements AutoCloseable {
     private Duration transferDeadline = Duration.ofSeconds(10);
     private LongSupplier heldCount = () -> 0;
     private LongSupplier queuedCount = () -> 0;
+    private Duration reportInterval = Duration.ofSeconds(1);
+    private int hotKeys = 32;
+    private SliceLoadAccumulator.Gauges gauges = SliceLoadAccumulator.NO_GAUGES;
+    private LongSupplier wallMillis = System::currentTimeMillis;
 
     private Builder(String serverId, HandoverStore store) {
       this.serverId = Objects.requireNonNull(serverId, "serverId");
@@ -165,6 +212,32 @@ public final class QueueServerAgent implements AutoCloseable {
       return this;
     }
 
+    /**
+     * How often a load report goes to the leader ({@code telemetry.reportInterval}) and how many
+     * hot keys it tracks ({@code telemetry.hotKeys}, 1..1024).
+     */
+    public Builder telemetry(Duration reportInterval, int hotKeys) {
+      this.reportInterval = positive(reportInterval, "telemetry.reportInterval");
+      if (hotKeys < 1 || hotKeys > HotKeys.MAX_KEYS) {
+        throw new IllegalArgumentException("telemetry.hotKeys must be 1.."
+            + HotKeys.MAX_KEYS + ", not " + hotKeys);
+      }
+      this.hotKeys = hotKeys;
+      return this;
+    }
+
+    /** Where load reports get each slice's queue depth and oldest age from. */
+    public Builder loadGauges(SliceLoadAccumulator.Gauges gauges) {
+      this.gauges = Objects.requireNonNull(gauges, "gauges");
+      return this;
+    }
+
+    /** The wall clock load reports are timed with (and the report session is taken from). */
+    public Builder wallClock(LongSupplier wallMillis) {
+      this.wallMillis = Objects.requireNonNull(wallMillis, "wallMillis");
+      return this;
+    }
+
     public QueueServerAgent build() {
       return new QueueServerAgent(this);
     }
@@ -193,7 +266,69 @@ public final class QueueServerAgent implements AutoCloseable {
     timers.scheduleWithFixedDelay(this::resendOwed, resend, resend, TimeUnit.MILLISECONDS);
     long hb = heartbeatInterval.toMillis();
     timers.scheduleWithFixedDelay(this::heartbeat, 0, hb, TimeUnit.MILLISECONDS);
+    long every = reportInterval.toMillis();
+    reporter.scheduleWithFixedDelay(this::reportLoad, every, every, TimeUnit.MILLISECONDS);
     return this;
+  }
+
+  // ------------------------------------------------------------------ load reports
+
+  /**
+   * Where the server counts its traffic: {@code recordIn} for every message it accepts from a
+   * producer, {@code recordOut} for every message it delivers to a consumer.
+   */
+  public SliceLoadAccumulator load() {
+    return load;
+  }
+
+  /** Makes and sends one load report now (the reporter thread does this every interval). */
+  void reportLoad() {
+    if (closed) {
+      return;
+    }
+    try {
+      long now = wallMillis.getAsLong();
+      SliceLoadAccumulator.Drained d = load.drain(now, gauges);
+      LoadReport report = new LoadReport(serverId, session, ++loadSeq,
+          Math.max(0, now - lastReportMillis), d.slices(), d.hotKeys());
+      lastReportMillis = now;
+      outbox.addLast(Wire.toProto(report));
+      while (outbox.size() > MAX_PENDING_REPORTS) {
+        outbox.removeFirst();
+        loadReportsDropped.incrementAndGet();
+      }
+      while (!outbox.isEmpty() && !closed) {
+        try {
+          loadClient.reportLoad(outbox.peekFirst());
+          outbox.removeFirst();
+          loadReportsSent.incrementAndGet();
+        } catch (PlbClientException e) {
+          if (e.code() == ErrorCode.INVALID_ARGUMENT || e.code() == ErrorCode.NOT_FOUND
+              || e.code() == ErrorCode.FAILED_PRECONDITION) {
+            // The leader will never take this one: sending it again cannot help.
+            outbox.removeFirst();
+            loadReportsDropped.incrementAndGet();
+            LOG.warn("{}: load report refused: {}", serverId, e.getMessage());
+          } else {
+            LOG.debug("{}: load report not taken yet ({} waiting): {}", serverId, outbox.size(),
+                e.getMessage());
+            break;
+          }
+        }
+      }
+    } catch (RuntimeException e) {
+      LOG.warn("{}: load report round failed", serverId, e);
+    }
+  }
+
+  /** Load reports the leader took. */
+  public long loadReportsSent() {
+    return loadReportsSent.get();
+  }
+
+  /** Load reports dropped: refused, or pushed out while the leader did not take reports. */
+  public long loadReportsDropped() {
+    return loadReportsDropped.get();
   }
 
   public String serverId() {
@@ -683,6 +818,7 @@ public final class QueueServerAgent implements AutoCloseable {
     closed = true;
     watcher.close();
     timers.shutdownNow();
+    reporter.shutdownNow();
     io.shutdownNow();
     lock.lock();
     try {
@@ -694,6 +830,7 @@ public final class QueueServerAgent implements AutoCloseable {
       c.shutdownNow();
     }
     leader.close();
+    loadClient.close();
     plbEndpoints.close();
   }
 

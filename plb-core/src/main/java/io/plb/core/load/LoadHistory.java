@@ -19,11 +19,13 @@ import java.util.TreeMap;
  *
  * <p><b>Compaction</b> is driven by the bucket times the entries carry, never by a clock: each
  * fine bucket is also merged into the coarse bucket it falls in (counters add, gauges keep their
- * peak, hot keys merge with their bounds, see {@link HotKeys#merge}); every fine bucket that
- * starts {@code fineRetention} or more before the newest one is deleted, and likewise every coarse
- * bucket that starts {@code coarseRetention} or more before the newest coarse bucket. So the
- * history never holds more than {@link HistoryLayout#fineBucketsKept()} fine and
- * {@link HistoryLayout#coarseBucketsKept()} coarse buckets, whatever the number of entries.
+ * peak, hot keys merge with their bounds, see {@link HotKeys#merge}). Fine buckets leave a whole
+ * coarse bucket at a time: once every fine bucket of a coarse bucket starts {@code fineRetention}
+ * or more before the newest one, they are all deleted (the coarse bucket holds their sum). A
+ * coarse bucket is deleted once it starts {@code coarseRetention} or more before the newest coarse
+ * bucket. So the history never holds more than {@link HistoryLayout#fineBucketsKept()} fine and
+ * {@link HistoryLayout#coarseBucketsKept()} coarse buckets, whatever the number of entries, and a
+ * store deletes one range of rows per coarse bucket's time rather than one per entry.
  *
  * <p>A bad entry is rejected with a {@link PlbException} and changes nothing.
  */
@@ -61,12 +63,20 @@ public final class LoadHistory {
       marks.put(s.serverId(),
           new HistoryState.Watermark(s.session(), s.lastSeq(), fine.startMillis()));
     }
-    long fineBelow = fine.startMillis() - layout.fineRetentionMillis() + 1;
-    marks.values().removeIf(w -> w.bucketMillis() < fineBelow);
-    long coarseBelow = coarseStart - layout.coarseRetentionMillis() + 1;
+    long window = fine.startMillis() - layout.fineRetentionMillis() + 1;
+    marks.values().removeIf(w -> w.bucketMillis() < window);
+    // Whole coarse buckets of fine buckets leave together: every coarse bucket before the one
+    // holding the oldest fine bucket still in the window. A window never moves back.
+    long firstIn = -Math.floorDiv(-Math.max(0, window), layout.bucketMillis())
+        * layout.bucketMillis();
+    long fineFrom = Math.max(state.fineFromMillis(), layout.coarseStartOf(firstIn));
+    long coarseFrom = Math.max(state.coarseFromMillis(),
+        Math.max(0, coarseStart - layout.coarseRetentionMillis() + 1));
     return new HistoryUpdate(
-        new HistoryState(layout, fine.startMillis(), marks),
-        fine, merged, Math.max(0, fineBelow), Math.max(0, coarseBelow));
+        new HistoryState(layout, fine.startMillis(), fineFrom, coarseFrom, marks),
+        fine, merged,
+        fineFrom > state.fineFromMillis() ? fineFrom : -1,
+        coarseFrom > state.coarseFromMillis() ? coarseFrom : -1);
   }
 
   /**

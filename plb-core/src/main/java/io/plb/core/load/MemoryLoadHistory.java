@@ -32,8 +32,12 @@ public final class MemoryLoadHistory {
   public void apply(HistoryUpdate u) {
     fine.put(u.fine().startMillis(), u.fine());
     coarse.put(u.coarse().startMillis(), u.coarse());
-    fine.headMap(u.deleteFineBelow(), false).clear();
-    coarse.headMap(u.deleteCoarseBelow(), false).clear();
+    if (u.deleteFineBelow() >= 0) {
+      fine.headMap(u.deleteFineBelow(), false).clear();
+    }
+    if (u.deleteCoarseBelow() >= 0) {
+      coarse.headMap(u.deleteCoarseBelow(), false).clear();
+    }
     state = u.next();
   }
 

@@ -63,7 +63,7 @@ class LoadAggregatorTest {
   void aNewLeaderKnowsWhatTheCommittedHistoryCounted() {
     TreeMap<String, HistoryState.Watermark> marks = new TreeMap<>();
     marks.put("q1", new HistoryState.Watermark(4, 17, 5000));
-    HistoryState committed = new HistoryState(LAYOUT, 5000, marks);
+    HistoryState committed = new HistoryState(LAYOUT, 5000, 0, 0, marks);
     LoadAggregator agg = new LoadAggregator(LAYOUT, committed, 5300);
     assertEquals(LoadAggregator.Verdict.DUPLICATE,
         agg.offer(report("q1", 4, 17, slice(1, 1, 0, 0)), 5400).verdict());
@@ -88,7 +88,7 @@ class LoadAggregatorTest {
 
   @Test
   void aLeaderWhoseClockIsBehindStillAppendsInOrder() {
-    HistoryState committed = new HistoryState(LAYOUT, 50_000, new TreeMap<>());
+    HistoryState committed = new HistoryState(LAYOUT, 50_000, 0, 0, new TreeMap<>());
     LoadAggregator agg = new LoadAggregator(LAYOUT, committed, 20_000);
     assertEquals(51_000, agg.offer(report("q1", 1, 1, slice(1, 1, 0, 0)), 20_100)
         .bucketStartMillis());

@@ -170,7 +170,7 @@ class LoadHistoryTest {
     assertTrue(bad(new HistoryLayout(1000, 5000, 2000, 5000, 0)).contains("telemetry.hotKeys"));
     assertTrue(bad(new HistoryLayout(1000, 1_000_000_000L, 2000, 1_000_000_000L, 4))
         .contains("at most 100000"));
-    assertEquals(17_280, HistoryLayout.DEFAULT.fineBucketsKept());
+    assertEquals(17_280 + 30, HistoryLayout.DEFAULT.fineBucketsKept());
     assertEquals(16_128, HistoryLayout.DEFAULT.coarseBucketsKept());
   }
 
@@ -215,14 +215,26 @@ class LoadHistoryTest {
     MemoryLoadHistory h = new MemoryLoadHistory();
     h.append(entry(0, 1));
     h.append(entry(9000, 1));
-    assertEquals(List.of(0L, 9000L), new ArrayList<>(h.buckets(Resolution.FINE).keySet()));
-    // 10 s after the first: it leaves the fine window (kept: starts within 10 s of the newest).
     h.append(entry(10_000, 1));
-    assertEquals(List.of(9000L, 10_000L), new ArrayList<>(h.buckets(Resolution.FINE).keySet()));
+    // The bucket at 0 is outside the 10 s window, but its coarse bucket [0, 5 s) is not wholly
+    // outside yet: fine buckets leave a coarse bucket at a time.
+    assertEquals(List.of(0L, 9000L, 10_000L),
+        new ArrayList<>(h.buckets(Resolution.FINE).keySet()));
+    h.append(entry(15_000, 1));
+    assertEquals(List.of(9000L, 10_000L, 15_000L),
+        new ArrayList<>(h.buckets(Resolution.FINE).keySet()));
+    assertEquals(5000, h.state().fineFromMillis());
+    assertEquals(List.of(0L, 5000L, 10_000L, 15_000L),
+        new ArrayList<>(h.buckets(Resolution.COARSE).keySet()));
     // A gap of an hour: one entry empties the fine window and the coarse one past 60 s.
-    h.append(entry(3_600_000, 1));
+    HistoryUpdate u = h.append(entry(3_600_000, 1));
     assertEquals(List.of(3_600_000L), new ArrayList<>(h.buckets(Resolution.FINE).keySet()));
     assertEquals(List.of(3_600_000L), new ArrayList<>(h.buckets(Resolution.COARSE).keySet()));
+    assertEquals(3_590_000L, u.deleteFineBelow(), "the coarse bucket the window starts in");
+    // The next entry moves neither window: no deletion is written.
+    u = h.append(entry(3_601_000, 1));
+    assertEquals(-1, u.deleteFineBelow());
+    assertEquals(-1, u.deleteCoarseBelow());
   }
 
   @Test

@@ -38,6 +38,9 @@ public final class QueueConfig {
     KEYS.put("resendInterval", new String[] {"500ms", "how often owed reports and transfers "
         + "are sent again"});
     KEYS.put("heartbeatInterval", new String[] {"1s", "heartbeat to the PLB leader"});
+    KEYS.put("telemetry.reportInterval", new String[] {"1s", "how often a load report goes to "
+        + "the PLB leader"});
+    KEYS.put("telemetry.hotKeys", new String[] {"32", "hot keys a load report tracks (1-1024)"});
   }
 
   private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m)?");
@@ -57,6 +60,8 @@ public final class QueueConfig {
     mapWait();
     resendInterval();
     heartbeatInterval();
+    reportInterval();
+    hotKeys();
     bool("sync");
     bool("register");
   }
@@ -172,6 +177,19 @@ public final class QueueConfig {
 
   public Duration heartbeatInterval() {
     return duration("heartbeatInterval");
+  }
+
+  public Duration reportInterval() {
+    return duration("telemetry.reportInterval");
+  }
+
+  public int hotKeys() {
+    long v = positive("telemetry.hotKeys");
+    if (v > io.plb.core.load.HotKeys.MAX_KEYS) {
+      throw new IllegalArgumentException("telemetry.hotKeys '" + v + "' must be 1.."
+          + io.plb.core.load.HotKeys.MAX_KEYS);
+    }
+    return (int) v;
   }
 
   private String get(String k) {

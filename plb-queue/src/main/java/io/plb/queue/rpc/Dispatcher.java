@@ -2,6 +2,7 @@ package io.plb.queue.rpc;
 
 import com.google.protobuf.ByteString;
 import io.grpc.stub.ServerCallStreamObserver;
+import io.plb.core.load.SliceLoadAccumulator;
 import io.plb.proto.v1.Delivery;
 import io.plb.proto.v1.StoredMessage;
 import io.plb.proto.v1.SubscribeResponse;
@@ -29,6 +30,7 @@ public final class Dispatcher implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Dispatcher.class);
 
   private final QueueStore store;
+  private final SliceLoadAccumulator load;
   private final List<Session> sessions = new CopyOnWriteArrayList<>();
   private final AtomicLong delivered = new AtomicLong();
   private final Object signal = new Object();
@@ -37,8 +39,10 @@ public final class Dispatcher implements AutoCloseable {
   private volatile boolean closed;
   private int nextSession;
 
-  public Dispatcher(QueueStore store, String serverId) {
+  /** @param load where deliveries are counted for the load reports (DESIGN §6) */
+  public Dispatcher(QueueStore store, String serverId, SliceLoadAccumulator load) {
     this.store = store;
+    this.load = load;
     this.thread = new Thread(this::loop, "plb-dispatch-" + serverId);
     this.thread.setDaemon(true);
     this.thread.start();
@@ -194,6 +198,9 @@ public final class Dispatcher implements AutoCloseable {
         try {
           s.stream.onNext(resp.build());
           delivered.addAndGet(batch.size());
+          for (QueueStore.Delivered d : batch) {
+            load.recordOut(d.hash(), d.message().getPayload().size());
+          }
           progress = true;
         } catch (RuntimeException e) {
           s.close();

@@ -328,6 +328,11 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           next[0] = j + 1;
         }
         store.append(batch);
+        // Count the accepted load here, where placements are already serialised by the agent's
+        // lock: the accumulator's own monitor is then never contended on the publish path.
+        for (Placed p : batch) {
+          agent.load().recordIn(p.hash(), p.message().getPayload().size());
+        }
         return null;
       });
       for (int k = 0; k < batchIdx.size(); k++) {

@@ -71,6 +71,11 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     final ArrayDeque<Long> lsns = new ArrayDeque<>();
     /** The lsn of the head delivered and not yet acknowledged, or -1. */
     long inFlight = -1;
+    /**
+     * When the head was accepted (microseconds); after an ack, until the new head is read, that
+     * of the acknowledged one — an older time, so the oldest age is never understated.
+     */
+    long headAcceptedMicros;
     Object holder;
 
     KeyQueue(ByteString key, long hash) {
@@ -79,8 +84,8 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     }
   }
 
-  /** A message handed to a consumer. */
-  public record Delivered(long lsn, StoredMessage message, boolean redelivered) {}
+  /** A message handed to a consumer, with its key's ring position. */
+  public record Delivered(long lsn, StoredMessage message, boolean redelivered, long hash) {}
 
   private final Path dir;
   private final boolean sync;
@@ -236,6 +241,9 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       q = new KeyQueue(m.getKey(), KeyHash.hash(m.getKey().toByteArray()));
       keys.put(m.getKey(), q);
     }
+    if (q.lsns.isEmpty()) {
+      q.headAcceptedMicros = m.getAcceptedAtMicros();
+    }
     q.lsns.addLast(lsn);
     queuedAt.merge(q.hash ^ Long.MIN_VALUE, 1, Integer::sum);
     queued++;
@@ -269,7 +277,9 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         q.inFlight = lsn;
         q.holder = holder;
         inFlight++;
-        out.add(new Delivered(lsn, parse(value), deliveredBefore.contains(lsn)));
+        StoredMessage m = parse(value);
+        q.headAcceptedMicros = m.getAcceptedAtMicros();
+        out.add(new Delivered(lsn, m, deliveredBefore.contains(lsn), q.hash));
       }
     }
     return out;
@@ -549,6 +559,35 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   }
 
   // ------------------------------------------------------------------ figures
+
+  /**
+   * The load gauges per slice (DESIGN §6): for every slice with queued messages (delivered but
+   * unacknowledged ones included; messages in handover buffers are not), how many there are and
+   * how long the oldest has waited since it was accepted, as of {@code nowMillis}. Walks the key
+   * index once under the store's lock — O(keys with queued messages) — so it is meant for one call
+   * per load report. An age may be overstated until a key's new head is delivered (never
+   * understated).
+   */
+  public void sampleSlices(long nowMillis, io.plb.core.load.SliceLoadAccumulator.GaugeSink sink) {
+    long[] depth = new long[Ring.SLICES];
+    long[] oldest = new long[Ring.SLICES];
+    java.util.Arrays.fill(oldest, Long.MAX_VALUE);
+    synchronized (this) {
+      for (KeyQueue q : keys.values()) {
+        if (q.lsns.isEmpty()) {
+          continue;
+        }
+        int s = Ring.sliceOf(q.hash);
+        depth[s] += q.lsns.size();
+        oldest[s] = Math.min(oldest[s], q.headAcceptedMicros);
+      }
+    }
+    for (int s = 0; s < Ring.SLICES; s++) {
+      if (depth[s] > 0) {
+        sink.slice(s, depth[s], Math.max(0, nowMillis - oldest[s] / 1000));
+      }
+    }
+  }
 
   public synchronized long queued() {
     return queued;

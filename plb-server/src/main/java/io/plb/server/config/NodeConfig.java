@@ -1,5 +1,7 @@
 package io.plb.server.config;
 
+import io.plb.core.error.PlbException;
+import io.plb.core.load.HistoryLayout;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.file.Files;
@@ -73,11 +75,18 @@ public final class NodeConfig {
         "a queue server silent this long is logged as suspect"});
     k.put("server.downAfter", new String[] {"10s",
         "a queue server silent this long is committed DOWN and its ranges are moved away"});
+    k.put("history.bucket", new String[] {"10s",
+        "width of a fine load-history bucket: the leader commits one entry per bucket"});
+    k.put("history.fineRetention", new String[] {"2d", "how long fine buckets are kept"});
+    k.put("history.coarseBucket", new String[] {"5m",
+        "width of a coarse bucket (a whole multiple of history.bucket)"});
+    k.put("history.coarseRetention", new String[] {"56d", "how long coarse buckets are kept"});
+    k.put("telemetry.hotKeys", new String[] {"32", "hot keys kept per history bucket"});
     KEYS = Collections.unmodifiableMap(k);
   }
 
   private static final Pattern PEER_KEY = Pattern.compile("peer\\.([^.]+)\\.(raft|api)");
-  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h)?");
+  private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d)?");
   private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KB|MB|GB)?");
 
   private final String nodeId;
@@ -98,6 +107,7 @@ public final class NodeConfig {
   private final Duration drainTimeout;
   private final Duration suspectAfter;
   private final Duration downAfter;
+  private final HistoryLayout historyLayout;
 
   private NodeConfig(Map<String, String> v) {
     for (String key : v.keySet()) {
@@ -155,6 +165,16 @@ public final class NodeConfig {
     if (downAfter.compareTo(suspectAfter) < 0) {
       throw new IllegalArgumentException("server.downAfter must not be shorter than "
           + "server.suspectAfter");
+    }
+    try {
+      historyLayout = new HistoryLayout(
+          duration(v, "history.bucket").toMillis(),
+          duration(v, "history.fineRetention").toMillis(),
+          duration(v, "history.coarseBucket").toMillis(),
+          duration(v, "history.coarseRetention").toMillis(),
+          (int) positive(v, "telemetry.hotKeys")).check();
+    } catch (PlbException e) {
+      throw new IllegalArgumentException(e.getMessage());
     }
   }
 
@@ -266,6 +286,11 @@ public final class NodeConfig {
     return downAfter;
   }
 
+  /** The load history's layout (history.*, telemetry.hotKeys), validated. */
+  public HistoryLayout historyLayout() {
+    return historyLayout;
+  }
+
   // ---------------------------------------------------------------- parsing helpers
 
   private static String get(Map<String, String> v, String key) {
@@ -287,7 +312,7 @@ public final class NodeConfig {
     Matcher m = DURATION.matcher(text);
     if (!m.matches()) {
       throw new IllegalArgumentException(
-          key + " = '" + text + "' is not a duration (e.g. 500ms, 5s, 2m, 1h)");
+          key + " = '" + text + "' is not a duration (e.g. 500ms, 5s, 2m, 1h, 2d)");
     }
     long n = digits(key, text, m.group(1));
     String unit = m.group(2) == null ? "ms" : m.group(2);
@@ -297,6 +322,7 @@ public final class NodeConfig {
         case "s" -> Math.multiplyExact(n, 1000L);
         case "m" -> Math.multiplyExact(n, 60_000L);
         case "h" -> Math.multiplyExact(n, 3_600_000L);
+        case "d" -> Math.multiplyExact(n, 86_400_000L);
         default -> n;
       };
     } catch (ArithmeticException e) {

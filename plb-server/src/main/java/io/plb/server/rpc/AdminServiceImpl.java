@@ -11,6 +11,8 @@ import io.plb.proto.v1.AdminServiceGrpc;
 import io.plb.proto.v1.HandoverInfo;
 import io.plb.proto.v1.ListHandoversRequest;
 import io.plb.proto.v1.ListHandoversResponse;
+import io.plb.proto.v1.LoadHistoryRequest;
+import io.plb.proto.v1.LoadHistoryResponse;
 import io.plb.proto.v1.MoveRangeRequest;
 import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.server.leader.HandoverDriver;
@@ -51,6 +53,13 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
 
     /** The handover driver, if this node is the ready leader; else the not-leader refusal. */
     CompletableFuture<HandoverDriver> leaderDriver();
+
+    /**
+     * A page of the load history from this node's replica.
+     *
+     * @throws PlbException for a bad request or a failed read
+     */
+    LoadHistoryResponse loadHistory(LoadHistoryRequest request);
   }
 
   private final Node node;
@@ -153,6 +162,19 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
           }
           return b.build();
         }), o);
+  }
+
+  @Override
+  public void getLoadHistory(LoadHistoryRequest r, StreamObserver<LoadHistoryResponse> o) {
+    LoadHistoryResponse response;
+    try {
+      response = node.loadHistory(r);
+    } catch (PlbException e) {
+      o.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    o.onNext(response);
+    o.onCompleted();
   }
 
   /** Completes {@code observer} with the future's value or its error, mapped to a status. */

@@ -11,20 +11,46 @@ import io.plb.proto.v1.HandoverReport;
 import io.plb.proto.v1.HandoverReportResponse;
 import io.plb.proto.v1.HeartbeatRequest;
 import io.plb.proto.v1.HeartbeatResponse;
+import io.plb.proto.v1.LoadReport;
+import io.plb.proto.v1.LoadReportResponse;
+import io.plb.client.wire.Wire;
+import io.plb.core.load.LoadAggregator;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.server.leader.TelemetryIntake;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Supplier;
 
 /**
- * Reports from queue servers to the leader: ready, drained, reversed. A thin adapter: it checks
- * the report's fields and hands it to the {@link HandoverDriver}, which recognises late and
- * duplicated reports and proposes the rest. Thread-safe: holds no state.
+ * Reports from queue servers to the leader: ready, drained, reversed, heartbeats and load. A thin
+ * adapter: it checks the report's fields and hands it to the {@link HandoverDriver}, which
+ * recognises late and duplicated reports and proposes the rest, or — for load — to the
+ * {@link TelemetryIntake}. Thread-safe: holds no state.
  */
 public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBase {
   private final Supplier<CompletableFuture<HandoverDriver>> driver;
+  private final Supplier<CompletableFuture<TelemetryIntake>> telemetry;
 
-  public AgentServiceImpl(Supplier<CompletableFuture<HandoverDriver>> driver) {
+  public AgentServiceImpl(Supplier<CompletableFuture<HandoverDriver>> driver,
+      Supplier<CompletableFuture<TelemetryIntake>> telemetry) {
     this.driver = driver;
+    this.telemetry = telemetry;
+  }
+
+  @Override
+  public void reportLoad(LoadReport r, StreamObserver<LoadReportResponse> o) {
+    io.plb.core.load.LoadReport report;
+    try {
+      report = Wire.fromProto(r).check();
+    } catch (PlbException e) {
+      o.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    AdminServiceImpl.reply(telemetry.get()
+        .thenCompose(t -> t.report(report))
+        .thenApply(offer -> LoadReportResponse.newBuilder()
+            .setDuplicate(offer.verdict() == LoadAggregator.Verdict.DUPLICATE)
+            .setBucketStartMillis(Math.max(0, offer.bucketStartMillis()))
+            .build()), o);
   }
 
   @Override

@@ -6,6 +6,10 @@ import io.plb.core.command.Command;
 import io.plb.core.command.CommandProcessor;
 import io.plb.core.error.ErrorCode;
 import io.plb.core.error.PlbException;
+import io.plb.core.load.HistoryState;
+import io.plb.core.load.HistoryUpdate;
+import io.plb.core.load.LoadHistory;
+import io.plb.core.load.Resolution;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
 import io.plb.proto.v1.CommandResult;
@@ -21,6 +25,8 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -57,6 +63,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Apply never throws for bad input: a command that fails validation changes nothing and its
  * rejection is the entry's result, the same on every replica.
+ *
+ * <p>{@code AppendLoadSamples} entries go to the load history ({@link LoadHistory}) instead of the
+ * map: their buckets, the coarse bucket they merge into and the deletion of buckets past their
+ * retention are written in the entry's batch; the map version does not change. History reads
+ * ({@link #readHistory}) run on gRPC threads against the live database under a read lock that
+ * keeps the database open; the apply thread takes the write lock only to replace it.
  */
 public final class PlbStateMachine extends BaseStateMachine {
   private static final Logger LOG = LoggerFactory.getLogger(PlbStateMachine.class);
@@ -66,8 +78,10 @@ public final class PlbStateMachine extends BaseStateMachine {
   private final MapPublisher publisher;
   private final int historyLimit;
   private final CheckpointStorage storage = new CheckpointStorage();
-  private StateStore store;
+  private final ReentrantReadWriteLock storeLock = new ReentrantReadWriteLock();
+  private volatile StateStore store;
   private ClusterImage image = ClusterImage.EMPTY;
+  private volatile HistoryState historyState = HistoryState.EMPTY;
   private long trimmedBelow;
   private int appliesSinceTrim;
 
@@ -103,6 +117,15 @@ public final class PlbStateMachine extends BaseStateMachine {
   }
 
   private void openStore(boolean fromSnapshot) throws IOException {
+    storeLock.writeLock().lock();
+    try {
+      openStoreLocked(fromSnapshot);
+    } finally {
+      storeLock.writeLock().unlock();
+    }
+  }
+
+  private void openStoreLocked(boolean fromSnapshot) throws IOException {
     if (store != null) {
       store.close();
       store = null;
@@ -124,6 +147,7 @@ public final class PlbStateMachine extends BaseStateMachine {
       store = StateStore.open(dbDir);
     }
     image = store.loadImage();
+    historyState = store.loadHistoryState();
     publisher.reset(image, store.loadChanges(), store.appliedIndex());
     TermIndex start = latest != null ? latest.getTermIndex() : null;
     if (start != null) {
@@ -157,28 +181,33 @@ public final class PlbStateMachine extends BaseStateMachine {
     void onNotLeader();
   }
 
-  private volatile LeadershipListener leadership;
+  private final List<LeadershipListener> leadership = new CopyOnWriteArrayList<>();
 
-  public void setLeadershipListener(LeadershipListener listener) {
-    this.leadership = listener;
+  /** Adds a listener told of leadership changes (the leader's services). */
+  public void addLeadershipListener(LeadershipListener listener) {
+    leadership.add(listener);
   }
 
   @Override
   public void notifyLeaderReady() {
-    LeadershipListener l = leadership;
-    if (l != null) {
-      try {
-        l.onLeaderReady(getServer().get().getDivision(getGroupId()).getInfo().getCurrentTerm());
-      } catch (IOException | InterruptedException | java.util.concurrent.ExecutionException e) {
-        LOG.warn("leader ready, but its term is unknown: {}", e.toString());
-      }
+    if (leadership.isEmpty()) {
+      return;
+    }
+    long term;
+    try {
+      term = getServer().get().getDivision(getGroupId()).getInfo().getCurrentTerm();
+    } catch (IOException | InterruptedException | java.util.concurrent.ExecutionException e) {
+      LOG.warn("leader ready, but its term is unknown: {}", e.toString());
+      return;
+    }
+    for (LeadershipListener l : leadership) {
+      l.onLeaderReady(term);
     }
   }
 
   @Override
   public void notifyNotLeader(java.util.Collection<TransactionContext> pending) {
-    LeadershipListener l = leadership;
-    if (l != null) {
+    for (LeadershipListener l : leadership) {
       l.onNotLeader();
     }
   }
@@ -186,9 +215,36 @@ public final class PlbStateMachine extends BaseStateMachine {
   @Override
   public void notifyLeaderChanged(
       org.apache.ratis.protocol.RaftGroupMemberId self, org.apache.ratis.protocol.RaftPeerId leader) {
-    LeadershipListener l = leadership;
-    if (l != null && !self.getPeerId().equals(leader)) {
-      l.onNotLeader();
+    if (!self.getPeerId().equals(leader)) {
+      for (LeadershipListener l : leadership) {
+        l.onNotLeader();
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ load history reads
+
+  /** The load history's state as of the last applied entry. */
+  public HistoryState historyState() {
+    return historyState;
+  }
+
+  /**
+   * Reads a page of the load history from this replica (see {@link StateStore#readHistory}).
+   *
+   * @throws PlbException UNAVAILABLE while the database is being replaced or the node stops
+   */
+  public StateStore.HistoryPage readHistory(Resolution r, long fromMillis, long toMillis,
+      int firstSlice, int lastSlice, String serverId, int maxRows) throws IOException {
+    storeLock.readLock().lock();
+    try {
+      StateStore s = store;
+      if (s == null) {
+        throw new PlbException(ErrorCode.UNAVAILABLE, "the node's database is not open");
+      }
+      return s.readHistory(r, fromMillis, toMillis, firstSlice, lastSlice, serverId, maxRows);
+    } finally {
+      storeLock.readLock().unlock();
     }
   }
 
@@ -235,6 +291,7 @@ public final class PlbStateMachine extends BaseStateMachine {
 
   private CommandResult apply(long term, long index, byte[] data) {
     MapDelta delta = null;
+    HistoryUpdate historyUpdate = null;
     CommandResult result;
     try {
       io.plb.proto.v1.Command entry = io.plb.proto.v1.Command.parseFrom(data);
@@ -245,19 +302,25 @@ public final class PlbStateMachine extends BaseStateMachine {
                 + ", but committed in term " + term + "; the decision is void");
       }
       Command command = Wire.fromLogEntry(entry);
-      delta = CommandProcessor.process(image, command, index);
-      if (delta.isEmpty()) {
-        // A late or duplicated report: recognised, ignored, no new version.
-        result = CommandResult.newBuilder()
-            .setOk(true)
-            .setIgnored(true)
-            .setErrorMessage(delta.cause())
-            .setVersion(image.version())
-            .build();
-        LOG.info("entry {}: {}", index, delta.cause());
-        delta = null;
+      if (command instanceof Command.AppendLoadSamples samples) {
+        // The load history, not the map: no new map version.
+        historyUpdate = LoadHistory.apply(historyState, samples, this::readCoarse);
+        result = CommandResult.newBuilder().setOk(true).setVersion(image.version()).build();
       } else {
-        result = CommandResult.newBuilder().setOk(true).setVersion(index).build();
+        delta = CommandProcessor.process(image, command, index);
+        if (delta.isEmpty()) {
+          // A late or duplicated report: recognised, ignored, no new version.
+          result = CommandResult.newBuilder()
+              .setOk(true)
+              .setIgnored(true)
+              .setErrorMessage(delta.cause())
+              .setVersion(image.version())
+              .build();
+          LOG.info("entry {}: {}", index, delta.cause());
+          delta = null;
+        } else {
+          result = CommandResult.newBuilder().setOk(true).setVersion(index).build();
+        }
       }
     } catch (InvalidProtocolBufferException e) {
       result = rejected(ErrorCode.INVALID_ARGUMENT, "log entry is not a PLB command");
@@ -266,7 +329,12 @@ public final class PlbStateMachine extends BaseStateMachine {
     }
     ClusterImage next = delta == null ? image : image.apply(delta);
     try {
-      store.writeApplied(term, index, delta);
+      store.writeApplied(term, index, delta, historyUpdate);
+      if (historyUpdate != null) {
+        historyState = historyUpdate.next();
+        LOG.debug("entry {}: load bucket at {} ms appended ({} slices)", index,
+            historyUpdate.fine().startMillis(), historyUpdate.fine().slices().size());
+      }
       if (delta != null) {
         image = next;
         publisher.publish(next, delta, index);
@@ -283,6 +351,16 @@ public final class PlbStateMachine extends BaseStateMachine {
       result = result.toBuilder().setVersion(image.version()).build();
     }
     return result;
+  }
+
+  /** The stored coarse bucket a load bucket merges into (apply thread). */
+  private io.plb.core.load.LoadBucket readCoarse(long start) {
+    try {
+      return store.readBucket(Resolution.COARSE, start);
+    } catch (IOException e) {
+      // The database cannot be read: this replica cannot follow the log.
+      throw new UncheckedIOException(e);
+    }
   }
 
   /**
@@ -335,9 +413,14 @@ public final class PlbStateMachine extends BaseStateMachine {
   @Override
   public void close() throws IOException {
     super.close();
-    if (store != null) {
-      store.close();
-      store = null;
+    storeLock.writeLock().lock();
+    try {
+      if (store != null) {
+        store.close();
+        store = null;
+      }
+    } finally {
+      storeLock.writeLock().unlock();
     }
   }
 

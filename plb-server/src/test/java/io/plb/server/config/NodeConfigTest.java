@@ -323,7 +323,7 @@ class NodeConfigTest {
   }
 
   @ParameterizedTest
-  @CsvSource({"5 seconds", "-5s", "1.5s", "5S", "abc", "5d"})
+  @CsvSource({"5 seconds", "-5s", "1.5s", "5S", "abc", "5w"})
   void notADuration(String text) {
     refused(with("raft.electionTimeoutMin", text), "raft.electionTimeoutMin", "'" + text + "'",
         "is not a duration");
@@ -394,5 +394,37 @@ class NodeConfigTest {
   void portWithASignIsRefusedAndBadPortsNameTheKey() {
     refused(with("peer.n1.raft", "10.0.0.1:+80"), "peer.n1.raft");
     refused(with("peer.n1.raft", "10.0.0.1:99999"), "peer.n1.raft");
+  }
+
+  @Test
+  void historySettings() {
+    NodeConfig c = NodeConfig.of(valid());
+    assertEquals(io.plb.core.load.HistoryLayout.DEFAULT, c.historyLayout());
+    Map<String, String> v = valid();
+    v.put("history.bucket", "200ms");
+    v.put("history.coarseBucket", "10s");
+    v.put("history.fineRetention", "1h");
+    v.put("history.coarseRetention", "7d");
+    v.put("telemetry.hotKeys", "8");
+    NodeConfig d = NodeConfig.of(v);
+    assertEquals(new io.plb.core.load.HistoryLayout(200, 3_600_000, 10_000, 7 * 86_400_000L, 8),
+        d.historyLayout());
+    refused(with("history.bucket", "10ms"), "history.bucket");
+    refused(with("history.coarseBucket", "15s"), "history.coarseBucket", "history.bucket");
+    refused(with("history.fineRetention", "5s"), "history.fineRetention");
+    refused(with("history.coarseRetention", "1d"), "history.coarseRetention");
+    refused(with("history.bucket", "1s"), "at most 100000");
+    refused(with("telemetry.hotKeys", "0"), "telemetry.hotKeys");
+    refused(with("telemetry.hotKeys", "5000"), "telemetry.hotKeys");
+    refused(with("history.fineRetention", "2w"), "history.fineRetention", "not a duration");
+  }
+
+  @Test
+  void theThreeHostConfigsAreValid() throws IOException {
+    for (String n : List.of("n1", "n2", "n3")) {
+      NodeConfig c = NodeConfig.load(Path.of("..", "deploy", "three-hosts", n + ".conf"), Map.of());
+      assertEquals(n, c.nodeId());
+      assertEquals(io.plb.core.load.HistoryLayout.DEFAULT, c.historyLayout());
+    }
   }
 }
