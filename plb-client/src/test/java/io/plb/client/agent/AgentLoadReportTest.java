@@ -72,6 +72,12 @@ class AgentLoadReportTest {
 
     public void queueLate(List<StoredMessage> m) {}
 
+    public List<Long> bufferedHandovers(long rangeStart) {
+      return List.of();
+    }
+
+    public void releaseLate(long rangeStart, long handoverEpoch) {}
+
     public void saveAgentState(byte[] state) {}
 
     public byte[] loadAgentState() {
