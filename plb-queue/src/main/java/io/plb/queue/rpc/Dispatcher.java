@@ -158,8 +158,10 @@ public final class Dispatcher implements AutoCloseable {
       if (list.isEmpty()) {
         return;
       }
+      int first = nextSession;
       for (int n = 0; n < list.size(); n++) {
-        Session s = list.get(Math.floorMod(nextSession++, list.size()));
+        int at = Math.floorMod(first + n, list.size());
+        Session s = list.get(at);
         int credit = s.credit();
         if (credit <= 0) {
           continue;
@@ -168,6 +170,10 @@ public final class Dispatcher implements AutoCloseable {
         if (batch.isEmpty()) {
           return;
         }
+        // The turn passes to the session after the one served, never further: when messages
+        // arrive one at a time, skipping over a session that found nothing would starve every
+        // other session of an even-sized set.
+        nextSession = at + 1;
         SubscribeResponse.Builder resp = SubscribeResponse.newBuilder();
         boolean alive;
         synchronized (s) {
