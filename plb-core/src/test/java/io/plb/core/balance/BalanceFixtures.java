@@ -111,6 +111,61 @@ final class BalanceFixtures {
     return new Problem(ranges, servers, outlook, config, now, history);
   }
 
+  /**
+   * A random problem where no single range is worth moving: 4,096 one-slice ranges owned in
+   * contiguous blocks by 3..16 servers (a few draining or down), per-slice load that is higher on
+   * one or two servers, and a random configuration. Relief then needs runs merged to move.
+   */
+  static Problem manySmallRanges(long seed) {
+    Random rnd = new Random(seed);
+    int nServers = 3 + rnd.nextInt(14);
+    long now = 1_000_000_000L + rnd.nextInt(1_000_000);
+    List<BalanceServer> servers = new ArrayList<>();
+    for (int i = 0; i < nServers; i++) {
+      int kind = rnd.nextInt(12);
+      ServerState state = kind == 0 ? ServerState.DOWN
+          : kind == 1 ? ServerState.DRAINING : ServerState.ACTIVE;
+      servers.add(new BalanceServer(id(i), 100.0, state));
+    }
+    String[] owners = new String[Ring.SLICES];
+    for (int i = 0; i < owners.length; i++) {
+      owners[i] = id((int) ((long) i * nServers / owners.length));
+    }
+    double[] factor = new double[nServers];
+    for (int i = 0; i < nServers; i++) {
+      factor[i] = 1.0;
+    }
+    int hot = 1 + rnd.nextInt(2);
+    for (int i = 0; i < hot; i++) {
+      factor[rnd.nextInt(nServers)] = 1.2 + rnd.nextDouble();
+    }
+    double perSlice = (0.3 + 0.5 * rnd.nextDouble()) * 100.0 * nServers / Ring.SLICES;
+    double[] mean = new double[Ring.SLICES];
+    double[] upper = new double[Ring.SLICES];
+    for (int i = 0; i < mean.length; i++) {
+      int server = (int) ((long) i * nServers / mean.length);
+      mean[i] = perSlice * factor[server] * (0.8 + 0.4 * rnd.nextDouble());
+      upper[i] = mean[i] * (1 + 0.3 * rnd.nextDouble());
+    }
+    List<BalanceRange> ranges = new ArrayList<>();
+    for (int i = 0; i < Ring.SLICES; i++) {
+      long start = (long) i << (64 - Ring.SLICE_BITS);
+      long end = i + 1 < Ring.SLICES ? (long) (i + 1) << (64 - Ring.SLICE_BITS) : Ring.RING_END;
+      boolean pinned = rnd.nextInt(50) == 0;
+      long lastMoved = rnd.nextInt(20) == 0 ? now - rnd.nextInt(30) * MINUTE : BalanceRange.NEVER;
+      ranges.add(new BalanceRange(start, end, owners[i], pinned, false, lastMoved, 0.0));
+    }
+    BalancerConfig config = randomConfig(rnd).toBuilder()
+        .minGain(0.005 + rnd.nextDouble() * 0.03)
+        .maxMovesPerRound(1 + rnd.nextInt(6))
+        .maxMovesPerServer(1 + rnd.nextInt(3))
+        .maxMovesPerWindow(4 + rnd.nextInt(12))
+        .maxMergesPerMove(rnd.nextInt(5) == 0 ? 0 : 1 + rnd.nextInt(200))
+        .build();
+    return new Problem(ranges, servers, LoadOutlook.ofSlices(mean, upper, List.of()), config,
+        now, MoveHistory.of(List.of(), false));
+  }
+
   static int pick(Random rnd, double[] weight) {
     double total = 0;
     for (double w : weight) {

@@ -2,6 +2,7 @@ package io.plb.core.balance;
 
 import static io.plb.core.balance.BalanceFixtures.MINUTE;
 import static io.plb.core.balance.BalanceFixtures.activeSorted;
+import static io.plb.core.balance.BalanceFixtures.manySmallRanges;
 import static io.plb.core.balance.BalanceFixtures.randomProblem;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -32,6 +33,7 @@ import org.junit.jupiter.api.Test;
 class PlannerPropertyTest {
   private static final int CASES = 300;
   private static final int REST_CASES = 24;
+  private static final int SMALL_RANGE_CASES = 40;
 
   private static long[] seeds(int n, long salt) {
     String one = System.getProperty("plb.seed");
@@ -66,6 +68,18 @@ class PlannerPropertyTest {
       withMoves += plan.moves().isEmpty() ? 0 : 1;
       withSplits += plan.splits().isEmpty() ? 0 : 1;
       withMerges += plan.merges().isEmpty() ? 0 : 1;
+      withRuns += plan.merges().stream()
+          .anyMatch(g -> g.cause().reason() == Cause.Reason.MERGE_TO_MOVE) ? 1 : 0;
+    }
+    for (long seed : seeds(SMALL_RANGE_CASES, 13)) {
+      Problem p = manySmallRanges(seed);
+      Plan plan;
+      try {
+        plan = p.plan();
+        checkPlan(p, plan);
+      } catch (AssertionError | RuntimeException e) {
+        throw new AssertionError("seed " + seed + " (small ranges): " + e.getMessage(), e);
+      }
       withRuns += plan.merges().stream()
           .anyMatch(g -> g.cause().reason() == Cause.Reason.MERGE_TO_MOVE) ? 1 : 0;
     }
