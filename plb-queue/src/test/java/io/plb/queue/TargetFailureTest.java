@@ -204,7 +204,8 @@ class TargetFailureTest {
     if (!lateAllowed) {
       assertEquals(0, v.late(), v.toString());
     }
-    assertTrue(v.acknowledged() > 500, v.toString());
+    // Traffic flowed throughout: every test awaits 100 deliveries before its fault and 300 after.
+    assertTrue(v.acknowledged() >= 300, v.toString());
   }
 
   static void assertNoHandoverOpen(QueueCluster c) {
