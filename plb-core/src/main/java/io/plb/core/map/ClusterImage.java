@@ -101,6 +101,26 @@ public final class ClusterImage {
     return ranges[i].start() == start ? i : -1;
   }
 
+  /**
+   * The ACTIVE server, other than {@code except}, that owns the fewest ranges (ties to the
+   * smallest id); null if there is none. Where a forced handover sends a DOWN server's ranges.
+   */
+  public String leastLoadedActive(String except) {
+    String best = null;
+    int bestCount = Integer.MAX_VALUE;
+    for (QueueServerInfo s : servers().values()) {
+      if (s.state() != ServerState.ACTIVE || s.id().equals(except)) {
+        continue;
+      }
+      int n = rangesOf(s.id()).size();
+      if (n < bestCount) {
+        best = s.id();
+        bestCount = n;
+      }
+    }
+    return best;
+  }
+
   /** Ranges owned by, or moving to, {@code serverId}. */
   public List<RangeEntry> rangesOf(String serverId) {
     List<RangeEntry> out = new ArrayList<>();

@@ -63,6 +63,23 @@ class ClusterImageTest {
     assertEquals(r.rangeText(), "[0x0000000000000000, 0x10000000000000000)");
   }
 
+  @Test
+  void leastLoadedActiveSkipsTheExceptedAndInactiveServersAndBreaksTiesById() {
+    ClusterImage img = fourRanges(); // a owns 2 ranges, b 1, c none
+    assertEquals("c", img.leastLoadedActive("a"));
+    assertEquals("b", img.leastLoadedActive("c"));
+    ClusterImage cDown = ClusterImage.of(10L, img.ranges(),
+        List.of(server("a"), server("b"), server("c", ServerState.DOWN),
+            server("d", ServerState.DRAINING)));
+    assertEquals("b", cDown.leastLoadedActive("a"));
+    assertEquals("a", cDown.leastLoadedActive("b"));
+    ClusterImage tie = ClusterImage.of(10L, List.of(range(0L, Ring.RING_END, "x")),
+        List.of(server("x"), server("m"), server("k")));
+    assertEquals("k", tie.leastLoadedActive("x"));
+    assertNull(ClusterImage.of(10L, List.of(range(0L, Ring.RING_END, "a")), List.of(server("a")))
+        .leastLoadedActive("a"));
+  }
+
   // ---- lookups ----
 
   @Test

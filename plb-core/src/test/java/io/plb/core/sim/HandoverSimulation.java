@@ -558,7 +558,7 @@ final class HandoverSimulation {
           apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "source DOWN"));
           continue;
         }
-        String target = h != null && isActive(h.target()) ? h.target() : leastLoaded(r.owner());
+        String target = h != null && isActive(h.target()) ? h.target() : image.leastLoadedActive(r.owner());
         if (target != null) {
           apply(new Command.ForceHandover(r.start(), r.epoch(), target));
         }
@@ -566,22 +566,6 @@ final class HandoverSimulation {
         apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "target not ACTIVE"));
       }
     }
-  }
-
-  private String leastLoaded(String except) {
-    String best = null;
-    int bestCount = Integer.MAX_VALUE;
-    for (QueueServerInfo s : image.servers().values()) {
-      if (s.state() != ServerState.ACTIVE || s.id().equals(except)) {
-        continue;
-      }
-      int n = image.rangesOf(s.id()).size();
-      if (n < bestCount) {
-        best = s.id();
-        bestCount = n;
-      }
-    }
-    return best;
   }
 
   // ================================================================== crashes

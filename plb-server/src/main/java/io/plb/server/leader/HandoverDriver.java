@@ -366,7 +366,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
           continue;
         }
         String target = h != null && isActive(image, h.target()) ? h.target()
-            : leastLoaded(image, r.owner());
+            : image.leastLoadedActive(r.owner());
         if (target == null) {
           continue; // no ACTIVE server to take it; logged by the caller's next round
         }
@@ -405,23 +405,6 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   private static String stateOf(ClusterImage image, String id) {
     QueueServerInfo s = image.server(id);
     return s == null ? "gone" : s.state().name();
-  }
-
-  /** The ACTIVE server, other than {@code except}, that owns the fewest ranges. */
-  private static String leastLoaded(ClusterImage image, String except) {
-    String best = null;
-    int bestCount = Integer.MAX_VALUE;
-    for (QueueServerInfo s : image.servers().values()) {
-      if (s.state() != ServerState.ACTIVE || s.id().equals(except)) {
-        continue;
-      }
-      int n = image.rangesOf(s.id()).size();
-      if (n < bestCount) {
-        best = s.id();
-        bestCount = n;
-      }
-    }
-    return best;
   }
 
   private CompletableFuture<CommandResult> proposeAbort(Key key, String reason) {
