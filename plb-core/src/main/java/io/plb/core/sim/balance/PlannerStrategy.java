@@ -3,6 +3,7 @@ package io.plb.core.sim.balance;
 import io.plb.core.balance.BalanceRange;
 import io.plb.core.balance.BalanceServer;
 import io.plb.core.balance.BalancerConfig;
+import io.plb.core.balance.Criterion;
 import io.plb.core.balance.LoadOutlook;
 import io.plb.core.balance.MoveHistory;
 import io.plb.core.balance.Plan;
@@ -21,9 +22,10 @@ import java.util.TreeSet;
 /**
  * PLB's own balancing in the simulator: every round, the real {@link Planner} plans on a
  * {@link LoadOutlook} built by a {@link Foresight} — forecasts of the next horizon
- * ({@code predictive}) or the actual next horizon ({@code oracle}). The planner's settings are
- * {@link BalancerConfig#defaults()} with the simulation's budgets, churn penalty, hold and a
- * 10-minute horizon.
+ * ({@code predictive}, {@link ForecastForesight}) or the actual next horizon ({@code oracle}).
+ * The planner's settings are {@link BalancerConfig#defaults()} with the simulation's budgets,
+ * churn penalty, hold and a 10-minute horizon ({@link #configFor}); {@code predictive} changes
+ * how it sums quantiles and when it acts ({@link #predictiveConfigFor}).
  *
  * <p>Translation to the slice-aligned simulated map: ranges start and end on slice boundaries; a
  * split the planner puts inside a slice is moved to the nearest slice boundary inside the range
@@ -54,6 +56,12 @@ public final class PlannerStrategy implements ForecastingStrategy {
   }
 
   public static final int HORIZON_MINUTES = 10;
+
+  /** The upper quantile {@code predictive} plans on. */
+  public static final double PREDICTIVE_QUANTILE = 0.9;
+
+  /** {@code predictive} plans a server down when its planned utilisation exceeds this. */
+  public static final double PREDICTIVE_HIGH_WATER = 1.0;
 
   private final String name;
   private final Foresight foresight;
@@ -101,6 +109,30 @@ public final class PlannerStrategy implements ForecastingStrategy {
         .minDwell(Duration.ofMillis(Math.max(1, sim.minDwellMillis())))
         .minGain(sim.minMoveGain())
         .expectedHold(Duration.ofSeconds(Math.max(1, sim.holdSeconds())))
+        .build();
+  }
+
+  /**
+   * {@link #configFor} for a forecast outlook. Two changes, both about what overload is:
+   *
+   * <ul>
+   *   <li>a server's planned load is the upper quantile of its <em>sum</em> (the ranges' errors
+   *       taken as independent, {@code upperCorrelation} 0), not the sum of its ranges' upper
+   *       quantiles, which grows with the number of ranges and makes a server of many small
+   *       ranges look hot;
+   *   <li>the criterion is {@link Criterion#HIGH_WATER} at {@value #PREDICTIVE_HIGH_WATER} of
+   *       capacity (down to {@value #PREDICTIVE_HIGH_WATER} − the hysteresis once acting): a
+   *       server is planned down when its likely-bad load would fill it, not whenever max/mean
+   *       exceeds 1.15. Balancing an uneven but idle cluster buys no delay and spends the move
+   *       budget (4 per 10 min) that the peak hours need.
+   * </ul>
+   */
+  public static BalancerConfig predictiveConfigFor(SimConfig sim) {
+    return configFor(sim).toBuilder()
+        .quantile(PREDICTIVE_QUANTILE)
+        .upperCorrelation(0)
+        .criterion(Criterion.HIGH_WATER)
+        .highWater(PREDICTIVE_HIGH_WATER)
         .build();
   }
 

@@ -15,7 +15,8 @@ import java.util.Set;
 public final class Strategies {
   /** Every strategy of the benchmark, in the order results are shown. */
   public static final String ALL =
-      "static,reactive-ewma:0.05,reactive-ewma:0.1,reactive-ewma:0.2,reactive-shedder,oracle";
+      "static,reactive-ewma:0.05,reactive-ewma:0.1,reactive-ewma:0.2,reactive-shedder,predictive,"
+          + "oracle";
 
   private Strategies() {}
 
@@ -27,6 +28,11 @@ public final class Strategies {
         case "static" -> new StaticStrategy();
         case "reactive-ewma" -> new ReactiveEwmaStrategy(parameter);
         case "reactive-shedder" -> new ReactiveShedderStrategy(parameter);
+        case "predictive" -> new PlannerStrategy("predictive",
+            new ForecastForesight(matrix.units(), ForecastForesight.defaultConfig(),
+                PlannerStrategy.PREDICTIVE_QUANTILE),
+            PlannerStrategy.predictiveConfigFor(matrix.config()), matrix.config().servers(),
+            matrix.capacity());
         case "oracle" -> new PlannerStrategy("oracle", new OracleForesight(matrix),
             matrix.config(), matrix.capacity());
         default -> throw new IllegalArgumentException("strategy '" + kind

@@ -213,7 +213,8 @@ class BalanceSimulationTest {
   void everyStrategyKeepsTheBudgetsByItself() {
     LoadMatrix m = movingHotspot(11);
     for (Strategies.Spec spec : Strategies.parseList(
-        "static,reactive-ewma:0.05,reactive-ewma:0.2,reactive-shedder:0.05,oracle")) {
+        "static,reactive-ewma:0.05,reactive-ewma:0.2,reactive-shedder:0.05,predictive,"
+            + "oracle")) {
       StrategyResult r = new BalanceSimulation(m).run(spec.create(m));
       assertEquals(0, r.rejected(), r.name() + " planned over budget: " + r.extra());
       assertBudgets(r, m.config(), m);
