@@ -6,6 +6,7 @@ import io.plb.core.sim.balance.LoadMatrix;
 import io.plb.core.sim.balance.SimConfig;
 import io.plb.core.sim.balance.Strategies;
 import io.plb.core.sim.balance.StrategyResult;
+import io.plb.core.sim.balance.SyntheticTrace;
 import io.plb.core.sim.balance.Trace;
 import io.plb.core.sim.balance.TraceParser;
 import io.plb.core.time.Ticker;
@@ -42,8 +43,28 @@ public final class SimulateCommand {
   private SimulateCommand() {}
 
   /** The parsed command line. */
-  record Options(Path trace, SimConfig config, List<Strategies.Spec> strategies, Path out,
-      int threads, boolean quiet) {}
+  record Options(Path trace, SyntheticTrace synthetic, SimConfig config,
+      List<Strategies.Spec> strategies, Path out, int threads, boolean quiet) {
+    /** The trace's name in the report: its file, or the synthetic trace's seed and length. */
+    String traceName() {
+      return synthetic != null ? "synthetic:" + synthetic.seed() + " (" + synthetic.minutes()
+          / 1440 + " days)" : trace.toString();
+    }
+  }
+
+  /** Days of a synthetic trace unless {@code --days} says otherwise. */
+  static final int DEFAULT_SYNTHETIC_DAYS = 28;
+
+  /**
+   * The synthetic trace of {@code --synthetic SEED}: {@link SyntheticTrace#defaults} (400 Zipf
+   * keys, daily cycle, weekends at 60 %, bursts, drift) over {@code days} from 2001-01-01, with
+   * 30 events a minute and 40 % of them on a hotspot 5 % of the ring wide that travels round the
+   * ring once a day — load that moves, but the same way every day.
+   */
+  static SyntheticTrace synthetic(long seed, int days) {
+    return SyntheticTrace.defaults(seed).withMinutes(days * 1440).withRate(30)
+        .withHotspot(0.4, 0.05, 1440);
+  }
 
   /** Runs the command; returns the process exit code. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
@@ -69,8 +90,13 @@ public final class SimulateCommand {
           throw new IOException("--out " + options.out() + " is not writable");
         }
       }
-      progress(options, err, "reading " + options.trace());
-      trace = TraceFiles.read(options.trace());
+      if (options.synthetic() != null) {
+        progress(options, err, "generating " + options.traceName());
+        trace = options.synthetic().trace();
+      } else {
+        progress(options, err, "reading " + options.trace());
+        trace = TraceFiles.read(options.trace());
+      }
       matrix = LoadMatrix.build(trace, options.config());
     } catch (NoSuchFileException e) {
       err.println("plb simulate: " + (e.getReason() != null ? e.getReason() + ": " : "")
@@ -135,7 +161,7 @@ public final class SimulateCommand {
     }
     printer.done();
 
-    SimulationReport report = new SimulationReport(options.trace().toString(), trace, matrix,
+    SimulationReport report = new SimulationReport(options.traceName(), trace, matrix,
         results);
     out.print(report.table(seconds));
     if (options.out() != null) {
@@ -175,6 +201,8 @@ public final class SimulateCommand {
     boolean quiet = false;
     Long from = null;
     Long to = null;
+    Long seed = null;
+    Integer days = null;
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       String name = a;
@@ -208,6 +236,20 @@ public final class SimulateCommand {
       }
       switch (name) {
         case "--trace" -> trace = Path.of(value);
+        case "--synthetic" -> {
+          try {
+            seed = Long.parseLong(value.strip());
+          } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--synthetic takes a seed (a whole number), got '"
+                + value + "'");
+          }
+        }
+        case "--days" -> {
+          days = integer(name, value);
+          if (days < 1 || days > 366) {
+            throw new IllegalArgumentException("--days must be 1..366, got " + days);
+          }
+        }
         case "--servers" -> config = config.withServers(integer(name, value));
         case "--headroom" -> config = config.withHeadroom(number(name, value));
         case "--scale" -> config = config.withScale(number(name, value));
@@ -228,18 +270,27 @@ public final class SimulateCommand {
         default -> throw new IllegalArgumentException("unknown option '" + name + "'");
       }
     }
-    if (trace == null) {
-      throw new IllegalArgumentException("--trace FILE is required");
+    if (trace != null && seed != null) {
+      throw new IllegalArgumentException("--trace and --synthetic exclude each other");
     }
+    if (trace == null && seed == null) {
+      throw new IllegalArgumentException("--trace FILE is required (or --synthetic SEED)");
+    }
+    if (days != null && seed == null) {
+      throw new IllegalArgumentException("--days goes with --synthetic");
+    }
+    SyntheticTrace synthetic = seed == null ? null
+        : synthetic(seed, days == null ? DEFAULT_SYNTHETIC_DAYS : days);
     config = config.withWindow(from == null ? SimConfig.UNSET : from,
         to == null ? SimConfig.UNSET : to);
     List<Strategies.Spec> specs = Strategies.parseList(strategies);
     int n = threads != null ? threads
         : Math.max(1, Math.min(specs.size(), Runtime.getRuntime().availableProcessors()));
-    return new Options(trace, config, specs, out, n, quiet);
+    return new Options(trace, synthetic, config, specs, out, n, quiet);
   }
 
-  private static final List<String> OPTIONS = List.of("--trace", "--servers", "--headroom",
+  private static final List<String> OPTIONS = List.of("--trace", "--synthetic", "--days",
+      "--servers", "--headroom",
       "--scale", "--spread", "--hold", "--units", "--strategies", "--from", "--to", "--out",
       "--threads");
 
@@ -306,11 +357,15 @@ public final class SimulateCommand {
   static String usage() {
     return """
         usage: plb simulate --trace FILE [options]
+               plb simulate --synthetic SEED [--days N] [options]
 
         Replays a load trace (CSV ts,key,size; gzip or plain) against balancing strategies on
         virtual time and reports overload, queueing delay, imbalance and moves for each.
 
-          --trace FILE          the trace (required)
+          --trace FILE          the trace (this or --synthetic)
+          --synthetic SEED      a seeded synthetic trace instead: daily and weekly cycles,
+                                Zipf hot keys, bursts, drift, a hotspot circling the ring daily
+          --days N              length of the synthetic trace (default 28)
           --servers N           queue servers (default 8)
           --headroom H          capacity per server = H x busiest hour's rate / N (default 1.3)
           --scale K             messages per trace event (default 1000)

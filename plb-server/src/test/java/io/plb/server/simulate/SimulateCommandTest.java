@@ -82,6 +82,28 @@ class SimulateCommandTest {
     assertUsage("--servers needs a value", "--trace", t, "--servers");
     assertUsage("unexpected argument 'extra'", "--trace", t, "extra");
     assertUsage("--threads must be 1..64", "--trace", t, "--threads", "0");
+    assertUsage("--trace and --synthetic exclude each other", "--trace", t, "--synthetic", "1");
+    assertUsage("--synthetic takes a seed (a whole number), got 'x'", "--synthetic", "x");
+    assertUsage("--days must be 1..366, got 0", "--synthetic", "1", "--days", "0");
+    assertUsage("--days goes with --synthetic", "--trace", t, "--days", "3");
+  }
+
+  @Test
+  void aSeededSyntheticTraceRunsWithoutAFile() throws IOException {
+    Path out = dir.resolve("synthetic");
+    Object[] r = run("--synthetic", "5", "--days", "1", "--strategies",
+        "static,reactive-ewma:0.1", "--out", out.toString(), "--quiet");
+    assertEquals(0, r[0], (String) r[2]);
+    assertTrue(((String) r[1]).startsWith("trace synthetic:5 (1 days)"), (String) r[1]);
+    String json = Files.readString(out.resolve("summary.json"));
+    assertTrue(json.contains("\"file\":\"synthetic:5 (1 days)\"") && json.contains("\"from\":\"2001-01-01T00:00:00Z\""), json);
+    Object[] again = run("--synthetic", "5", "--days", "1", "--strategies",
+        "static,reactive-ewma:0.1", "--out", dir.resolve("again").toString(), "--quiet");
+    assertEquals(json, Files.readString(dir.resolve("again").resolve("summary.json")),
+        "the same seed gives the same trace and results");
+    Object[] other = run("--synthetic", "6", "--days", "1", "--strategies", "static",
+        "--quiet");
+    assertFalse(((String) other[1]).equals(r[1]), "another seed, another trace");
   }
 
   @Test
