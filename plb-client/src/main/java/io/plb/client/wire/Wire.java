@@ -14,6 +14,7 @@ import io.plb.core.load.LoadReport;
 import io.plb.core.load.Resolution;
 import io.plb.core.load.ServerLoad;
 import io.plb.core.load.SliceLoad;
+import io.plb.core.map.ActionCause;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.Handover;
 import io.plb.core.map.HandoverPhase;
@@ -153,6 +154,9 @@ public final class Wire {
             .addAllRemovedRangeStarts(d.removedRangeStarts())
             .addAllRemovedServers(d.removedServers())
             .setCause(d.cause());
+    if (d.actionCause() != null) {
+      b.setActionCause(toProto(d.actionCause()));
+    }
     for (RangeEntry r : d.upsertedRanges()) {
       b.addUpsertedRanges(toProto(r));
     }
@@ -178,7 +182,35 @@ public final class Wire {
         ranges,
         p.getRemovedServersList(),
         servers,
-        p.getCause());
+        p.getCause(),
+        p.hasActionCause() ? fromProto(p.getActionCause()) : null);
+  }
+
+  public static io.plb.proto.v1.ActionCause toProto(ActionCause c) {
+    return io.plb.proto.v1.ActionCause.newBuilder()
+        .setReason(c.reason())
+        .setCriterion(c.criterion())
+        .setCriterionValue(c.criterionValue())
+        .setSource(c.source())
+        .setSourceBefore(c.sourceBefore())
+        .setSourceAfter(c.sourceAfter())
+        .setTarget(c.target())
+        .setTargetBefore(c.targetBefore())
+        .setTargetAfter(c.targetAfter())
+        .setMeanLoad(c.meanLoad())
+        .setUpperLoad(c.upperLoad())
+        .setModel(c.model())
+        .setDecidedAtMillis(c.decidedAtMillis())
+        .setRound(c.round())
+        .setDetail(c.detail())
+        .build();
+  }
+
+  public static ActionCause fromProto(io.plb.proto.v1.ActionCause p) {
+    return new ActionCause(p.getReason(), p.getCriterion(), p.getCriterionValue(), p.getSource(),
+        p.getSourceBefore(), p.getSourceAfter(), p.getTarget(), p.getTargetBefore(),
+        p.getTargetAfter(), p.getMeanLoad(), p.getUpperLoad(), p.getModel(),
+        p.getDecidedAtMillis(), p.getRound(), p.getDetail());
   }
 
   // ------------------------------------------------------------------ commands
@@ -300,11 +332,21 @@ public final class Wire {
       b.setAppendLoadSamples(io.plb.proto.v1.AppendLoadSamplesEntry.newBuilder()
           .setLayout(toProto(x.layout()))
           .setBucket(toProto(x.bucket())));
+    } else if (c instanceof Command.SetBalancerPaused x) {
+      b.setSetBalancerPaused(io.plb.proto.v1.SetBalancerPausedEntry.newBuilder()
+          .setPaused(x.paused())
+          .setBy(x.by() == null ? "" : x.by()));
     } else {
       throw new IllegalArgumentException("unknown command " + c);
     }
+    ActionCause cause = Command.causeOf(c);
+    if (cause != null) {
+      b.setCause(toProto(cause));
+    }
     return b.build();
   }
+
+
 
   /** The log-entry form of a command proposed by the leader in {@code term} (fenced). */
   public static io.plb.proto.v1.Command toLogEntry(Command c, long proposerTerm) {
@@ -321,6 +363,23 @@ public final class Wire {
 
   /** The command in a log entry. @throws PlbException INVALID_ARGUMENT for an empty entry */
   public static Command fromLogEntry(io.plb.proto.v1.Command p) {
+    Command c = commandOf(p);
+    if (!p.hasCause()) {
+      return c;
+    }
+    ActionCause cause = fromProto(p.getCause());
+    if (c instanceof Command.StartHandover x) {
+      return new Command.StartHandover(x.rangeStart(), x.rangeEnd(), x.expectedEpoch(),
+          x.target(), x.maxPerServer(), x.maxTotal(), cause);
+    } else if (c instanceof Command.SplitRange x) {
+      return new Command.SplitRange(x.rangeStart(), x.at(), cause);
+    } else if (c instanceof Command.MergeRanges x) {
+      return new Command.MergeRanges(x.leftStart(), x.rightStart(), cause);
+    }
+    throw PlbException.invalid("only a handover start, a split or a merge carries a cause");
+  }
+
+  private static Command commandOf(io.plb.proto.v1.Command p) {
     switch (p.getKindCase()) {
       case REGISTER_SERVER:
         return fromProto(p.getRegisterServer());
@@ -364,6 +423,9 @@ public final class Wire {
         }
         return new Command.AppendLoadSamples(fromProto(e.getLayout()), fromProto(e.getBucket()));
       }
+      case SET_BALANCER_PAUSED:
+        return new Command.SetBalancerPaused(p.getSetBalancerPaused().getPaused(),
+            p.getSetBalancerPaused().getBy());
       default:
         throw PlbException.invalid("log entry holds no command");
     }

@@ -3,6 +3,7 @@ package io.plb.core.command;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.load.HistoryLayout;
 import io.plb.core.load.LoadBucket;
+import io.plb.core.map.ActionCause;
 import io.plb.core.map.ServerState;
 
 /**
@@ -36,8 +37,15 @@ public sealed interface Command {
     }
   }
 
-  /** Split the range starting at {@code rangeStart} so that a new range starts at {@code at}. */
-  record SplitRange(long rangeStart, long at) implements Command {
+  /**
+   * Split the range starting at {@code rangeStart} so that a new range starts at {@code at}.
+   * {@code cause} is set when the balancer decided it, null for an operator's split.
+   */
+  record SplitRange(long rangeStart, long at, ActionCause cause) implements Command {
+    public SplitRange(long rangeStart, long at) {
+      this(rangeStart, at, null);
+    }
+
     public String describe() {
       return "split range at " + Ring.hex(at);
     }
@@ -45,9 +53,13 @@ public sealed interface Command {
 
   /**
    * Merge the range starting at {@code leftStart} with the one starting at {@code rightStart},
-   * which must follow it directly.
+   * which must follow it directly. {@code cause} as for {@link SplitRange}.
    */
-  record MergeRanges(long leftStart, long rightStart) implements Command {
+  record MergeRanges(long leftStart, long rightStart, ActionCause cause) implements Command {
+    public MergeRanges(long leftStart, long rightStart) {
+      this(leftStart, rightStart, null);
+    }
+
     public String describe() {
       return "merge ranges at " + Ring.hex(leftStart) + " and "
           + Ring.hex(rightStart);
@@ -76,11 +88,17 @@ public sealed interface Command {
   /**
    * Opens a handover of the range {@code [rangeStart, rangeEnd)}, at {@code expectedEpoch}, to
    * {@code target}: phase PREPARE. The budgets are checked at apply time, so two leaders (or two
-   * operators) cannot overrun them together.
+   * operators) cannot overrun them together. {@code cause} is set when the balancer decided the
+   * move, null for an operator's.
    */
   record StartHandover(
       long rangeStart, long rangeEnd, long expectedEpoch, String target, int maxPerServer,
-      int maxTotal) implements Command {
+      int maxTotal, ActionCause cause) implements Command {
+    public StartHandover(long rangeStart, long rangeEnd, long expectedEpoch, String target,
+        int maxPerServer, int maxTotal) {
+      this(rangeStart, rangeEnd, expectedEpoch, target, maxPerServer, maxTotal, null);
+    }
+
     public String describe() {
       return "start handover of " + Ring.formatRange(rangeStart, rangeEnd) + " to " + target;
     }
@@ -132,6 +150,31 @@ public sealed interface Command {
     public String describe() {
       return "forced handover of range at " + Ring.hex(rangeStart) + " to " + target;
     }
+  }
+
+  // ---------------------------------------------------------------- balancer (DESIGN §8)
+
+  /**
+   * Pauses or resumes the leader's balancer. Committed state, not part of the map: applying it
+   * produces no new map version, and every later leader obeys it.
+   */
+  record SetBalancerPaused(boolean paused, String by) implements Command {
+    public String describe() {
+      return (paused ? "pause" : "resume") + " the balancer" + (by == null || by.isEmpty()
+          ? "" : " (" + by + ")");
+    }
+  }
+
+  /** The automatic cause a command carries, or null (an operator's command, a report). */
+  static ActionCause causeOf(Command c) {
+    if (c instanceof StartHandover x) {
+      return x.cause();
+    } else if (c instanceof SplitRange x) {
+      return x.cause();
+    } else if (c instanceof MergeRanges x) {
+      return x.cause();
+    }
+    return null;
   }
 
   // ---------------------------------------------------------------- load history (DESIGN §6)

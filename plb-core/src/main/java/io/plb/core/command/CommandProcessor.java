@@ -44,7 +44,8 @@ public final class CommandProcessor {
           ErrorCode.INTERNAL,
           "entry " + version + " does not follow map version " + image.version());
     }
-    Builder out = new Builder(image.version(), version, command.describe());
+    Builder out = new Builder(image.version(), version, command.describe(),
+        Command.causeOf(command));
     if (command instanceof RegisterServer c) {
       register(image, c, out);
     } else if (command instanceof UpdateServer c) {
@@ -74,6 +75,9 @@ public final class CommandProcessor {
     } else if (command instanceof Command.AppendLoadSamples) {
       throw PlbException.invalid(
           "load samples change the load history, not the map: apply them with LoadHistory");
+    } else if (command instanceof Command.SetBalancerPaused) {
+      throw PlbException.invalid(
+          "pausing the balancer changes its state, not the map: apply it with BalancerState");
     } else {
       throw PlbException.invalid("unknown command " + command);
     }
@@ -237,16 +241,19 @@ public final class CommandProcessor {
     private final long prevVersion;
     private final long version;
     private final String cause;
+    private final io.plb.core.map.ActionCause actionCause;
     private final ArrayList<Long> removedRanges = new ArrayList<>();
     private final ArrayList<RangeEntry> upsertedRanges = new ArrayList<>();
     private final ArrayList<String> removedServers = new ArrayList<>();
     private final ArrayList<QueueServerInfo> upsertedServers =
         new ArrayList<>();
 
-    Builder(long prevVersion, long version, String cause) {
+    Builder(long prevVersion, long version, String cause,
+        io.plb.core.map.ActionCause actionCause) {
       this.prevVersion = prevVersion;
       this.version = version;
       this.cause = cause;
+      this.actionCause = actionCause;
     }
 
     void removeRange(long start) {
@@ -275,7 +282,8 @@ public final class CommandProcessor {
     MapDelta build() {
       return new MapDelta(
           version, prevVersion, removedRanges, upsertedRanges, removedServers, upsertedServers,
-          ignoredBecause == null ? cause : "ignored " + cause + ": " + ignoredBecause);
+          ignoredBecause == null ? cause : "ignored " + cause + ": " + ignoredBecause,
+          ignoredBecause == null ? actionCause : null);
     }
   }
 }

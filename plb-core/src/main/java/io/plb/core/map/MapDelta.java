@@ -10,6 +10,9 @@ import java.util.Objects;
  *
  * <p>Applying it to the image at {@code prevVersion}: remove {@code removedRangeStarts}, then put
  * {@code upsertedRanges} (replacing any range with the same start); likewise for servers.
+ *
+ * <p>{@code actionCause} is set when the balancer decided the change (null for an operator's or an
+ * agent's command): the criterion, the figures and the forecast behind it.
  */
 public record MapDelta(
     long version,
@@ -18,7 +21,16 @@ public record MapDelta(
     List<RangeEntry> upsertedRanges,
     List<String> removedServers,
     List<QueueServerInfo> upsertedServers,
-    String cause) {
+    String cause,
+    ActionCause actionCause) {
+
+  /** A change without an automatic cause. */
+  public MapDelta(long version, long prevVersion, List<Long> removedRangeStarts,
+      List<RangeEntry> upsertedRanges, List<String> removedServers,
+      List<QueueServerInfo> upsertedServers, String cause) {
+    this(version, prevVersion, removedRangeStarts, upsertedRanges, removedServers,
+        upsertedServers, cause, null);
+  }
 
   public MapDelta {
     removedRangeStarts = List.copyOf(removedRangeStarts);
