@@ -27,6 +27,7 @@ import io.plb.proto.v1.NodeStatus;
 import io.plb.server.config.NodeConfig;
 import io.plb.server.publish.MapPublisher;
 import io.plb.core.time.Ticker;
+import io.plb.server.leader.Balancer;
 import io.plb.server.leader.HandoverDriver;
 import io.plb.server.leader.TelemetryIntake;
 import io.plb.server.rpc.AdminServiceImpl;
@@ -100,6 +101,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final HandoverDriver handoverDriver;
   private final ScheduledExecutorService telemetryLoop;
   private final TelemetryIntake telemetry;
+  private final ScheduledExecutorService balancerLoop;
+  private final Balancer balancer;
   private volatile boolean closed;
 
   private PlbNode(NodeConfig config) throws IOException {
@@ -163,6 +166,11 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         telemetryLoop,
         this::leaderHintText);
     stateMachine.addLeadershipListener(telemetry);
+    this.balancerLoop =
+        Executors.newSingleThreadScheduledExecutor(daemon("plb-balancer-" + config.nodeId()));
+    this.balancer = new Balancer(config, stateMachine, publisher, handoverDriver, this::propose,
+        System::currentTimeMillis, balancerLoop, this::leaderHintText);
+    stateMachine.addLeadershipListener(balancer);
     this.mapService =
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
@@ -296,7 +304,11 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         return CompletableFuture.failedFuture(notLeader(d));
       }
       // Validate before proposing, so bad input never reaches the log.
-      CommandProcessor.validate(publisher.image(), command);
+      if (command instanceof Command.SetBalancerPaused pause) {
+        stateMachine.balancerState().apply(pause, 0);
+      } else {
+        CommandProcessor.validate(publisher.image(), command);
+      }
     } catch (PlbException e) {
       return CompletableFuture.failedFuture(e);
     } catch (IOException e) {
@@ -383,6 +395,25 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     }
   }
 
+  /** The balancer, if this node is the ready leader; else the not-leader refusal. */
+  @Override
+  public CompletableFuture<Balancer> leaderBalancer() {
+    try {
+      RaftServer.Division d = division();
+      if (!d.getInfo().isLeader() || !balancer.isLeading()) {
+        return CompletableFuture.failedFuture(notLeader(d));
+      }
+      return CompletableFuture.completedFuture(balancer);
+    } catch (IOException e) {
+      return CompletableFuture.failedFuture(
+          new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
+    }
+  }
+
+  public Balancer balancer() {
+    return balancer;
+  }
+
   public TelemetryIntake telemetry() {
     return telemetry;
   }
@@ -398,6 +429,10 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         ? Resolution.FINE : Wire.fromProto(r.getResolution());
     if (r.getFromMillis() < 0 || r.getToMillis() < 0) {
       throw PlbException.invalid("from_millis and to_millis must be below 2^63");
+    }
+    if (r.getToMillis() != 0 && r.getToMillis() <= r.getFromMillis()) {
+      throw PlbException.invalid("the time window is empty: to_millis " + r.getToMillis()
+          + " is not after from_millis " + r.getFromMillis());
     }
     int first = -1;
     int last = -1;
@@ -415,6 +450,11 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     }
     if (!r.getServerId().isEmpty()) {
       io.plb.core.command.Limits.checkServerId(r.getServerId());
+      if (publisher.image().server(r.getServerId()) == null
+          && !stateMachine.historyState().watermarks().containsKey(r.getServerId())) {
+        throw PlbException.notFound("no queue server with id " + r.getServerId()
+            + " is registered or in the load history");
+      }
     }
     StateStore.HistoryPage page;
     try {
@@ -615,6 +655,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     timer.shutdownNow();
     leaderLoop.shutdownNow();
     telemetryLoop.shutdownNow();
+    balancerLoop.shutdownNow();
     LOG.info("PLB node {} stopped", config.nodeId());
   }
 }

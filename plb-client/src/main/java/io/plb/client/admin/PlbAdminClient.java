@@ -14,6 +14,13 @@ import io.plb.core.map.ClusterImage;
 import io.plb.core.map.ServerState;
 import io.plb.core.time.Ticker;
 import io.plb.proto.v1.AbortHandoverRequest;
+import io.plb.proto.v1.BalancerStatus;
+import io.plb.proto.v1.BalancerStatusRequest;
+import io.plb.proto.v1.ForecastRequest;
+import io.plb.proto.v1.ForecastResponse;
+import io.plb.proto.v1.PlanRequest;
+import io.plb.proto.v1.PlanResponse;
+import io.plb.proto.v1.SetBalancerPausedRequest;
 import io.plb.proto.v1.AdminServiceGrpc;
 import io.plb.proto.v1.AgentServiceGrpc;
 import io.plb.proto.v1.HandoverReport;
@@ -260,6 +267,32 @@ public final class PlbAdminClient implements AutoCloseable {
   /** The open handovers, with ages and deadlines as the leader sees them. */
   public ListHandoversResponse handovers() {
     return call(stub -> stub.listHandovers(ListHandoversRequest.getDefaultInstance()));
+  }
+
+  // ------------------------------------------------------------------ balancer
+
+  /**
+   * Pauses ({@code true}) or resumes the leader's balancer; committed, so it holds across leader
+   * changes. {@code by} names who asks (empty: "operator"). Returns the map version (unchanged).
+   */
+  public long setBalancerPaused(boolean paused, String by) {
+    return write(stub -> stub.setBalancerPaused(SetBalancerPausedRequest.newBuilder()
+        .setPaused(paused).setBy(by == null ? "" : by).build()));
+  }
+
+  /** The balancer's status, from the leader. */
+  public BalancerStatus balancerStatus() {
+    return call(stub -> stub.getBalancerStatus(BalancerStatusRequest.getDefaultInstance()));
+  }
+
+  /** What the balancer would do now (a dry run on the leader: nothing changes). */
+  public PlanResponse plan() {
+    return call(stub -> stub.planDryRun(PlanRequest.getDefaultInstance()));
+  }
+
+  /** Actual load against forecast, from the leader. */
+  public ForecastResponse forecast(ForecastRequest request) {
+    return call(stub -> stub.getForecast(request));
   }
 
   // ------------------------------------------------------------------ plumbing

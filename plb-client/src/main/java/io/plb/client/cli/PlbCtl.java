@@ -63,6 +63,17 @@ public final class PlbCtl {
       "                                 each phase as it commits (exit 1 if it is aborted)",
       "  handovers                      open handovers: phase, age, deadline, backlog, held",
       "  abort RANGE [--reason TEXT]    abort a range's handover (from SWITCH it runs backwards)",
+      "Balancer:",
+      "  plan                           dry run on the leader: the actions it would take now, each",
+      "                                 server's predicted utilisation before/after, notes",
+      "  balancer pause|resume [--by WHO]   stop or restart automatic actions (committed)",
+      "  balancer status                paused or not, rounds, last plan, actions, forecast health",
+      "  forecast [--server ID | --range RANGE] [--buckets N]",
+      "                                 actual load against forecast for recent buckets, the",
+      "                                 models and their accuracy (MASE, WAPE), fallbacks",
+      "  history [--server ID | --range RANGE] [--from T] [--to T] [--resolution fine|coarse]",
+      "                                 the load history, a bucket per row (T: epoch ms, an",
+      "                                 ISO-8601 instant, or -5m for five minutes ago)",
       "",
       "Endpoints default to $PLB_ENDPOINTS, else the local cluster (127.0.0.1:7301-7303).",
       "");
@@ -226,6 +237,45 @@ public final class PlbCtl {
       case "handovers":
         a.expect(1, "handovers");
         printHandovers(admin.handovers(), admin, json);
+        return 0;
+      case "plan":
+        a.expect(1, "plan");
+        new BalancerCommands(out).plan(admin.plan(), json);
+        return 0;
+      case "balancer": {
+        String usage = "balancer pause|resume|status [--by WHO]";
+        a.expect(2, usage);
+        String verb = a.positional.get(1);
+        switch (verb) {
+          case "pause", "resume" -> {
+            boolean pause = verb.equals("pause");
+            long v = admin.setBalancerPaused(pause, a.option("by", "operator"));
+            if (json) {
+              Map<String, Object> o = Json.object();
+              o.put("paused", pause);
+              o.put("version", v);
+              out.println(Json.write(o));
+            } else {
+              out.println("balancer " + (pause ? "paused" : "resumed") + " (committed; the map "
+                  + "stays at version " + v + ")");
+            }
+          }
+          case "status" -> new BalancerCommands(out).status(admin.balancerStatus(), json);
+          default -> throw new IllegalArgumentException("usage: plbctl " + usage);
+        }
+        return 0;
+      }
+      case "forecast":
+        a.expect(1, "forecast [--server ID | --range RANGE] [--buckets N]");
+        new BalancerCommands(out).forecast(admin.forecast(BalancerCommands.forecastRequest(
+            a.option("server", null), a.option("range", null), a.option("buckets", null))), json);
+        return 0;
+      case "history":
+        a.expect(1, "history [--server ID | --range RANGE] [--from T] [--to T] "
+            + "[--resolution fine|coarse]");
+        new BalancerCommands(out).history(admin, a.option("server", null),
+            a.option("range", null), a.option("from", null), a.option("to", null),
+            a.option("resolution", null), json, System.currentTimeMillis());
         return 0;
       default:
         throw new IllegalArgumentException("unknown command '" + cmd + "' (see plbctl --help)");
@@ -699,6 +749,9 @@ public final class PlbCtl {
   private int watch(Args a, String endpoints, boolean json) {
     long count = (long) number(a, "count", "0");
     long from = (long) number(a, "from", "0");
+    if (from > 0) {
+      return watchFrom(endpoints, from, count, json);
+    }
     CountDownLatch done = new CountDownLatch(1);
     long[] seen = {0};
     MapWatcher.Listener listener = new MapWatcher.Listener() {
@@ -714,7 +767,10 @@ public final class PlbCtl {
             out.println("v" + image.version() + "  full map: " + image.rangeCount() + " ranges, "
                 + image.servers().size() + " queue servers");
           } else {
-            out.println("v" + image.version() + "  " + delta.cause() + describe(delta));
+            out.println("v" + image.version() + "  " + delta.cause() + describe(delta)
+                + (delta.actionCause() == null ? ""
+                    : "\n      because " + delta.actionCause().summary()
+                        + "\n      " + delta.actionCause().detail()));
           }
           out.flush();
         }
@@ -731,6 +787,72 @@ public final class PlbCtl {
       Thread.currentThread().interrupt();
     }
     return 0;
+  }
+
+  /**
+   * Prints every change after version {@code from}, as the nodes' change history holds them (a
+   * full map first if a node no longer has them); resumes on the next node when a stream ends.
+   */
+  private int watchFrom(String endpoints, long from, long count, boolean json) {
+    long after = from;
+    long seen = 0;
+    int failures = 0;
+    try (Endpoints eps = Endpoints.parse(endpoints)) {
+      for (int node = 0; count == 0 || seen < count; node++) {
+        String address = eps.get(node % eps.size());
+        try {
+          java.util.Iterator<io.plb.proto.v1.WatchMapResponse> it =
+              io.plb.proto.v1.MapServiceGrpc.newBlockingStub(eps.channel(address))
+                  .watchMap(io.plb.proto.v1.WatchMapRequest.newBuilder()
+                      .setAfterVersion(after).build());
+          while (it.hasNext() && (count == 0 || seen < count)) {
+            io.plb.proto.v1.WatchMapResponse r = it.next();
+            failures = 0;
+            if (r.hasFullMap()) {
+              ClusterImage image = io.plb.client.wire.Wire.fromProto(r.getFullMap());
+              after = image.version();
+              printChange(image, null, json);
+              seen++;
+            } else if (r.hasDelta()) {
+              MapDelta d = io.plb.client.wire.Wire.fromProto(r.getDelta());
+              after = d.version();
+              printChange(null, d, json);
+              seen++;
+            }
+          }
+          if (count > 0 && seen >= count) {
+            break;
+          }
+        } catch (io.grpc.StatusRuntimeException e) {
+          if (++failures > 3 * eps.size()) {
+            throw io.plb.client.PlbClientException.from(e);
+          }
+        }
+      }
+    }
+    return 0;
+  }
+
+  private void printChange(ClusterImage image, MapDelta delta, boolean json) {
+    synchronized (out) {
+      if (json) {
+        if (delta == null) {
+          out.println(Json.write(watchJson(image, null)));
+        } else {
+          Map<String, Object> o = deltaJson(delta);
+          out.println(Json.write(o));
+        }
+      } else if (delta == null) {
+        out.println("v" + image.version() + "  full map: " + image.rangeCount() + " ranges, "
+            + image.servers().size() + " queue servers");
+      } else {
+        out.println("v" + delta.version() + "  " + delta.cause() + describe(delta)
+            + (delta.actionCause() == null ? ""
+                : "\n      because " + delta.actionCause().summary()
+                    + "\n      " + delta.actionCause().detail()));
+      }
+      out.flush();
+    }
   }
 
   private static String describe(MapDelta d) {
@@ -756,9 +878,20 @@ public final class PlbCtl {
       o.put("type", "full_map");
       putMap(o, image);
     } else {
+      o.putAll(deltaJson(delta));
+    }
+    return o;
+  }
+
+  static Map<String, Object> deltaJson(MapDelta delta) {
+    Map<String, Object> o = Json.object();
+    o.put("version", delta.version());
+    {
       o.put("type", "delta");
       o.put("prev_version", delta.prevVersion());
       o.put("cause", delta.cause());
+      o.put("action_cause", delta.actionCause() == null ? null
+          : BalancerCommands.causeJson(delta.actionCause()));
       List<Object> removed = new ArrayList<>();
       for (long s : delta.removedRangeStarts()) {
         removed.add(Ring.hex(s));
@@ -787,7 +920,7 @@ public final class PlbCtl {
         java.util.Set.of("json", "force", "help", "no-wait");
     private static final java.util.Set<String> OPTIONS = java.util.Set.of(
         "endpoints", "timeout", "at", "key", "address", "capacity", "state", "from", "count",
-        "to", "reason", "max-wait");
+        "to", "reason", "max-wait", "by", "server", "range", "buckets", "resolution");
     final List<String> positional = new ArrayList<>();
     final Map<String, String> options = new LinkedHashMap<>();
 

@@ -38,6 +38,8 @@ public final class PlbProcesses implements AutoCloseable {
     settings.put("raft.electionTimeoutMin", "500ms");
     settings.put("raft.electionTimeoutMax", "1000ms");
     settings.put("watch.progressInterval", "1s");
+    // These tests drive the map by hand.
+    settings.put("balancer.enabled", "false");
     for (int i = 1; i <= size; i++) {
       String id = "n" + i;
       ids.add(id);

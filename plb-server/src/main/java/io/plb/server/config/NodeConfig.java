@@ -1,6 +1,10 @@
 package io.plb.server.config;
 
+import io.plb.core.balance.BalancerConfig;
+import io.plb.core.balance.CostModel;
+import io.plb.core.balance.Criterion;
 import io.plb.core.error.PlbException;
+import io.plb.core.forecast.ForecasterConfig;
 import io.plb.core.load.HistoryLayout;
 import java.io.IOException;
 import java.io.Reader;
@@ -82,6 +86,61 @@ public final class NodeConfig {
         "width of a coarse bucket (a whole multiple of history.bucket)"});
     k.put("history.coarseRetention", new String[] {"56d", "how long coarse buckets are kept"});
     k.put("telemetry.hotKeys", new String[] {"32", "hot keys kept per history bucket"});
+    k.put("balancer.enabled", new String[] {"true",
+        "the leader balances automatically (false: plans only on request)"});
+    k.put("balancer.interval", new String[] {"30s", "time between the leader's balancer rounds"});
+    k.put("balancer.criterion", new String[] {"MAX_MEAN",
+        "imbalance criterion: MAX_MEAN, HIGH_WATER or STDDEV"});
+    k.put("balancer.maxMeanRatio", new String[] {"1.15",
+        "MAX_MEAN acts when max / mean predicted utilisation exceeds this"});
+    k.put("balancer.highWater", new String[] {"0.8",
+        "HIGH_WATER acts when a server's predicted utilisation exceeds this"});
+    k.put("balancer.stddevThreshold", new String[] {"0.15",
+        "STDDEV acts when the standard deviation of predicted utilisation exceeds this"});
+    k.put("balancer.hysteresis", new String[] {"0.05",
+        "once acting, keep balancing until the criterion is this far below its threshold"});
+    k.put("balancer.actAbove", new String[] {"0",
+        "do not start acting while every server's utilisation is at or below this"});
+    k.put("balancer.quantile", new String[] {"0.9",
+        "the forecast quantile planned for (not the mean), in (0.5, 1)"});
+    k.put("balancer.horizon", new String[] {"10m", "how far ahead the balancer plans"});
+    k.put("balancer.season", new String[] {"1d",
+        "the forecasters' daily season (a whole number of history.coarseBucket); shorten it "
+            + "with the history buckets to compress a day for a demo"});
+    k.put("balancer.refitEvery", new String[] {"3h",
+        "how often each slice's forecast model is re-selected and refitted"});
+    k.put("balancer.maxMovesPerRound", new String[] {"4", "handovers started by one round"});
+    k.put("balancer.maxMovesPerServer", new String[] {"2",
+        "handovers one server takes part in per round, counting those running"});
+    k.put("balancer.maxMovesPerWindow", new String[] {"4",
+        "handovers started within any balancer.moveWindow"});
+    k.put("balancer.moveWindow", new String[] {"10m", "the window of balancer.maxMovesPerWindow"});
+    k.put("balancer.minDwell", new String[] {"10m", "a range is not moved again within this"});
+    k.put("balancer.minGain", new String[] {"0.02",
+        "a move must lower its pair's max utilisation by more than this"});
+    k.put("balancer.expectedHold", new String[] {"30s",
+        "how long a handover is expected to hold a range's new messages"});
+    k.put("balancer.disruptionWeight", new String[] {"1",
+        "weight of a move's delayed load against its fixed cost"});
+    k.put("balancer.splitMinLoad", new String[] {"0.05",
+        "a range too hot to place is split only above this share of its owner's capacity"});
+    k.put("balancer.hotKeyShare", new String[] {"0.5",
+        "split around a hot key bringing at least this share of its range's load"});
+    k.put("balancer.maxSplitsPerRound", new String[] {"8", "splits one round may make"});
+    k.put("balancer.maxRanges", new String[] {"200000", "splits never make more ranges than this"});
+    k.put("balancer.mergeMaxLoad", new String[] {"0.002",
+        "adjacent ranges of one owner merge when together below this share of its capacity "
+            + "(0: never)"});
+    k.put("balancer.maxMergesPerRound", new String[] {"16", "merges one round may make"});
+    k.put("balancer.minRangesPerServer", new String[] {"16",
+        "merges never leave a server fewer ranges than this"});
+    k.put("balancer.maxMergesPerMove", new String[] {"64",
+        "ranges merged into one so that a server made of small ranges can shed load (0: never)"});
+    k.put("balancer.capacityPerWeight", new String[] {"10000",
+        "cost units per second a queue server of capacity weight 1 sustains"});
+    k.put("balancer.hotKeys", new String[] {"32", "hot keys the planner may split around"});
+    k.put("cost.perMessage", new String[] {"1", "cost of one message"});
+    k.put("cost.perByte", new String[] {"0.0009765625", "cost of one payload byte (1/1024)"});
     KEYS = Collections.unmodifiableMap(k);
   }
 
@@ -108,6 +167,14 @@ public final class NodeConfig {
   private final Duration suspectAfter;
   private final Duration downAfter;
   private final HistoryLayout historyLayout;
+  private final boolean balancerEnabled;
+  private final Duration balancerInterval;
+  private final BalancerConfig balancerConfig;
+  private final Duration balancerSeason;
+  private final Duration balancerRefitEvery;
+  private final double capacityPerWeight;
+  private final int balancerHotKeys;
+  private final CostModel costModel;
 
   private NodeConfig(Map<String, String> v) {
     for (String key : v.keySet()) {
@@ -176,6 +243,87 @@ public final class NodeConfig {
     } catch (PlbException e) {
       throw new IllegalArgumentException(e.getMessage());
     }
+    balancerEnabled = bool(v, "balancer.enabled");
+    balancerInterval = duration(v, "balancer.interval");
+    balancerSeason = duration(v, "balancer.season");
+    balancerRefitEvery = duration(v, "balancer.refitEvery");
+    capacityPerWeight = decimal(v, "balancer.capacityPerWeight");
+    if (!(capacityPerWeight > 0)) {
+      throw new IllegalArgumentException("balancer.capacityPerWeight must be > 0");
+    }
+    balancerHotKeys = (int) nonNegative(v, "balancer.hotKeys");
+    costModel = new CostModel(decimal(v, "cost.perMessage"), decimal(v, "cost.perByte"));
+    String criterion = get(v, "balancer.criterion");
+    Criterion c;
+    try {
+      c = Criterion.valueOf(criterion.toUpperCase(java.util.Locale.ROOT));
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("balancer.criterion = '" + criterion
+          + "' is not one of MAX_MEAN, HIGH_WATER, STDDEV");
+    }
+    // BalancerConfig checks every value and names the key in its message.
+    balancerConfig = BalancerConfig.builder()
+        .criterion(c)
+        .maxMeanRatio(decimal(v, "balancer.maxMeanRatio"))
+        .highWater(decimal(v, "balancer.highWater"))
+        .stddevThreshold(decimal(v, "balancer.stddevThreshold"))
+        .hysteresis(decimal(v, "balancer.hysteresis"))
+        .actAbove(decimal(v, "balancer.actAbove"))
+        .quantile(decimal(v, "balancer.quantile"))
+        .horizon(duration(v, "balancer.horizon"))
+        .maxMovesPerRound((int) nonNegative(v, "balancer.maxMovesPerRound"))
+        .maxMovesPerServer((int) nonNegative(v, "balancer.maxMovesPerServer"))
+        .maxMovesPerWindow((int) nonNegative(v, "balancer.maxMovesPerWindow"))
+        .moveWindow(duration(v, "balancer.moveWindow"))
+        .minDwell(duration(v, "balancer.minDwell"))
+        .minGain(decimal(v, "balancer.minGain"))
+        .expectedHold(duration(v, "balancer.expectedHold"))
+        .disruptionWeight(decimal(v, "balancer.disruptionWeight"))
+        .splitMinLoad(decimal(v, "balancer.splitMinLoad"))
+        .hotKeyShare(decimal(v, "balancer.hotKeyShare"))
+        .maxSplitsPerRound((int) nonNegative(v, "balancer.maxSplitsPerRound"))
+        .maxRanges((int) positive(v, "balancer.maxRanges"))
+        .mergeMaxLoad(decimal(v, "balancer.mergeMaxLoad"))
+        .maxMergesPerRound((int) nonNegative(v, "balancer.maxMergesPerRound"))
+        .minRangesPerServer((int) positive(v, "balancer.minRangesPerServer"))
+        .maxMergesPerMove((int) nonNegative(v, "balancer.maxMergesPerMove"))
+        .build();
+    // The forecasters' shape follows from the history's coarse bucket: check it now.
+    forecasterConfig(historyLayout.coarseBucketMillis());
+  }
+
+  /**
+   * The forecasters' configuration for a history of {@code coarseMillis} coarse buckets: a season
+   * of {@code balancer.season} (a whole number of coarse buckets, at least 4), a horizon of
+   * {@code balancer.horizon} (rounded up to coarse buckets), refits every
+   * {@code balancer.refitEvery}.
+   *
+   * @throws IllegalArgumentException naming the key whose value does not fit
+   */
+  public ForecasterConfig forecasterConfig(long coarseMillis) {
+    long season = balancerSeason.toMillis();
+    if (season % coarseMillis != 0 || season / coarseMillis < 4) {
+      throw new IllegalArgumentException("balancer.season (" + season + " ms) must be a whole "
+          + "number, at least 4, of history.coarseBucket (" + coarseMillis + " ms)");
+    }
+    if (season / coarseMillis > 100_000) {
+      throw new IllegalArgumentException("balancer.season (" + season + " ms) is more than "
+          + "100,000 history.coarseBucket (" + coarseMillis + " ms) buckets");
+    }
+    int day = (int) (season / coarseMillis);
+    long horizon = balancerConfig.horizon().toMillis();
+    int steps = (int) Math.max(1, Math.min(Integer.MAX_VALUE, (horizon + coarseMillis - 1)
+        / coarseMillis));
+    ForecasterConfig f;
+    try {
+      f = ForecasterConfig.defaults(day, steps);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("balancer.season (" + day + " coarse buckets) and "
+          + "balancer.horizon (" + horizon + " ms, " + steps + " coarse buckets) do not make a "
+          + "forecaster: " + e.getMessage());
+    }
+    int refit = (int) Math.max(1, Math.min(day, balancerRefitEvery.toMillis() / coarseMillis));
+    return f.withRefitEvery(refit);
   }
 
   /** Reads {@code file} (may be null), then applies {@code overrides}. */
@@ -286,6 +434,31 @@ public final class NodeConfig {
     return downAfter;
   }
 
+  public boolean balancerEnabled() {
+    return balancerEnabled;
+  }
+
+  public Duration balancerInterval() {
+    return balancerInterval;
+  }
+
+  /** The planner's settings (balancer.*), validated. */
+  public BalancerConfig balancerConfig() {
+    return balancerConfig;
+  }
+
+  public double capacityPerWeight() {
+    return capacityPerWeight;
+  }
+
+  public int balancerHotKeys() {
+    return balancerHotKeys;
+  }
+
+  public CostModel costModel() {
+    return costModel;
+  }
+
   /** The load history's layout (history.*, telemetry.hotKeys), validated. */
   public HistoryLayout historyLayout() {
     return historyLayout;
@@ -377,6 +550,32 @@ public final class NodeConfig {
       return n;
     } catch (NumberFormatException e) {
       throw new IllegalArgumentException(key + " = '" + text + "' is not a whole number");
+    }
+  }
+
+  private static long nonNegative(Map<String, String> v, String key) {
+    String text = get(v, key);
+    try {
+      long n = Long.parseLong(text);
+      if (n < 0 || n > Integer.MAX_VALUE) {
+        throw new IllegalArgumentException(key + " must be between 0 and " + Integer.MAX_VALUE);
+      }
+      return n;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is not a whole number");
+    }
+  }
+
+  private static double decimal(Map<String, String> v, String key) {
+    String text = get(v, key);
+    try {
+      double d = Double.parseDouble(text);
+      if (!Double.isFinite(d)) {
+        throw new NumberFormatException();
+      }
+      return d;
+    } catch (NumberFormatException e) {
+      throw new IllegalArgumentException(key + " = '" + text + "' is not a number");
     }
   }
 

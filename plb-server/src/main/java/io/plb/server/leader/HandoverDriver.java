@@ -157,6 +157,16 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
 
   /** Opens a handover of the range starting at {@code rangeStart} to {@code target}. */
   public CompletableFuture<Started> move(long rangeStart, String target) {
+    return move(rangeStart, null, target, null);
+  }
+
+  /**
+   * Opens a handover as {@link #move(long, String)} does, for the balancer: the range must still
+   * end at {@code rangeEnd} (null: any end) — the map may have changed since the plan — and the
+   * committed entry carries {@code cause}. The driver's limits apply as to any move.
+   */
+  public CompletableFuture<Started> move(long rangeStart, Long rangeEnd, String target,
+      io.plb.core.map.ActionCause cause) {
     return onLeader(() -> {
       ClusterImage image = publisher.image();
       int i = image.indexOfStart(rangeStart);
@@ -165,8 +175,12 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
             + image.rangeFor(rangeStart).rangeText());
       }
       RangeEntry r = image.range(i);
+      if (rangeEnd != null && r.end() != rangeEnd) {
+        throw PlbException.precondition("range " + r.rangeText() + " no longer ends at "
+            + Ring.hexEnd(rangeEnd) + "; the map changed since the plan");
+      }
       Command c = new Command.StartHandover(r.start(), r.end(), r.epoch(), target,
-          settings.maxPerServer(), settings.maxTotal());
+          settings.maxPerServer(), settings.maxTotal(), cause);
       CommandProcessor.validate(image, c);
       long epoch = r.epoch() + 1;
       return proposer.propose(c, term).thenApply(result -> {

@@ -86,6 +86,15 @@ public final class MapPublisher {
     return history.size() == 0 ? image.version() : history.get(0).version();
   }
 
+  /** The newest {@code max} retained changes, oldest first. */
+  public synchronized List<MapDelta> recentChanges(int max) {
+    List<MapDelta> out = new ArrayList<>();
+    for (int i = Math.max(0, history.size() - max); i < history.size(); i++) {
+      out.add(history.get(i));
+    }
+    return out;
+  }
+
   public synchronized int historySize() {
     return history.size();
   }

@@ -15,7 +15,15 @@ import io.plb.proto.v1.LoadHistoryRequest;
 import io.plb.proto.v1.LoadHistoryResponse;
 import io.plb.proto.v1.MoveRangeRequest;
 import io.plb.proto.v1.MoveRangeResponse;
+import io.plb.server.leader.Balancer;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.proto.v1.BalancerStatus;
+import io.plb.proto.v1.BalancerStatusRequest;
+import io.plb.proto.v1.ForecastRequest;
+import io.plb.proto.v1.ForecastResponse;
+import io.plb.proto.v1.PlanRequest;
+import io.plb.proto.v1.PlanResponse;
+import io.plb.proto.v1.SetBalancerPausedRequest;
 import io.plb.proto.v1.AssignRangeRequest;
 import io.plb.proto.v1.ClusterStatus;
 import io.plb.proto.v1.GetStatusRequest;
@@ -60,6 +68,9 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
      * @throws PlbException for a bad request or a failed read
      */
     LoadHistoryResponse loadHistory(LoadHistoryRequest request);
+
+    /** The balancer, if this node is the ready leader; else the not-leader refusal. */
+    CompletableFuture<Balancer> leaderBalancer();
   }
 
   private final Node node;
@@ -175,6 +186,26 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
     }
     o.onNext(response);
     o.onCompleted();
+  }
+
+  @Override
+  public void setBalancerPaused(SetBalancerPausedRequest r, StreamObserver<WriteResponse> o) {
+    write(() -> new Command.SetBalancerPaused(r.getPaused(), r.getBy()), o);
+  }
+
+  @Override
+  public void getBalancerStatus(BalancerStatusRequest r, StreamObserver<BalancerStatus> o) {
+    reply(node.leaderBalancer().thenCompose(Balancer::status), o);
+  }
+
+  @Override
+  public void planDryRun(PlanRequest r, StreamObserver<PlanResponse> o) {
+    reply(node.leaderBalancer().thenCompose(Balancer::dryRun), o);
+  }
+
+  @Override
+  public void getForecast(ForecastRequest r, StreamObserver<ForecastResponse> o) {
+    reply(node.leaderBalancer().thenCompose(b -> b.forecast(r)), o);
   }
 
   /** Completes {@code observer} with the future's value or its error, mapped to a status. */

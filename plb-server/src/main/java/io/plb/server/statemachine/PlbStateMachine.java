@@ -2,6 +2,7 @@ package io.plb.server.statemachine;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.plb.client.wire.Wire;
+import io.plb.core.balancer.BalancerState;
 import io.plb.core.command.Command;
 import io.plb.core.command.CommandProcessor;
 import io.plb.core.error.ErrorCode;
@@ -82,6 +83,7 @@ public final class PlbStateMachine extends BaseStateMachine {
   private volatile StateStore store;
   private ClusterImage image = ClusterImage.EMPTY;
   private volatile HistoryState historyState = HistoryState.EMPTY;
+  private volatile BalancerState balancerState = BalancerState.INITIAL;
   private long trimmedBelow;
   private int appliesSinceTrim;
 
@@ -148,6 +150,7 @@ public final class PlbStateMachine extends BaseStateMachine {
     }
     image = store.loadImage();
     historyState = store.loadHistoryState();
+    balancerState = store.loadBalancerState();
     publisher.reset(image, store.loadChanges(), store.appliedIndex());
     TermIndex start = latest != null ? latest.getTermIndex() : null;
     if (start != null) {
@@ -224,6 +227,11 @@ public final class PlbStateMachine extends BaseStateMachine {
 
   // ------------------------------------------------------------------ load history reads
 
+  /** The balancer's committed state (paused or not) as of the last applied entry. */
+  public BalancerState balancerState() {
+    return balancerState;
+  }
+
   /** The load history's state as of the last applied entry. */
   public HistoryState historyState() {
     return historyState;
@@ -292,6 +300,7 @@ public final class PlbStateMachine extends BaseStateMachine {
   private CommandResult apply(long term, long index, byte[] data) {
     MapDelta delta = null;
     HistoryUpdate historyUpdate = null;
+    BalancerState nextBalancer = null;
     CommandResult result;
     try {
       io.plb.proto.v1.Command entry = io.plb.proto.v1.Command.parseFrom(data);
@@ -305,6 +314,10 @@ public final class PlbStateMachine extends BaseStateMachine {
       if (command instanceof Command.AppendLoadSamples samples) {
         // The load history, not the map: no new map version.
         historyUpdate = LoadHistory.apply(historyState, samples, this::readCoarse);
+        result = CommandResult.newBuilder().setOk(true).setVersion(image.version()).build();
+      } else if (command instanceof Command.SetBalancerPaused pause) {
+        // The balancer's state, not the map: no new map version.
+        nextBalancer = balancerState.apply(pause, index);
         result = CommandResult.newBuilder().setOk(true).setVersion(image.version()).build();
       } else {
         delta = CommandProcessor.process(image, command, index);
@@ -329,7 +342,12 @@ public final class PlbStateMachine extends BaseStateMachine {
     }
     ClusterImage next = delta == null ? image : image.apply(delta);
     try {
-      store.writeApplied(term, index, delta, historyUpdate);
+      store.writeApplied(term, index, delta, historyUpdate, nextBalancer);
+      if (nextBalancer != null) {
+        balancerState = nextBalancer;
+        LOG.info("entry {}: balancer {} by {}", index,
+            nextBalancer.paused() ? "paused" : "resumed", nextBalancer.by());
+      }
       if (historyUpdate != null) {
         historyState = historyUpdate.next();
         LOG.debug("entry {}: load bucket at {} ms appended ({} slices)", index,

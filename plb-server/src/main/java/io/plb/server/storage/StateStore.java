@@ -2,6 +2,7 @@ package io.plb.server.storage;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.plb.client.wire.Wire;
+import io.plb.core.balancer.BalancerState;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.load.HistoryState;
 import io.plb.core.load.HistoryUpdate;
@@ -63,6 +64,8 @@ public final class StateStore implements AutoCloseable {
   private static final byte[] APPLIED_TERM = bytes("applied.term");
   private static final byte[] MAP_VERSION = bytes("map.version");
   private static final byte[] HISTORY_META = bytes("history.meta");
+  private static final byte[] BALANCER_STATE = bytes("balancer.state");
+  private static final byte[] BALANCER_INDEX = bytes("balancer.index");
   private static final byte BUCKET_ROW = 0;
   private static final byte SLICE_ROW = 1;
 
@@ -184,7 +187,23 @@ public final class StateStore implements AutoCloseable {
    */
   public void writeApplied(long term, long index, MapDelta delta, HistoryUpdate historyUpdate)
       throws IOException {
+    writeApplied(term, index, delta, historyUpdate, null);
+  }
+
+  /**
+   * Writes one applied entry as {@link #writeApplied(long, long, MapDelta, HistoryUpdate)} does,
+   * with the balancer's new state (may be null: unchanged) in the same batch.
+   */
+  public void writeApplied(long term, long index, MapDelta delta, HistoryUpdate historyUpdate,
+      BalancerState balancer) throws IOException {
     try (WriteBatch batch = new WriteBatch()) {
+      if (balancer != null) {
+        batch.put(meta, BALANCER_STATE, io.plb.proto.v1.SetBalancerPausedEntry.newBuilder()
+            .setPaused(balancer.paused())
+            .setBy(balancer.by())
+            .build().toByteArray());
+        batch.put(meta, BALANCER_INDEX, longValue(balancer.changedAtIndex()));
+      }
       if (historyUpdate != null) {
         writeHistory(batch, historyUpdate);
       }
@@ -238,6 +257,22 @@ public final class StateStore implements AutoCloseable {
       // The slice is in the key; the value holds only the figures.
       batch.put(history, sliceKey(b.resolution(), b.startMillis(), s.slice()),
           Wire.toProto(s).toBuilder().clearSlice().build().toByteArray());
+    }
+  }
+
+  /** The balancer's committed state (paused or not). */
+  public BalancerState loadBalancerState() throws IOException {
+    try {
+      byte[] v = db.get(meta, BALANCER_STATE);
+      if (v == null) {
+        return BalancerState.INITIAL;
+      }
+      io.plb.proto.v1.SetBalancerPausedEntry p = io.plb.proto.v1.SetBalancerPausedEntry.parseFrom(v);
+      byte[] at = db.get(meta, BALANCER_INDEX);
+      return new BalancerState(p.getPaused(), p.getBy(),
+          at == null ? 0 : java.nio.ByteBuffer.wrap(at).getLong());
+    } catch (RocksDBException e) {
+      throw new IOException("RocksDB read failed: " + e.getMessage(), e);
     }
   }
 

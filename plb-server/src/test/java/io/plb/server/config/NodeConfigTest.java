@@ -420,6 +420,65 @@ class NodeConfigTest {
   }
 
   @Test
+  void balancerSettings() {
+    NodeConfig d = NodeConfig.of(valid());
+    assertTrue(d.balancerEnabled());
+    assertEquals(java.time.Duration.ofSeconds(30), d.balancerInterval());
+    assertEquals(io.plb.core.balance.BalancerConfig.defaults(), d.balancerConfig());
+    assertEquals(io.plb.core.balance.CostModel.DEFAULT, d.costModel());
+    // 1 day of 5 min buckets: 288 a season; a 10 min horizon is 2 steps; refit every 3 h.
+    io.plb.core.forecast.ForecasterConfig f = d.forecasterConfig(300_000);
+    assertEquals(288, f.season());
+    assertEquals(2, f.horizon());
+    assertEquals(36, f.refitEvery());
+
+    Map<String, String> v = valid();
+    v.put("balancer.criterion", "high_water");
+    v.put("balancer.highWater", "0.7");
+    v.put("balancer.quantile", "0.95");
+    v.put("balancer.maxMovesPerRound", "0");
+    v.put("history.bucket", "200ms");
+    v.put("history.coarseBucket", "1s");
+    v.put("history.fineRetention", "1h");
+    v.put("history.coarseRetention", "1d");
+    v.put("balancer.season", "60s");
+    v.put("balancer.horizon", "3s");
+    v.put("cost.perByte", "0");
+    NodeConfig c = NodeConfig.of(v);
+    assertEquals(io.plb.core.balance.Criterion.HIGH_WATER, c.balancerConfig().criterion());
+    assertEquals(0.7, c.balancerConfig().highWater());
+    assertEquals(0.95, c.balancerConfig().quantile());
+    assertEquals(0, c.balancerConfig().maxMovesPerRound());
+    assertEquals(60, c.forecasterConfig(1000).season());
+    assertEquals(3, c.forecasterConfig(1000).horizon());
+    assertEquals(0.0, c.costModel().perByte());
+
+    refused(with("balancer.enabled", "yes"), "balancer.enabled");
+    refused(with("balancer.interval", "0s"), "balancer.interval");
+    refused(with("balancer.criterion", "LOUDEST"), "balancer.criterion", "MAX_MEAN");
+    refused(with("balancer.maxMeanRatio", "1"), "balancer.maxMeanRatio");
+    refused(with("balancer.quantile", "1.5"), "balancer.quantile");
+    refused(with("balancer.quantile", "ninety"), "balancer.quantile", "not a number");
+    refused(with("balancer.hysteresis", "0.5"), "balancer.hysteresis");
+    refused(with("balancer.maxMovesPerRound", "-1"), "balancer.maxMovesPerRound");
+    refused(with("balancer.minGain", "1"), "balancer.minGain");
+    refused(with("balancer.splitMinLoad", "0.001"), "balancer.splitMinLoad");
+    refused(with("balancer.capacityPerWeight", "0"), "balancer.capacityPerWeight");
+    refused(with("cost.perMessage", "-1"), "cost.perMessage");
+    refused(with("balancer.season", "7m"), "balancer.season", "history.coarseBucket");
+    refused(with("balancer.season", "10m"), "balancer.season", "at least 4");
+    refused(with("balancer.horizon", "1d"), "balancer.horizon", "balancer.season");
+    Map<String, String> small = valid();
+    small.put("history.bucket", "200ms");
+    small.put("history.coarseBucket", "1s");
+    small.put("history.fineRetention", "1h");
+    small.put("history.coarseRetention", "1d");
+    small.put("balancer.season", "20s");
+    refused(small, "balancer.season (20 coarse buckets)");
+    refused(with("balancer.refitEvery", "soon"), "balancer.refitEvery", "not a duration");
+  }
+
+  @Test
   void theThreeHostConfigsAreValid() throws IOException {
     for (String n : List.of("n1", "n2", "n3")) {
       NodeConfig c = NodeConfig.load(Path.of("..", "deploy", "three-hosts", n + ".conf"), Map.of());

@@ -33,6 +33,8 @@ public final class TestCluster implements AutoCloseable {
     // Most tests register queue servers that never heartbeat; liveness tests set these lower.
     base.put("server.suspectAfter", "1h");
     base.put("server.downAfter", "1h");
+    // Most tests drive the map by hand; balancer tests turn the balancer on.
+    base.put("balancer.enabled", "false");
     for (int i = 1; i <= size; i++) {
       String id = "n" + i;
       ids.add(id);
