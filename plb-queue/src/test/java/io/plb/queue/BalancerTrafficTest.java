@@ -177,7 +177,7 @@ class BalancerTrafficTest {
         assertEquals(cause.target(), moved.handover().target(), d.toString());
         assertEquals("q1", moved.owner());
       }
-      // plbctl explains the version: the change after the one before it, with its cause.
+      // plbctl explains the version: the change after the index before it, with its cause.
       MapDelta first = moves.get(0);
       java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
       int code = new io.plb.client.cli.PlbCtl(new java.io.PrintStream(out, true), System.err,

@@ -804,7 +804,7 @@ public final class PlbCtl {
           java.util.Iterator<io.plb.proto.v1.WatchMapResponse> it =
               io.plb.proto.v1.MapServiceGrpc.newBlockingStub(eps.channel(address))
                   .watchMap(io.plb.proto.v1.WatchMapRequest.newBuilder()
-                      .setAfterVersion(after).build());
+                      .setAfterVersion(after).setNearest(true).build());
           while (it.hasNext() && (count == 0 || seen < count)) {
             io.plb.proto.v1.WatchMapResponse r = it.next();
             failures = 0;

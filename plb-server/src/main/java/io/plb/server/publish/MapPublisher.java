@@ -148,6 +148,15 @@ public final class MapPublisher {
    * from — older than the history, or between two versions — gets a full map.
    */
   public Next next(long cursor, int maxDeltas) {
+    return next(cursor, maxDeltas, false);
+  }
+
+  /**
+   * As {@link #next(long, int)}; with {@code nearest}, a cursor between two versions of the
+   * history continues with the first delta after it (the map at the cursor is the map at that
+   * delta's {@code prevVersion}).
+   */
+  public Next next(long cursor, int maxDeltas, boolean nearest) {
     ClusterImage current;
     List<MapDelta> out = new ArrayList<>();
     synchronized (this) {
@@ -156,7 +165,8 @@ public final class MapPublisher {
         return new UpToDate(current.version());
       }
       int i = history.firstAfter(cursor);
-      if (i < 0 || history.get(i).prevVersion() != cursor) {
+      if (i < 0 || history.get(i).prevVersion() != cursor
+          && !(nearest && history.get(i).prevVersion() < cursor)) {
         return new FullMap(current);
       }
       for (int n = history.size(); i < n && out.size() < maxDeltas; i++) {

@@ -86,7 +86,8 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
               .asRuntimeException());
       return;
     }
-    WatchSession session = new WatchSession(call, request.getAfterVersion());
+    WatchSession session =
+        new WatchSession(call, request.getAfterVersion(), request.getNearest());
     sessions.add(session);
     call.setOnReadyHandler(session::schedule);
     call.setOnCancelHandler(session::close);
@@ -135,10 +136,15 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     private boolean closed;
     private ScheduledFuture<?> progressTask;
 
-    WatchSession(ServerCallStreamObserver<WatchMapResponse> call, long afterVersion) {
+    /** The first pull may continue from between two versions (WatchMapRequest.nearest). */
+    private boolean nearest;
+
+    WatchSession(ServerCallStreamObserver<WatchMapResponse> call, long afterVersion,
+        boolean nearest) {
       this.call = call;
       this.cursor = afterVersion;
       this.needsFullMap = afterVersion == 0;
+      this.nearest = nearest;
     }
 
     @Override
@@ -163,8 +169,9 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
           while (!closed && call.isReady()) {
             MapPublisher.Next next = needsFullMap
                 ? new MapPublisher.FullMap(publisher.image())
-                : publisher.next(cursor, DELTAS_PER_PULL);
+                : publisher.next(cursor, DELTAS_PER_PULL, nearest);
             needsFullMap = false;
+            nearest = false;
             if (next instanceof MapPublisher.FullMap full) {
               call.onNext(WatchMapResponse.newBuilder().setFullMap(Wire.toProto(full.image())).build());
               cursor = full.image().version();
