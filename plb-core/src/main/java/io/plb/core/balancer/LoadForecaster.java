@@ -9,6 +9,7 @@ import io.plb.core.forecast.SeriesForecaster;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.load.HotKey;
 import io.plb.core.load.LoadBucket;
+import io.plb.core.load.LoadFigures;
 import io.plb.core.load.SliceLoad;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -40,6 +41,9 @@ import java.util.Map;
  *
  * <p><b>Hot keys.</b> The hot keys of the recent fine buckets (by their lower-bound counts) become
  * point loads of the outlook, scaled like their slice, and are taken out of their slice's figures.
+ *
+ * <p><b>Backlog.</b> Each slice's queue depth in the newest fine bucket, costed at the slice's
+ * mean message size, is the backlog the planner charges a move of a range for ({@link #backlog}).
  *
  * <p><b>Accuracy.</b> For each complete coarse bucket it keeps, per slice, the actual rate and the
  * one-step forecast issued before it (mean and upper quantile), for the last {@link #KEPT} buckets,
@@ -130,6 +134,8 @@ public final class LoadForecaster {
   // The one-step forecast issued for the running coarse bucket.
   private final double[] nextMean = new double[Ring.SLICES];
   private final double[] nextUpper = new double[Ring.SLICES];
+  // Per slice, the cost of what was queued at the newest fine bucket.
+  private final double[] backlog = new double[Ring.SLICES];
 
   public LoadForecaster(Settings settings) {
     this.settings = settings;
@@ -187,7 +193,9 @@ public final class LoadForecaster {
     long running = window[1];
     long from = -1;
     int n = 0;
-    double[][] series = new double[Ring.SLICES][];
+    // Floats while reading (half the memory of 4096 full series); each series becomes doubles
+    // only while the bank takes it.
+    float[][] series = new float[Ring.SLICES][];
     while (coarse.hasNext()) {
       LoadBucket b = coarse.next();
       if (b.startMillis() < window[0] || b.startMillis() >= running || b.widthMillis() != cw) {
@@ -206,14 +214,25 @@ public final class LoadForecaster {
         double rate = costOf(s) * 1000.0 / b.coveredMillis();
         if (rate > 0) {
           if (series[s.slice()] == null) {
-            series[s.slice()] = new double[n];
+            series[s.slice()] = new float[n];
           }
-          series[s.slice()][j] = rate;
+          series[s.slice()][j] = (float) rate;
         }
       }
     }
     if (n > 0) {
-      bank.loadHistory(n, i -> series[i]);
+      bank.loadHistory(n, i -> {
+        float[] v = series[i];
+        if (v == null) {
+          return null;
+        }
+        series[i] = null;
+        double[] d = new double[v.length];
+        for (int k = 0; k < v.length; k++) {
+          d[k] = v[k];
+        }
+        return d;
+      });
       warmed = n;
       issueNext();
     }
@@ -264,6 +283,14 @@ public final class LoadForecaster {
   }
 
   private void addRecent(LoadBucket b) {
+    // The newest bucket's queue depths are the backlog a move of the slice must drain first.
+    java.util.Arrays.fill(backlog, 0);
+    for (SliceLoad s : b.slices()) {
+      LoadFigures f = s.load();
+      double bytesPerMessage = f.messagesIn() > 0 ? (double) f.bytesIn() / f.messagesIn() : 0;
+      backlog[s.slice()] = settings.cost().cost(f.queueDepth(),
+          f.queueDepth() * bytesPerMessage);
+    }
     int n = b.slices().size();
     int[] slices = new int[n];
     double[] cost = new double[n];
@@ -380,6 +407,32 @@ public final class LoadForecaster {
       hot.add(new LoadOutlook.HotKey(k.hash(), km, ku));
     }
     return LoadOutlook.ofSlices(mean, upper, hot);
+  }
+
+  /**
+   * The cost queued in {@code [start, end)} at the newest fine bucket (queue depth per slice, each
+   * message at the slice's mean size then), a slice counted by the share of it the range covers.
+   */
+  public double backlog(long start, long end) {
+    int first = Ring.sliceOf(start);
+    int last = end == Ring.RING_END ? Ring.SLICES - 1 : Ring.sliceOf(end - 1);
+    double sum = 0;
+    for (int i = first; i <= last; i++) {
+      if (backlog[i] > 0) {
+        sum += sliceShare(i, start, end) * backlog[i];
+      }
+    }
+    return sum;
+  }
+
+  /** The share of slice {@code s} that {@code [start, end)} covers (it must overlap it). */
+  private static double sliceShare(int s, long start, long end) {
+    long sStart = (long) s << (64 - Ring.SLICE_BITS);
+    long sEnd = s == Ring.SLICES - 1 ? Ring.RING_END : (long) (s + 1) << (64 - Ring.SLICE_BITS);
+    long a = Long.compareUnsigned(start, sStart) > 0 ? start : sStart;
+    long b = sEnd == Ring.RING_END ? end
+        : end == Ring.RING_END || Long.compareUnsigned(end, sEnd) > 0 ? sEnd : end;
+    return Math.min(1, Ring.width(a, b) / Math.pow(2, 64 - Ring.SLICE_BITS));
   }
 
   /** A hot key's recent rate. */
@@ -561,19 +614,13 @@ public final class LoadForecaster {
    */
   public static double[] weightsOf(long[] starts, long[] ends) {
     double[] w = new double[Ring.SLICES];
-    double sliceWidth = Math.pow(2, 64 - Ring.SLICE_BITS);
     for (int j = 0; j < starts.length; j++) {
       long start = starts[j];
       long end = ends[j];
       int first = Ring.sliceOf(start);
       int last = end == Ring.RING_END ? Ring.SLICES - 1 : Ring.sliceOf(end - 1);
       for (int s = first; s <= last; s++) {
-        long sStart = (long) s << (64 - Ring.SLICE_BITS);
-        long sEnd = s == Ring.SLICES - 1 ? Ring.RING_END : (long) (s + 1) << (64 - Ring.SLICE_BITS);
-        long a = Long.compareUnsigned(start, sStart) > 0 ? start : sStart;
-        long b = sEnd == Ring.RING_END ? end
-            : end == Ring.RING_END || Long.compareUnsigned(end, sEnd) > 0 ? sEnd : end;
-        w[s] += Ring.width(a, b) / sliceWidth;
+        w[s] += sliceShare(s, start, end);
       }
     }
     for (int s = 0; s < w.length; s++) {

@@ -21,15 +21,26 @@ import java.util.List;
 public final class PlanInputs {
   private PlanInputs() {}
 
+  /** The cost queued in a range (see {@link LoadForecaster#backlog}). */
+  public interface Backlog {
+    double of(long start, long end);
+  }
+
   /**
    * The map's ranges as the planner sees them: a range with a handover is moving; unassigned
-   * ranges have an empty owner. Backlogs are not known here (0).
+   * ranges have an empty owner; no backlog.
    */
   public static List<BalanceRange> ranges(ClusterImage image) {
+    return ranges(image, (s, e) -> 0.0);
+  }
+
+  /** As {@link #ranges(ClusterImage)}, each assigned range with its backlog. */
+  public static List<BalanceRange> ranges(ClusterImage image, Backlog backlog) {
     List<BalanceRange> out = new ArrayList<>(image.rangeCount());
     for (RangeEntry r : image.ranges()) {
+      double b = r.isAssigned() ? Math.max(0, backlog.of(r.start(), r.end())) : 0.0;
       out.add(new BalanceRange(r.start(), r.end(), r.owner(), r.pinned(), r.handover() != null,
-          BalanceRange.NEVER, 0.0));
+          BalanceRange.NEVER, Double.isFinite(b) ? b : 0.0));
     }
     return out;
   }

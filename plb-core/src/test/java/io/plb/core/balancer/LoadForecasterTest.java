@@ -161,6 +161,22 @@ class LoadForecasterTest {
   }
 
   @Test
+  void theNewestQueueDepthsAreTheBacklog() {
+    LoadForecaster f = new LoadForecaster(new LoadForecaster.Settings(FINE, COARSE, 2000, 0.9,
+        new CostModel(1, 0.5), ForecasterConfig.defaults(60, 2), 8));
+    f.observe(new LoadBucket(Resolution.FINE, 10_000, FINE, FINE, 1,
+        List.of(new SliceLoad(3, new LoadFigures(10, 40, 0, 0, 100, 5))), HotKeys.EMPTY,
+        List.of()));
+    long slice = 1L << (64 - Ring.SLICE_BITS);
+    // 100 queued at 4 bytes each: 100 × (1 + 0.5 × 4) = 300.
+    assertEquals(300.0, f.backlog(0, Ring.RING_END), 1e-9);
+    assertEquals(150.0, f.backlog(3 * slice, 3 * slice + slice / 2), 1e-9);
+    assertEquals(0.0, f.backlog(4 * slice, 5 * slice), 1e-9);
+    f.observe(fine(10_200, 5, 3));
+    assertEquals(0.0, f.backlog(0, Ring.RING_END), 1e-9, "the newest bucket counts");
+  }
+
+  @Test
   void weightsOfCoverPartsOfSlices() {
     long slice = 1L << (64 - Ring.SLICE_BITS);
     double[] w = LoadForecaster.weightsOf(new long[] {slice / 2}, new long[] {slice * 2});

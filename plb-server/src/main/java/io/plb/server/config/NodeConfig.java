@@ -103,6 +103,9 @@ public final class NodeConfig {
         "do not start acting while every server's utilisation is at or below this"});
     k.put("balancer.quantile", new String[] {"0.9",
         "the forecast quantile planned for (not the mean), in (0.5, 1)"});
+    k.put("balancer.upperCorrelation", new String[] {"1",
+        "how a server's planned load adds its ranges' upper quantiles: 1 adds them (cautious), "
+            + "0 treats their errors as independent"});
     k.put("balancer.horizon", new String[] {"10m", "how far ahead the balancer plans"});
     k.put("balancer.season", new String[] {"1d",
         "the forecasters' daily season (a whole number of history.coarseBucket); shorten it "
@@ -270,6 +273,7 @@ public final class NodeConfig {
         .hysteresis(decimal(v, "balancer.hysteresis"))
         .actAbove(decimal(v, "balancer.actAbove"))
         .quantile(decimal(v, "balancer.quantile"))
+        .upperCorrelation(decimal(v, "balancer.upperCorrelation"))
         .horizon(duration(v, "balancer.horizon"))
         .maxMovesPerRound((int) nonNegative(v, "balancer.maxMovesPerRound"))
         .maxMovesPerServer((int) nonNegative(v, "balancer.maxMovesPerServer"))

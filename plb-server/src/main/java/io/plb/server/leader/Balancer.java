@@ -287,7 +287,7 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
 
   private Plan plan(long now) {
     ClusterImage image = publisher.image();
-    return Planner.plan(PlanInputs.ranges(image),
+    return Planner.plan(PlanInputs.ranges(image, forecaster::backlog),
         PlanInputs.servers(image, config.capacityPerWeight()), forecaster.outlook(), planning,
         now, moves);
   }
