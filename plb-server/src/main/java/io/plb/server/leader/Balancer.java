@@ -294,7 +294,10 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
 
   /** Proposes action {@code i} of the plan, then the next once it has committed. Loop only. */
   private void proposeFrom(Plan plan, int i, long decidedAt, long round, long roundTerm) {
-    if (i >= plan.actions().size() || term != roundTerm) {
+    if (term != roundTerm) {
+      return; // leadership changed: stopLeading reset the round state, a new term owns it now
+    }
+    if (i >= plan.actions().size()) {
       roundInFlight = false;
       return;
     }
@@ -313,6 +316,9 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
       out = CompletableFuture.failedFuture(e);
     }
     out.whenComplete((version, error) -> run(() -> {
+      if (term != roundTerm) {
+        return;
+      }
       if (error != null) {
         failed++;
         Throwable t = error instanceof java.util.concurrent.CompletionException
