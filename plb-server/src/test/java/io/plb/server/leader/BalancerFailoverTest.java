@@ -38,6 +38,8 @@ class BalancerFailoverTest {
     s.put("balancer.interval", "500ms");
     s.put("balancer.horizon", "2s");
     s.put("balancer.season", "60s");
+    // q1 at about half its capacity, q2 at a quarter: unbalanced, and q1's range too hot for q2.
+    s.put("balancer.capacityPerWeight", "100");
     s.put("history.bucket", "200ms");
     s.put("history.coarseBucket", "1s");
     s.put("history.fineRetention", "1m");
@@ -86,7 +88,7 @@ class BalancerFailoverTest {
         PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(c.endpoints()).build()) {
       c.awaitLeader(Duration.ofSeconds(20));
       admin.registerServer("q1", "127.0.0.1:9001", 1.0);
-      admin.registerServer("q2", "127.0.0.1:9002", 2.0);
+      admin.registerServer("q2", "127.0.0.1:9002", 1.0);
       admin.splitAtHash(0, Long.MIN_VALUE);
       admin.assign(0, "q1", false);
       admin.assign(Long.MIN_VALUE, "q2", false);
@@ -206,6 +208,38 @@ class BalancerFailoverTest {
       assertTrue(plbctl(2, "--endpoints", eps, "history", "--resolution", "medium")
           .contains("--resolution"));
       assertTrue(plbctl(1, "--endpoints", eps, "balancer", "pause").contains("already paused"));
+
+      // Resumed, the balancer splits q1's range, too hot to hand to q2 whole, and moves a piece:
+      // both committed with their causes. (q2 is not a real queue server: the move stays in
+      // PREPARE until the leader aborts it.)
+      long before = c.node(third).image().version();
+      admin.setBalancerPaused(false, "test");
+      TestCluster.await(Duration.ofSeconds(30), "a split and a move with their causes", () -> {
+        java.util.List<io.plb.core.map.MapDelta> auto = c.node(third).publisher()
+            .recentChanges(1000).stream()
+            .filter(d -> d.version() > before && d.actionCause() != null).toList();
+        return auto.stream().anyMatch(d -> d.actionCause().reason().startsWith("SPLIT")
+            || d.actionCause().reason().equals("ISOLATE_HOT_KEY"))
+            && auto.stream().anyMatch(d -> d.actionCause().reason().equals("REBALANCE"));
+      });
+      admin.setBalancerPaused(true, "test");
+      for (io.plb.core.map.MapDelta d : c.node(third).publisher().recentChanges(1000)) {
+        if (d.version() <= before || d.actionCause() == null) {
+          continue;
+        }
+        io.plb.core.map.ActionCause cause = d.actionCause();
+        assertEquals("q1", cause.source(), cause.toString());
+        assertEquals("MAX_MEAN", cause.criterion());
+        assertTrue(cause.criterionValue() > 1.15, cause.toString());
+        assertTrue(cause.meanLoad() > 0, cause.toString());
+        if (cause.reason().equals("REBALANCE")) {
+          assertEquals("q2", cause.target());
+          assertTrue(cause.sourceAfter() < cause.sourceBefore(), cause.toString());
+        } else {
+          assertEquals("", cause.target(), "a split has no target");
+          assertEquals(2, d.upsertedRanges().size(), d.toString());
+        }
+      }
     }
   }
 }
