@@ -101,6 +101,24 @@ class LoadHistoryClusterTest {
         .setSlices(SliceRange.newBuilder().setFirst(0).setLast(4095)).build());
   }
 
+  /**
+   * {@link #history} from a node that has just been started: the client's channel to it may still
+   * be backing off from the refused connections while it was down, so an UNAVAILABLE answer is
+   * retried until the node serves (any other error fails at once).
+   */
+  static LoadHistoryResponse historyOnceServing(PlbAdminClient admin, String node, Resolution r) {
+    LoadHistoryResponse[] out = new LoadHistoryResponse[1];
+    TestCluster.await(Duration.ofSeconds(30), node + " answers history reads", () -> {
+      try {
+        out[0] = history(admin, node, r);
+        return true;
+      } catch (PlbClientException.Unavailable e) {
+        return false;
+      }
+    });
+    return out[0];
+  }
+
   /** Messages in per slice, summed over a history's fine buckets. */
   static Map<Integer, Long> sums(LoadHistoryResponse h) {
     Map<Integer, Long> out = new HashMap<>();
@@ -223,7 +241,8 @@ class LoadHistoryClusterTest {
       c.awaitAllApplied(status.getAppliedIndex(), Duration.ofSeconds(30));
       for (int i = 0; i < 3; i++) {
         assertEquals(fineAfter.getBucketsList(),
-            history(admin, c.endpoint(i), Resolution.FINE).getBucketsList(), "node " + i);
+            historyOnceServing(admin, c.endpoint(i), Resolution.FINE).getBucketsList(),
+            "node " + i);
       }
     }
   }
@@ -263,7 +282,7 @@ class LoadHistoryClusterTest {
           "installed a snapshot");
       for (Resolution r : List.of(Resolution.FINE, Resolution.COARSE)) {
         assertEquals(history(admin, c.endpoint(current), r).getBucketsList(),
-            history(admin, c.endpoint(lagging), r).getBucketsList(), r.name());
+            historyOnceServing(admin, c.endpoint(lagging), r).getBucketsList(), r.name());
       }
       assertEquals(rep.expectedIn, sums(history(admin, c.endpoint(lagging), Resolution.FINE)));
     }
