@@ -23,7 +23,8 @@ import java.util.Objects;
  *     planner keeps planning (this round and the next ones) until the criterion is at or below
  *     threshold − hysteresis, and then does nothing until it rises above the threshold again. So
  *     it does not flap around the threshold. ≥ 0 and below the threshold (for {@code MAX_MEAN},
- *     below {@code maxMeanRatio − 1}); default 0.05
+ *     below {@code maxMeanRatio − 1}; for {@code MAX_MEAN_OR_HIGH_WATER}, below both
+ *     {@code maxMeanRatio − 1} and {@code highWater}, and applied to both); default 0.05
  * @param actAbove the planner does not start acting while every active server's utilisation is
  *     at or below this (no moves on a nearly idle cluster, whatever the ratio); ≥ 0, default 0
  *     (off)
@@ -100,12 +101,15 @@ public record BalancerConfig(
     double room = switch (criterion) {
       case MAX_MEAN -> maxMeanRatio - 1.0;
       case HIGH_WATER -> highWater;
+      case MAX_MEAN_OR_HIGH_WATER -> Math.min(maxMeanRatio - 1.0, highWater);
       case STDDEV -> stddevThreshold;
     };
     if (!(hysteresis >= 0 && hysteresis < room)) {
       throw bad("hysteresis",
           "in [0, " + room + ") (below the " + criterion + " threshold"
-              + (criterion == Criterion.MAX_MEAN ? " minus 1" : "") + ")", hysteresis);
+              + (criterion == Criterion.MAX_MEAN ? " minus 1"
+                  : criterion == Criterion.MAX_MEAN_OR_HIGH_WATER
+                      ? " minus 1 and the high water" : "") + ")", hysteresis);
     }
     atLeast("actAbove", actAbove, 0.0);
     if (!(quantile > 0.5 && quantile < 1)) {
@@ -160,11 +164,15 @@ public record BalancerConfig(
     return new Builder(this);
   }
 
-  /** The selected criterion's threshold: the planner starts acting above it. */
+  /**
+   * The selected criterion's threshold: the planner starts acting above it (0 for {@code
+   * MAX_MEAN_OR_HIGH_WATER}, whose value is the excess over the nearer threshold).
+   */
   public double threshold() {
     return switch (criterion) {
       case MAX_MEAN -> maxMeanRatio;
       case HIGH_WATER -> highWater;
+      case MAX_MEAN_OR_HIGH_WATER -> 0.0;
       case STDDEV -> stddevThreshold;
     };
   }

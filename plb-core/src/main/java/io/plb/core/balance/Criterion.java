@@ -19,5 +19,13 @@ public enum Criterion {
    * The classic criterion: the standard deviation of the servers' utilisations above
    * {@code balancer.stddevThreshold}.
    */
-  STDDEV
+  STDDEV,
+  /**
+   * Either {@link #MAX_MEAN} or {@link #HIGH_WATER} (DESIGN §8: max/mean above {@code
+   * balancer.maxMeanRatio}, or any server above {@code balancer.highWater}): keeps the servers
+   * roughly even, and never lets one fill up because the ratio looked fine. Its value is how far the nearer of the
+   * two is above its threshold, {@code max(max/mean − maxMeanRatio, max − highWater)}: the
+   * threshold is 0, and {@code balancer.hysteresis} applies to both.
+   */
+  MAX_MEAN_OR_HIGH_WATER
 }

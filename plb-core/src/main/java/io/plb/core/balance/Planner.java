@@ -28,7 +28,8 @@ import java.util.TreeMap;
  *
  * <p><b>How.</b> Greedy, one handover at a time: take the most utilised active server above the
  * criterion's level (for {@code MAX_MEAN} (threshold − hysteresis) × mean, for {@code HIGH_WATER}
- * threshold − hysteresis, for {@code STDDEV} the mean utilisation); among its movable ranges and the
+ * threshold − hysteresis, for {@code MAX_MEAN_OR_HIGH_WATER} the lower of those two, for {@code
+ * STDDEV} the mean utilisation); among its movable ranges and the
  * {@value #CANDIDATE_TARGETS} least utilised eligible targets, pick the move with the largest
  * imbalance removed (the drop of the pair's max utilisation) per unit of disruption (1 + the
  * range's backlog and mean rate over the expected hold, as a share of what the source serves in
@@ -376,6 +377,9 @@ public final class Planner {
       double value = switch (cfg.criterion()) {
         case MAX_MEAN -> weightedMean > 0 ? maxU / weightedMean : 1.0;
         case HIGH_WATER -> maxU;
+        case MAX_MEAN_OR_HIGH_WATER -> Math.max(
+            (weightedMean > 0 ? maxU / weightedMean : 1.0) - cfg.maxMeanRatio(),
+            maxU - cfg.highWater());
         case STDDEV -> n > 0 ? Math.sqrt(Math.max(0.0, sumU2 / n - meanU * meanU)) : 0.0;
       };
       return new Stats(value, maxU, weightedMean, meanU, sumU, sumU2, n);
@@ -386,6 +390,9 @@ public final class Planner {
       return switch (cfg.criterion()) {
         case MAX_MEAN -> cfg.exitLevel() * st.weightedMean();
         case HIGH_WATER -> cfg.exitLevel();
+        case MAX_MEAN_OR_HIGH_WATER -> Math.min(
+            (cfg.maxMeanRatio() - cfg.hysteresis()) * st.weightedMean(),
+            cfg.highWater() - cfg.hysteresis());
         case STDDEV -> st.meanU();
       };
     }

@@ -248,7 +248,7 @@ final class BalanceFixtures {
   }
 
   static BalancerConfig randomConfig(Random rnd) {
-    Criterion criterion = Criterion.values()[rnd.nextInt(3)];
+    Criterion criterion = Criterion.values()[rnd.nextInt(Criterion.values().length)];
     double[] rhos = {1.0, 1.0, 0.5, 0.0};
     return BalancerConfig.builder()
         .criterion(criterion)

@@ -385,6 +385,55 @@ class PlannerTest {
   }
 
   @Test
+  void eitherMaxMeanOrHighWater() {
+    String[] owners = new String[16];
+    java.util.Arrays.fill(owners, 0, 8, "a");
+    java.util.Arrays.fill(owners, 8, 16, "b");
+    List<BalanceRange> ranges = slices(Ring.SLICES / 16, owners);
+    List<BalanceServer> servers = List.of(active("a"), active("b"));
+    BalancerConfig either = DEFAULTS.toBuilder().criterion(Criterion.MAX_MEAN_OR_HIGH_WATER)
+        .maxMeanRatio(1.3).highWater(0.8).hysteresis(0.05).minGain(0).mergeMaxLoad(0).build();
+    assertEquals(0.0, either.threshold());
+    BalancerConfig ratioOnly = either.toBuilder().criterion(Criterion.MAX_MEAN).build();
+    BalancerConfig waterOnly = either.toBuilder().criterion(Criterion.HIGH_WATER).build();
+
+    // a 0.88, b 0.72: the ratio (1.1) is fine, but a is above the high water.
+    LoadOutlook full = outlook(ranges, 11, 9);
+    Plan p = plan(ranges, servers, full, either);
+    assertEquals(0.08, p.criterionBefore(), 1e-9);
+    assertTrue(p.acting());
+    assertFalse(p.moves().isEmpty());
+    assertTrue(p.utilisationAfter().get("a") < 0.88);
+    assertFalse(plan(ranges, servers, full, ratioOnly).acting());
+
+    // a 0.48, b 0.16: nobody is near full, but max/mean is 1.5.
+    LoadOutlook uneven = outlook(ranges, 6, 2);
+    p = plan(ranges, servers, uneven, either);
+    assertEquals(0.2, p.criterionBefore(), 1e-9);
+    assertFalse(p.moves().isEmpty());
+    assertTrue(p.criterionAfter() <= -0.05 + 1e-9, "planned down to the exit level on both: "
+        + p.criterionAfter());
+    assertFalse(plan(ranges, servers, uneven, waterOnly).acting());
+
+    // a 0.56, b 0.48: neither.
+    p = plan(ranges, servers, outlook(ranges, 7, 6), either);
+    assertEquals(Math.max(0.56 / 0.52 - 1.3, 0.56 - 0.8), p.criterionBefore(), 1e-9);
+    assertFalse(p.acting());
+    assertTrue(p.isEmpty());
+
+    assertThrows(IllegalArgumentException.class, () -> either.toBuilder().highWater(0.04)
+        .build(), "the hysteresis must fit below the high water too");
+  }
+
+  /** Eight ranges of a at {@code a} each, eight of b at {@code b} each. */
+  private static LoadOutlook outlook(List<BalanceRange> ranges, double a, double b) {
+    double[] mean = new double[16];
+    java.util.Arrays.fill(mean, 0, 8, a);
+    java.util.Arrays.fill(mean, 8, 16, b);
+    return LoadOutlook.ofRanges(ranges, mean, mean.clone(), List.of());
+  }
+
+  @Test
   void heavierBacklogMakesAMoveLessAttractive() {
     // Two equal ranges could go; the one with a backlog is more disruptive.
     List<BalanceRange> ranges = new ArrayList<>(
