@@ -148,6 +148,13 @@ public record ForecasterConfig(
         minEvaluated, coverage);
   }
 
+  /** The same configuration with another stride between backtest origins. */
+  public ForecasterConfig withBacktestStride(int buckets) {
+    return new ForecasterConfig(candidates, reactive, season, horizon, refitEvery, history,
+        backtest, buckets, selectionMargin, refitChosen, accuracyHalfLife, fallbackMargin,
+        minEvaluated, coverage);
+  }
+
   /** The same configuration keeping another amount of history. */
   public ForecasterConfig withHistory(int buckets) {
     return new ForecasterConfig(candidates, reactive, season, horizon, refitEvery, buckets,

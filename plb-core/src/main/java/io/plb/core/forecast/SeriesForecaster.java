@@ -245,17 +245,21 @@ public final class SeriesForecaster {
 
   private void issue(long origin) {
     int slot = (int) (origin % horizon);
-    model.forecastMean(horizon, issuedModel[slot]);
-    clamp(issuedModel[slot]);
-    if (reactive != model) {
-      reactive.forecastMean(horizon, issuedReactive[slot]);
-      clamp(issuedReactive[slot]);
+    FittedModel served = served();
+    // Each model forecasts once: the served one's raw forecast is also what is scored.
+    served.forecastMean(horizon, servedRaw);
+    FittedModel other = served == model ? reactive : model;
+    double[] servedIssued = served == model ? issuedModel[slot] : issuedReactive[slot];
+    double[] otherIssued = served == model ? issuedReactive[slot] : issuedModel[slot];
+    System.arraycopy(servedRaw, 0, servedIssued, 0, horizon);
+    clamp(servedIssued);
+    if (other != served) {
+      other.forecastMean(horizon, otherIssued);
+      clamp(otherIssued);
     } else {
-      System.arraycopy(issuedModel[slot], 0, issuedReactive[slot], 0, horizon);
+      System.arraycopy(servedIssued, 0, otherIssued, 0, horizon);
     }
     issuedAt[slot] = origin;
-    FittedModel served = served();
-    served.forecastMean(horizon, servedRaw);
     for (int k = 1; k <= horizon; k++) {
       servedSigma[k - 1] = sigma(served, k);
     }
