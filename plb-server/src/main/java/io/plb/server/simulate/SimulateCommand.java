@@ -134,11 +134,21 @@ public final class SimulateCommand {
       return t;
     });
     try {
+      // The slowest strategies start first, so that the others fill the remaining threads
+      // around them; results are reported in the order given.
+      List<Integer> order = new ArrayList<>();
+      for (int i = 0; i < strategies.size(); i++) {
+        order.add(i);
+      }
+      order.sort(java.util.Comparator.comparingInt(
+          i -> -expectedCost(options.strategies().get(i).kind())));
       List<Future<StrategyResult>> futures = new ArrayList<>();
       for (int i = 0; i < strategies.size(); i++) {
-        BalanceStrategy s = strategies.get(i);
-        int index = i;
-        futures.add(pool.submit(() -> {
+        futures.add(null);
+      }
+      for (int index : order) {
+        BalanceStrategy s = strategies.get(index);
+        futures.set(index, pool.submit(() -> {
           long t0 = ticker.nanos();
           StrategyResult r = new BalanceSimulation(matrix).run(s, printer::at);
           seconds[index] = (ticker.nanos() - t0) / 1e9;
@@ -177,6 +187,15 @@ public final class SimulateCommand {
     progress(options, err, String.format(Locale.ROOT, "done in %.1f s",
         (ticker.nanos() - started) / 1e9));
     return 0;
+  }
+
+  /** Rough relative cost of simulating a strategy: forecasting, then planning, then the rest. */
+  private static int expectedCost(String kind) {
+    return switch (kind) {
+      case "predictive" -> 2;
+      case "oracle" -> 1;
+      default -> 0;
+    };
   }
 
   private static void progress(Options options, PrintStream err, String text) {
