@@ -405,6 +405,14 @@ public final class WatchLatencyHarness {
     say(String.format("run: %d writes in %.0f ms (%.1f writes/s incl. waits); versions %d..%d",
         writes.size(), runNanos / 1e6, writes.size() / (runNanos / 1e9),
         writes.get(0).version(), writes.get(writes.size() - 1).version()));
+    for (int node = 0; node < cluster.size(); node++) {
+      PlbNode pn = cluster.node(node);
+      if (pn != null && pn.commitPushes() > 0) {
+        say(String.format("commit pushes from %s: %d, of which %d waited for a follower to"
+            + " acknowledge the entry and %d gave up on one", nodeName(cluster, node),
+            pn.commitPushes(), pn.waitedCommitPushes(), pn.lateCommitPushes()));
+      }
+    }
   }
 
   private static int check(

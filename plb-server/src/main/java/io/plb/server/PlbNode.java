@@ -52,6 +52,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.proto.RaftProtos.ServerRpcProto;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftClientReply;
 import org.apache.ratis.protocol.RaftGroup;
@@ -60,6 +61,7 @@ import org.apache.ratis.protocol.RaftPeer;
 import org.apache.ratis.protocol.RaftPeerId;
 import org.apache.ratis.protocol.exceptions.NotLeaderException;
 import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.server.DivisionInfo;
 import org.apache.ratis.server.RaftServer;
 import org.apache.ratis.server.RaftServerConfigKeys;
 import org.apache.ratis.server.storage.RaftStorage;
@@ -103,6 +105,9 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final TelemetryIntake telemetry;
   private final ScheduledExecutorService balancerLoop;
   private final Balancer balancer;
+  private final ScheduledExecutorService commitPushLoop;
+  private final FollowerCommitPush commitPush;
+  private final long liveWindowMs;
   private volatile boolean closed;
 
   private PlbNode(NodeConfig config) throws IOException {
@@ -139,6 +144,21 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
                 RetryPolicies.retryUpToMaximumCountWithFixedSleep(
                     30, TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
             .build();
+
+    this.commitPushLoop =
+        Executors.newSingleThreadScheduledExecutor(daemon("plb-commit-push-" + config.nodeId()));
+    // A follower silent for a whole minimum election timeout (two heartbeat intervals) is not
+    // waited for: it is down or cut off, and will catch up through appends when it returns.
+    this.liveWindowMs = config.electionTimeoutMin().toMillis();
+    this.commitPush = new FollowerCommitPush(
+        this::followerProgress,
+        this::nudgeFollowers,
+        commitPushLoop,
+        Ticker.SYSTEM,
+        TimeUnit.MILLISECONDS.toNanos(1),
+        // Beyond a fifth of the minimum election timeout, a follower still flushing is left to
+        // the periodic heartbeat and the others are told at once.
+        TimeUnit.MILLISECONDS.toNanos(Math.max(1, config.electionTimeoutMin().toMillis() / 5)));
 
     this.drainExecutor =
         Executors.newFixedThreadPool(2, daemon("plb-watch-" + config.nodeId()));
@@ -348,7 +368,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
                 throw new PlbException(
                     ErrorCode.UNAVAILABLE, "write not committed: " + reply.getException());
               }
-              nudgeFollowers();
+              commitPush.committed(reply.getLogIndex());
               try {
                 return CommandResult.parseFrom(reply.getMessage().getContent().toByteArray());
               } catch (IOException e) {
@@ -360,11 +380,55 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   /**
    * Followers learn a new commit index only with the leader's next append or heartbeat — up to
    * half the minimum election timeout later (250 ms by default) when no other write follows. A
-   * linearizable read makes the leader send a heartbeat round at once (ReadIndex), so watchers on
-   * followers see a change within milliseconds of its commit. Fire and forget.
+   * linearizable read for a new index makes the leader send a heartbeat round at once
+   * (ReadIndex), which carries the commit index. {@link FollowerCommitPush} decides when. Fire
+   * and forget.
    */
   private void nudgeFollowers() {
     raftClient.async().sendReadOnly(Message.EMPTY).exceptionally(e -> null);
+  }
+
+  /** The leader's view of its followers, or null if this node does not lead. */
+  private FollowerCommitPush.Followers followerProgress() {
+    if (closed) {
+      return null;
+    }
+    DivisionInfo info;
+    try {
+      info = division().getInfo();
+    } catch (IOException e) {
+      return null;
+    }
+    if (!info.isLeader()) {
+      return null;
+    }
+    long[] match = info.getFollowerMatchIndices();
+    int live = 0;
+    for (ServerRpcProto f : info.getRoleInfoProto().getLeaderInfo().getFollowerInfoList()) {
+      if (f.getLastRpcElapsedTimeMs() < liveWindowMs) {
+        live++;
+      }
+    }
+    return new FollowerCommitPush.Followers(match, live);
+  }
+
+  FollowerCommitPush.Followers followerProgressForTest() {
+    return followerProgress();
+  }
+
+  /** Commit pushes sent to the followers since start (leader only). */
+  public long commitPushes() {
+    return commitPush.nudges();
+  }
+
+  /** Of {@link #commitPushes}, those sent without waiting for a follower still flushing. */
+  public long lateCommitPushes() {
+    return commitPush.lateNudges();
+  }
+
+  /** Of {@link #commitPushes}, those that had to wait for a follower to acknowledge the entry. */
+  public long waitedCommitPushes() {
+    return commitPush.waitedNudges();
   }
 
   @Override
@@ -656,6 +720,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     leaderLoop.shutdownNow();
     telemetryLoop.shutdownNow();
     balancerLoop.shutdownNow();
+    commitPushLoop.shutdownNow();
     LOG.info("PLB node {} stopped", config.nodeId());
   }
 }
