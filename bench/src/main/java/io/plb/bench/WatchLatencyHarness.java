@@ -45,7 +45,7 @@ import org.slf4j.LoggerFactory;
  * ack reached the client); such commit-ack latencies are negative and are kept as they are.
  *
  * <p>Usage: {@code WatchLatencyHarness [--watchers N] [--writes N] [--warmup N] [--pipelined]
- * [--timeout-s N] [--root DIR]}.
+ * [--timeout-s N] [--root DIR] [--node-setting key=value]...}.
  */
 public final class WatchLatencyHarness {
   private static final Logger LOG = LoggerFactory.getLogger(WatchLatencyHarness.class);
@@ -54,7 +54,8 @@ public final class WatchLatencyHarness {
 
   /** Settings from the command line. */
   record Options(
-      int watchers, int writes, int warmup, boolean pipelined, int timeoutSeconds, Path rootParent) {
+      int watchers, int writes, int warmup, boolean pipelined, int timeoutSeconds, Path rootParent,
+      Map<String, String> nodeSettings) {
     static Options parse(String[] args) {
       int watchers = 1000;
       int writes = 200;
@@ -62,6 +63,7 @@ public final class WatchLatencyHarness {
       boolean pipelined = false;
       int timeout = 60;
       Path rootParent = null;
+      Map<String, String> nodeSettings = new LinkedHashMap<>();
       for (int i = 0; i < args.length; i++) {
         switch (args[i]) {
           case "--watchers" -> watchers = Integer.parseInt(value(args, ++i));
@@ -70,11 +72,20 @@ public final class WatchLatencyHarness {
           case "--pipelined" -> pipelined = true;
           case "--timeout-s" -> timeout = Integer.parseInt(value(args, ++i));
           case "--root" -> rootParent = Path.of(value(args, ++i));
+          case "--node-setting" -> {
+            String kv = value(args, ++i);
+            int eq = kv.indexOf('=');
+            if (eq <= 0) {
+              throw new IllegalArgumentException("--node-setting needs key=value, got " + kv);
+            }
+            nodeSettings.put(kv.substring(0, eq), kv.substring(eq + 1));
+          }
           case "-h", "--help" -> {
             System.out.println(
                 "usage: WatchLatencyHarness [--watchers N (1000)] [--writes N (200)]"
                     + " [--warmup N (10)] [--pipelined] [--timeout-s N (60)]"
-                    + " [--root DIR (parent of the temporary cluster folder; default java.io.tmpdir)]");
+                    + " [--root DIR (parent of the temporary cluster folder; default java.io.tmpdir)]"
+                    + " [--node-setting key=value (a PLB node setting for all nodes; repeatable)]");
             System.exit(0);
           }
           default -> throw new IllegalArgumentException("unknown argument " + args[i]);
@@ -83,7 +94,8 @@ public final class WatchLatencyHarness {
       if (watchers < 1 || writes < 1 || warmup < 0 || timeout < 1) {
         throw new IllegalArgumentException("watchers and writes must be >= 1, warmup >= 0");
       }
-      return new Options(watchers, writes, warmup, pipelined, timeout, rootParent);
+      return new Options(
+          watchers, writes, warmup, pipelined, timeout, rootParent, Map.copyOf(nodeSettings));
     }
 
     private static String value(String[] args, int i) {
@@ -218,10 +230,11 @@ public final class WatchLatencyHarness {
     List<MapWatcher> watchers = new ArrayList<>();
     int problems = 0;
     try {
-      say("date " + Instant.now() + ", cluster root " + root);
+      say("date " + Instant.now() + ", cluster root " + root
+          + (o.nodeSettings().isEmpty() ? "" : ", node settings " + o.nodeSettings()));
       long t0 = System.nanoTime();
       phase("start cluster");
-      cluster = TestCluster.start(root);
+      cluster = TestCluster.start(root, 3, o.nodeSettings());
       int leader = cluster.awaitLeader(Duration.ofSeconds(30));
       say("3-node cluster up in " + ms(System.nanoTime() - t0) + " ms; leader " + nodeName(cluster, leader)
           + "; endpoints " + cluster.endpoints());

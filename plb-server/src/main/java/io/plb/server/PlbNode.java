@@ -156,9 +156,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         commitPushLoop,
         Ticker.SYSTEM,
         TimeUnit.MILLISECONDS.toNanos(1),
-        // Beyond a fifth of the minimum election timeout, a follower still flushing is left to
-        // the periodic heartbeat and the others are told at once.
-        TimeUnit.MILLISECONDS.toNanos(Math.max(1, config.electionTimeoutMin().toMillis() / 5)));
+        config.commitPushMaxWait().toNanos());
 
     this.drainExecutor =
         Executors.newFixedThreadPool(2, daemon("plb-watch-" + config.nodeId()));

@@ -58,6 +58,10 @@ public final class NodeConfig {
     k.put("peer.<id>.api", new String[] {"", "host:port of a member's gRPC API"});
     k.put("raft.electionTimeoutMin", new String[] {"500ms", "Raft election timeout, lower bound"});
     k.put("raft.electionTimeoutMax", new String[] {"1000ms", "Raft election timeout, upper bound"});
+    k.put("raft.commitPushMaxWait", new String[] {"100ms",
+        "how long the leader waits for every live follower to hold a new entry before pushing its "
+            + "commit index to them; a follower still flushing then learns it from the next "
+            + "heartbeat; 0 pushes at the write's reply (less than raft.electionTimeoutMin)"});
     k.put("raft.snapshotEvery", new String[] {"10000", "entries between automatic snapshots"});
     k.put("raft.segmentSize", new String[] {"8MB", "Raft log segment size (KB/MB suffixes)"});
     k.put("raft.purgeUpToSnapshot", new String[] {"false",
@@ -157,6 +161,7 @@ public final class NodeConfig {
   private final List<Peer> peers;
   private final Duration electionTimeoutMin;
   private final Duration electionTimeoutMax;
+  private final Duration commitPushMaxWait;
   private final long snapshotEvery;
   private final long segmentSizeBytes;
   private final boolean purgeUpToSnapshot;
@@ -219,6 +224,11 @@ public final class NodeConfig {
     if (electionTimeoutMax.compareTo(electionTimeoutMin) <= 0) {
       throw new IllegalArgumentException(
           "raft.electionTimeoutMax must exceed raft.electionTimeoutMin");
+    }
+    commitPushMaxWait = durationOrZero(v, "raft.commitPushMaxWait");
+    if (commitPushMaxWait.compareTo(electionTimeoutMin) >= 0) {
+      throw new IllegalArgumentException(
+          "raft.commitPushMaxWait must be less than raft.electionTimeoutMin");
     }
     snapshotEvery = positive(v, "raft.snapshotEvery");
     segmentSizeBytes = size(v, "raft.segmentSize");
@@ -390,6 +400,10 @@ public final class NodeConfig {
     return electionTimeoutMax;
   }
 
+  public Duration commitPushMaxWait() {
+    return commitPushMaxWait;
+  }
+
   public long snapshotEvery() {
     return snapshotEvery;
   }
@@ -485,6 +499,15 @@ public final class NodeConfig {
   }
 
   private static Duration duration(Map<String, String> v, String key) {
+    Duration d = durationOrZero(v, key);
+    if (d.isZero()) {
+      throw new IllegalArgumentException(key + " must be greater than zero");
+    }
+    return d;
+  }
+
+  /** A duration where 0 is meaningful (it turns a wait off). */
+  private static Duration durationOrZero(Map<String, String> v, String key) {
     String text = get(v, key);
     Matcher m = DURATION.matcher(text);
     if (!m.matches()) {
@@ -505,11 +528,7 @@ public final class NodeConfig {
     } catch (ArithmeticException e) {
       throw new IllegalArgumentException(key + " = '" + text + "' is too long a duration");
     }
-    Duration d = Duration.ofMillis(millis);
-    if (d.isZero()) {
-      throw new IllegalArgumentException(key + " must be greater than zero");
-    }
-    return d;
+    return Duration.ofMillis(millis);
   }
 
   private static long size(Map<String, String> v, String key) {

@@ -97,6 +97,7 @@ class NodeConfigTest {
     assertEquals("plb", c.clusterName());
     assertEquals(Duration.ofMillis(500), c.electionTimeoutMin());
     assertEquals(Duration.ofMillis(1000), c.electionTimeoutMax());
+    assertEquals(Duration.ofMillis(100), c.commitPushMaxWait());
     assertEquals(10_000, c.snapshotEvery());
     assertEquals(8L << 20, c.segmentSizeBytes());
     assertFalse(c.purgeUpToSnapshot());
@@ -118,6 +119,7 @@ class NodeConfigTest {
     v.put("cluster.name", "prod");
     v.put("raft.electionTimeoutMin", "2s");
     v.put("raft.electionTimeoutMax", "3s");
+    v.put("raft.commitPushMaxWait", "0");
     v.put("raft.snapshotEvery", "250");
     v.put("raft.segmentSize", "64KB");
     v.put("raft.purgeUpToSnapshot", "true");
@@ -128,6 +130,7 @@ class NodeConfigTest {
     assertEquals("prod", c.clusterName());
     assertEquals(Duration.ofSeconds(2), c.electionTimeoutMin());
     assertEquals(Duration.ofSeconds(3), c.electionTimeoutMax());
+    assertEquals(Duration.ZERO, c.commitPushMaxWait());
     assertEquals(250, c.snapshotEvery());
     assertEquals(64L * 1024, c.segmentSizeBytes());
     assertTrue(c.purgeUpToSnapshot());
@@ -300,6 +303,13 @@ class NodeConfigTest {
         "raft.snapshotEvery");
     refused(with("peer.n1.grpc", "10.0.0.1:1"), "unknown configuration key 'peer.n1.grpc'");
     refused(with("peer.n1.x.raft", "10.0.0.1:1"), "unknown configuration key 'peer.n1.x.raft'");
+  }
+
+  @Test
+  void commitPushMaxWaitMustBeUnderElectionTimeoutMin() {
+    refused(with("raft.commitPushMaxWait", "500ms"),
+        "raft.commitPushMaxWait must be less than raft.electionTimeoutMin");
+    refused(with("raft.commitPushMaxWait", "soon"), "raft.commitPushMaxWait");
   }
 
   @Test
