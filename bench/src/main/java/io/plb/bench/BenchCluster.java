@@ -32,9 +32,9 @@ final class BenchCluster implements AutoCloseable {
   private final int leader;
 
   private BenchCluster(Path root, int queueCount, Map<String, String> queueSettings,
-      String agentsWatch) throws IOException {
+      String agentsWatch, Map<String, String> nodeSettings) throws IOException {
     this.root = root;
-    this.plb = TestCluster.start(root.resolve("plb"), 3, Map.of());
+    this.plb = TestCluster.start(root.resolve("plb"), 3, nodeSettings);
     this.leader = plb.awaitLeader(Duration.ofSeconds(30));
     this.admin = PlbAdminClient.newBuilder().endpoints(leaderFirst())
         .deadline(Duration.ofSeconds(30)).build();
@@ -61,10 +61,16 @@ final class BenchCluster implements AutoCloseable {
    */
   static BenchCluster start(Path root, int queueCount, Map<String, String> queueSettings,
       String agentsWatch) throws IOException {
+    return start(root, queueCount, queueSettings, agentsWatch, Map.of());
+  }
+
+  /** As above, with PLB node settings for all three nodes (over TestCluster's). */
+  static BenchCluster start(Path root, int queueCount, Map<String, String> queueSettings,
+      String agentsWatch, Map<String, String> nodeSettings) throws IOException {
     if (!List.of("leader", "follower", "spread").contains(agentsWatch)) {
       throw new IllegalArgumentException("agents-watch must be leader, follower or spread");
     }
-    return new BenchCluster(root, queueCount, queueSettings, agentsWatch);
+    return new BenchCluster(root, queueCount, queueSettings, agentsWatch, nodeSettings);
   }
 
   private List<String> agentEndpoints(String agentsWatch, int queueIndex) {

@@ -81,7 +81,7 @@ public final class HandoverHarness {
   record Options(int ranges, int moving, int handovers, int rounds, double quietSeconds,
       double warmupSeconds, int gapMillis, double rateMoving, double rateStill, int keysPerRange,
       int payload, int backlog, int backlogRuns, boolean sync, String resend, String agentsWatch,
-      int timeoutSeconds, Path rootParent, boolean perHandover) {
+      int timeoutSeconds, Path rootParent, boolean perHandover, Map<String, String> nodeSettings) {
 
     static final String USAGE = String.join("\n",
         "usage: HandoverHarness [options]",
@@ -104,7 +104,8 @@ public final class HandoverHarness {
         "                     leader or follower (spread)",
         "  --per-handover     print one line per move",
         "  --timeout-s N      longest wait for any one step (60)",
-        "  --root DIR         parent of the temporary cluster folder (java.io.tmpdir)");
+        "  --root DIR         parent of the temporary cluster folder (java.io.tmpdir)",
+        "  --node-setting K=V a PLB node setting for all three nodes (repeatable)");
 
     static Options parse(String[] args) {
       int ranges = 12;
@@ -126,6 +127,7 @@ public final class HandoverHarness {
       int timeout = 60;
       Path root = null;
       boolean perHandover = false;
+      Map<String, String> nodeSettings = new java.util.LinkedHashMap<>();
       for (int i = 0; i < args.length; i++) {
         switch (args[i]) {
           case "--ranges" -> ranges = Integer.parseInt(Bench.value(args, ++i));
@@ -147,6 +149,14 @@ public final class HandoverHarness {
           case "--per-handover" -> perHandover = true;
           case "--timeout-s" -> timeout = Integer.parseInt(Bench.value(args, ++i));
           case "--root" -> root = Path.of(Bench.value(args, ++i));
+          case "--node-setting" -> {
+            String kv = Bench.value(args, ++i);
+            int eq = kv.indexOf('=');
+            if (eq <= 0) {
+              throw new IllegalArgumentException("--node-setting needs key=value, got " + kv);
+            }
+            nodeSettings.put(kv.substring(0, eq), kv.substring(eq + 1));
+          }
           case "-h", "--help" -> {
             System.out.println(USAGE);
             System.exit(0);
@@ -162,7 +172,7 @@ public final class HandoverHarness {
       }
       return new Options(ranges, moving, handovers, rounds, quiet, warmup, gap, rateMoving,
           rateStill, keysPerRange, payload, backlog, backlogRuns, sync, resend, agentsWatch,
-          timeout, root, perHandover);
+          timeout, root, perHandover, Map.copyOf(nodeSettings));
     }
   }
 
@@ -389,7 +399,7 @@ public final class HandoverHarness {
       say("settings " + o);
       long t0 = System.nanoTime();
       c = BenchCluster.start(root, 3, Map.of("sync", Boolean.toString(o.sync()),
-          "resendInterval", o.resend()), o.agentsWatch());
+          "resendInterval", o.resend()), o.agentsWatch(), o.nodeSettings());
       ClusterImage layout = c.layOut(o.ranges());
       say("cluster up in " + Bench.ms(System.nanoTime() - t0) + " ms: 3 PLB nodes (leader n"
           + (c.leader() + 1) + "), queue servers " + layout.servers().keySet() + ", "
