@@ -419,7 +419,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     return commitPush.nudges();
   }
 
-  /** Of {@link #commitPushes}, those sent without waiting for a follower still flushing. */
+  /** Of {@link #commitPushes}, those sent after giving up on a follower still behind. */
   public long lateCommitPushes() {
     return commitPush.lateNudges();
   }
