@@ -94,7 +94,8 @@ public final class NodeConfig {
         "the leader balances automatically (false: plans only on request)"});
     k.put("balancer.interval", new String[] {"30s", "time between the leader's balancer rounds"});
     k.put("balancer.criterion", new String[] {"MAX_MEAN",
-        "imbalance criterion: MAX_MEAN, HIGH_WATER or STDDEV"});
+        "imbalance criterion: MAX_MEAN, HIGH_WATER, STDDEV or MAX_MEAN_OR_HIGH_WATER (acts on either "
+            + "threshold)"});
     k.put("balancer.maxMeanRatio", new String[] {"1.15",
         "MAX_MEAN acts when max / mean predicted utilisation exceeds this"});
     k.put("balancer.highWater", new String[] {"0.8",
@@ -272,7 +273,7 @@ public final class NodeConfig {
       c = Criterion.valueOf(criterion.toUpperCase(java.util.Locale.ROOT));
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException("balancer.criterion = '" + criterion
-          + "' is not one of MAX_MEAN, HIGH_WATER, STDDEV");
+          + "' is not one of " + java.util.Arrays.toString(Criterion.values()));
     }
     // BalancerConfig checks every value and names the key in its message.
     balancerConfig = BalancerConfig.builder()

@@ -465,7 +465,7 @@ class NodeConfigTest {
 
     refused(with("balancer.enabled", "yes"), "balancer.enabled");
     refused(with("balancer.interval", "0s"), "balancer.interval");
-    refused(with("balancer.criterion", "LOUDEST"), "balancer.criterion", "MAX_MEAN");
+    refused(with("balancer.criterion", "LOUDEST"), "balancer.criterion", "MAX_MEAN_OR_HIGH_WATER");
     refused(with("balancer.maxMeanRatio", "1"), "balancer.maxMeanRatio");
     refused(with("balancer.quantile", "1.5"), "balancer.quantile");
     refused(with("balancer.quantile", "ninety"), "balancer.quantile", "not a number");
