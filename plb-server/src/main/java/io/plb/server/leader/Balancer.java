@@ -43,7 +43,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.NoSuchElementException;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -668,17 +667,6 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
   }
 
   private boolean run(Runnable r) {
-    try {
-      loop.execute(() -> {
-        try {
-          r.run();
-        } catch (RuntimeException e) {
-          LOG.error("balancer step failed", e);
-        }
-      });
-      return true;
-    } catch (RejectedExecutionException e) {
-      return false;
-    }
+    return LeaderLoop.submit(loop, LOG, "balancer", r);
   }
 }

@@ -24,7 +24,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
@@ -482,16 +481,6 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   }
 
   private void run(Runnable r) {
-    try {
-      loop.execute(() -> {
-        try {
-          r.run();
-        } catch (RuntimeException e) {
-          LOG.error("handover driver step failed", e);
-        }
-      });
-    } catch (RejectedExecutionException e) {
-      // the node is stopping
-    }
+    LeaderLoop.submit(loop, LOG, "handover driver", r);
   }
 }

@@ -10,7 +10,6 @@ import io.plb.core.load.LoadReport;
 import io.plb.core.map.ClusterImage;
 import io.plb.server.statemachine.PlbStateMachine;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
@@ -199,17 +198,6 @@ public final class TelemetryIntake implements PlbStateMachine.LeadershipListener
 
   /** Queues {@code r} on the loop; false when the node is stopping. */
   private boolean run(Runnable r) {
-    try {
-      loop.execute(() -> {
-        try {
-          r.run();
-        } catch (RuntimeException e) {
-          LOG.error("telemetry intake step failed", e);
-        }
-      });
-      return true;
-    } catch (RejectedExecutionException e) {
-      return false;
-    }
+    return LeaderLoop.submit(loop, LOG, "telemetry intake", r);
   }
 }
