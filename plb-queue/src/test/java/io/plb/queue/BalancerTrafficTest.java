@@ -115,6 +115,10 @@ class BalancerTrafficTest {
         assertEquals(4, owned(c.map(), "q1"));
         assertTrue(automatic(c).isEmpty());
 
+        // Some complete coarse buckets are committed, for the next leader to warm from.
+        TestCluster.await(Duration.ofSeconds(30), "two coarse buckets of history",
+            () -> admin.balancerStatus().getForecast().getCoarseBuckets() >= 2);
+
         // The pause is committed: a new leader keeps it.
         int leader = c.plb().awaitLeader(Duration.ofSeconds(20));
         c.plb().stopNode(leader);
