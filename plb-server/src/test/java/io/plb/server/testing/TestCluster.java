@@ -11,6 +11,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.BooleanSupplier;
+import org.apache.ratis.util.ExitUtils;
 
 /**
  * An in-process PLB cluster for tests: real Ratis over gRPC, real RocksDB in a temporary folder,
@@ -52,6 +53,9 @@ public final class TestCluster implements AutoCloseable {
    */
   public static TestCluster start(Path root, int size, Map<String, String> extra)
       throws IOException {
+    // Ratis ends the JVM (System.exit) when its gRPC server cannot bind; in a test that would end
+    // every test of the run. Disabled, it throws instead, and the retry below takes new ports.
+    ExitUtils.disableSystemExit();
     for (int attempt = 1; ; attempt++) {
       TestCluster c = new TestCluster(root, size, extra);
       try {
@@ -64,6 +68,7 @@ public final class TestCluster implements AutoCloseable {
         if (attempt == 3 || !isBindFailure(e)) {
           throw e;
         }
+        ExitUtils.clear(); // the recorded exit was a port taken; the retry is a fresh start
         deleteTree(root);
       }
     }
