@@ -1,5 +1,6 @@
 package io.plb.queue;
 
+import io.plb.core.time.WallClock;
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
@@ -41,7 +42,8 @@ public final class QueueServer implements AutoCloseable {
 
   private QueueServer(QueueConfig config) throws IOException {
     this.config = config;
-    this.store = QueueStore.open(config.data(), config.sync());
+    // One wall clock stamps acceptance and measures holds, so hold times compare like with like.
+    this.store = QueueStore.open(config.data(), config.sync(), WallClock.SYSTEM);
     this.agent = QueueServerAgent.builder(config.id(), store)
         .plbEndpoints(config.plb())
         .resendInterval(config.resendInterval())
@@ -60,7 +62,7 @@ public final class QueueServer implements AutoCloseable {
       return t;
     });
     this.service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
-        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait());
+        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(), WallClock.SYSTEM);
     String listen = config.listen();
     int colon = listen.lastIndexOf(':');
     this.grpc = NettyServerBuilder

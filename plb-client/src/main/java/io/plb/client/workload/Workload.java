@@ -1,5 +1,6 @@
 package io.plb.client.workload;
 
+import io.plb.core.time.WallClock;
 import io.plb.client.PlbClientException;
 import io.plb.client.admin.PlbAdminClient;
 import io.plb.client.cli.Json;
@@ -174,7 +175,7 @@ public final class Workload {
           history.delivered(name, d.getProducer(), d.getSeq(), d.getKey().toByteArray(),
               d.getRedelivered(), d.getLate());
           if (d.getAcceptedAtMicros() > 0 && !d.getRedelivered()) {
-            endToEnd.add(nowMicros() - d.getAcceptedAtMicros());
+            endToEnd.add(WallClock.SYSTEM.micros() - d.getAcceptedAtMicros());
           }
         }, Consumer.Config.defaults(name)));
       }
@@ -343,11 +344,6 @@ public final class Workload {
     progress.printf("%6.1fs  published %d  acknowledged %d  delivered %d  in flight %d  "
             + "refused %d  moves %d%n", (System.nanoTime() - t0) / 1e9, published, acked,
         history.deliveries(), inFlight, refused, movesStarted.get());
-  }
-
-  private static long nowMicros() {
-    java.time.Instant now = java.time.Instant.now();
-    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
   }
 
   /** Latencies in microseconds; thread-safe. */

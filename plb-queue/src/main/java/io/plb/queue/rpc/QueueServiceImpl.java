@@ -1,5 +1,6 @@
 package io.plb.queue.rpc;
 
+import io.plb.core.time.WallClock;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -67,14 +68,17 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final int maxMessageBytes;
   private final long maxQueued;
   private final Duration mapWait;
+  /** Stamps accepted messages ({@code accepted_at_micros}). */
+  private final WallClock clock;
   private final AtomicLong accepted = new AtomicLong();
   private final AtomicLong refused = new AtomicLong();
   private final AtomicLong overloaded = new AtomicLong();
 
   public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
       Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
-      Duration mapWait) {
+      Duration mapWait, WallClock clock) {
     this.serverId = serverId;
+    this.clock = clock;
     this.agent = agent;
     this.store = store;
     this.dispatcher = dispatcher;
@@ -314,7 +318,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
               }
               StoredMessage m = StoredMessage.newBuilder().setKey(it.getKey())
                   .setPayload(it.getPayload()).setProducer(req.getProducer())
-                  .setSeq(it.getSeq()).setAcceptedAtMicros(nowMicros()).build();
+                  .setSeq(it.getSeq()).setAcceptedAtMicros(clock.micros()).build();
               Buffer b = switch (d.placement()) {
                 case HOLD -> Buffer.HOLD;
                 case HELD -> Buffer.HELD;
@@ -392,11 +396,6 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private static PublishResult result(PublishItem it, PublishStatus status, String detail) {
     return PublishResult.newBuilder().setSeq(it.getSeq()).setStatus(status).setDetail(detail)
         .build();
-  }
-
-  private static long nowMicros() {
-    java.time.Instant now = java.time.Instant.now();
-    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
   }
 
   // ------------------------------------------------------------------ Subscribe

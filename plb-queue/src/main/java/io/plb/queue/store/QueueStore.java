@@ -1,5 +1,6 @@
 package io.plb.queue.store;
 
+import io.plb.core.time.WallClock;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.plb.client.agent.HandoverStore;
@@ -89,6 +90,8 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   private final Path dir;
   private final boolean sync;
+  /** Measures hold times against messages' acceptance stamps (wall clock, microseconds). */
+  private final WallClock clock;
   private final DBOptions dbOptions;
   private final ColumnFamilyOptions cfOptions;
   private final WriteOptions durable;
@@ -113,9 +116,10 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   private LongConsumer ackListener = h -> {};
   private Runnable readyListener = () -> {};
 
-  private QueueStore(Path dir, boolean sync) throws IOException {
+  private QueueStore(Path dir, boolean sync, WallClock clock) throws IOException {
     this.dir = dir;
     this.sync = sync;
+    this.clock = clock;
     Files.createDirectories(dir);
     dbOptions = new DBOptions().setCreateIfMissing(true).setCreateMissingColumnFamilies(true);
     cfOptions = new ColumnFamilyOptions();
@@ -139,7 +143,12 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   /** Opens (or creates) the store in {@code dir}; {@code sync} makes acknowledged writes fsync. */
   public static QueueStore open(Path dir, boolean sync) throws IOException {
-    return new QueueStore(dir, sync);
+    return open(dir, sync, WallClock.SYSTEM);
+  }
+
+  /** As {@link #open(Path, boolean)}, measuring hold times with {@code clock}. */
+  public static QueueStore open(Path dir, boolean sync, WallClock clock) throws IOException {
+    return new QueueStore(dir, sync, clock);
   }
 
   /** Called, outside the store's lock, with the ring position of every acknowledged message. */
@@ -445,7 +454,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         Integer n = bufferSizes.remove(bufferName(rangeStart, handoverEpoch, b));
         held -= n == null ? 0 : n;
       }
-      long now = nowMicros();
+      long now = clock.micros();
       for (StoredMessage m : moved) {
         becameReady |= index(nextLsn++, m);
         if (m.getAcceptedAtMicros() > 0) {
@@ -678,12 +687,6 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   private static String bufferName(long rangeStart, long he, Buffer b) {
     return rangeStart + "/" + he + "/" + b;
-  }
-
-  /** Wall-clock microseconds, the clock of {@code accepted_at_micros}. */
-  private static long nowMicros() {
-    java.time.Instant now = java.time.Instant.now();
-    return now.getEpochSecond() * 1_000_000L + now.getNano() / 1_000;
   }
 
   private static StoredMessage parse(byte[] v) {
