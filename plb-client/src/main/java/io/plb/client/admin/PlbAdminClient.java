@@ -50,6 +50,8 @@ import io.plb.proto.v1.UpdateServerRequest;
 import io.plb.proto.v1.WriteResponse;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
 /**
@@ -62,6 +64,12 @@ import java.util.function.Function;
  * {@link PlbClientException.Unavailable}, and the caller can read the map to learn what happened.
  * Every call has an overall deadline ({@link Builder#deadline}, default 10 s).
  *
+ * <p>Reads are monotonic: the client remembers the highest map version it has read or written
+ * and never answers {@link #getMap} with an older one, even when the read lands on a node that has
+ * just restarted and is still catching up. Such a node is given a short wait
+ * ({@value #BEHIND_NODE_WAIT_MILLIS} ms) before the read moves on to the next node, and the next
+ * read starts at the node that answered.
+ *
  * <p>Thread-safe; meant to be shared and closed once. Failures are thrown as the typed
  * {@link PlbClientException}s.
  */
@@ -70,6 +78,12 @@ public final class PlbAdminClient implements AutoCloseable {
   private final Duration deadline;
   private final Ticker ticker;
   private volatile String leaderGuess;
+  /** The highest map version read or written through this client (monotonic reads). */
+  private final AtomicLong seenVersion = new AtomicLong();
+  /** How long one node that has not reached the wanted version is waited for, unless last. */
+  private static final long BEHIND_NODE_WAIT_MILLIS = 2_000;
+  /** The node that answered the last map read; the next read starts there. */
+  private volatile String readGuess;
 
   private PlbAdminClient(Builder b) {
     this.endpoints = new Endpoints(b.endpoints);
@@ -158,19 +172,32 @@ public final class PlbAdminClient implements AutoCloseable {
     }
   }
 
-  /** The map from any node, once it has applied at least {@code minVersion}. */
+  /**
+   * The map from any node, once it has applied at least {@code minVersion} and at least the
+   * highest version this client has already seen. A node behind that version is waited for
+   * briefly, then the next node is asked, until the call's deadline.
+   */
   public ClusterImage getMap(long minVersion) {
     long start = start();
-    io.plb.proto.v1.MapSnapshot snapshot =
-        anyNode(
-            addr -> MapServiceGrpc.newBlockingStub(endpoints.channel(addr))
-                .withDeadlineAfter(remainingMillis(start), TimeUnit.MILLISECONDS)
-                .getMap(
-                    GetMapRequest.newBuilder()
-                        .setMinVersion(minVersion)
-                        .setWaitMillis((int) Math.max(1, remainingMillis(start) - 100))
-                        .build()));
-    return Wire.fromProto(snapshot);
+    long wanted = Math.max(minVersion, seenVersion.get());
+    String first = readGuess != null ? readGuess : leaderGuess;
+    io.plb.proto.v1.MapSnapshot snapshot = anyNode(first, (addr, lastInRound) -> {
+      long remaining = remainingMillis(start);
+      long wait = lastInRound ? remaining - 100 : Math.min(remaining - 100, BEHIND_NODE_WAIT_MILLIS);
+      io.plb.proto.v1.MapSnapshot answer = MapServiceGrpc.newBlockingStub(endpoints.channel(addr))
+          .withDeadlineAfter(remaining, TimeUnit.MILLISECONDS)
+          .getMap(GetMapRequest.newBuilder().setMinVersion(wanted)
+              .setWaitMillis((int) Math.max(1, wait)).build());
+      readGuess = addr;
+      return answer;
+    });
+    ClusterImage image = Wire.fromProto(snapshot);
+    seen(image.version());
+    return image;
+  }
+
+  private void seen(long version) {
+    seenVersion.accumulateAndGet(version, Math::max);
   }
 
   // ------------------------------------------------------------------ writes
@@ -306,7 +333,9 @@ public final class PlbAdminClient implements AutoCloseable {
   }
 
   private long write(Function<AdminServiceGrpc.AdminServiceBlockingStub, WriteResponse> call) {
-    return call(call).getVersion();
+    long version = call(call).getVersion();
+    seen(version);
+    return version;
   }
 
   // ------------------------------------------------------------------ queue-server agent calls
@@ -392,25 +421,42 @@ public final class PlbAdminClient implements AutoCloseable {
   }
 
   private <T> T anyNode(Function<String, T> call) {
+    return anyNode(leaderGuess, (addr, lastInRound) -> call.apply(addr));
+  }
+
+  /**
+   * Calls one node after another, starting at {@code first}, until one answers or the deadline
+   * passes. A node that is unreachable, or that answers it is behind the wanted version (the
+   * server's DEADLINE_EXCEEDED while the call still has time), passes the call on.
+   */
+  private <T> T anyNode(String first, BiFunction<String, Boolean, T> call) {
     long start = start();
     StatusRuntimeException last = null;
-    int i = Math.max(0, endpoints.indexOf(leaderGuess));
+    int i = Math.max(0, endpoints.indexOf(first));
     for (int attempt = 0; remainingMillis(start) > 1; attempt++) {
       String addr = endpoints.get(i + attempt);
+      boolean lastInRound = (attempt + 1) % endpoints.size() == 0;
       try {
-        return call.apply(addr);
+        return call.apply(addr, lastInRound);
       } catch (StatusRuntimeException e) {
         last = e;
-        if (e.getStatus().getCode() != Status.Code.UNAVAILABLE) {
+        if (!(e.getStatus().getCode() == Status.Code.UNAVAILABLE || behind(e))) {
           throw PlbClientException.from(e);
         }
-        if (attempt + 1 >= endpoints.size()) {
+        if (lastInRound) {
           backoff(attempt, start);
         }
       }
     }
     throw PlbClientException.from(
         last != null ? last : Status.UNAVAILABLE.withDescription("no node answered").asException());
+  }
+
+  /** The node answered that it has not applied the wanted version within the wait it was given. */
+  private static boolean behind(StatusRuntimeException e) {
+    String d = e.getStatus().getDescription();
+    return e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED
+        && d != null && d.startsWith("node has applied only");
   }
 
   private void backoff(int attempt, long start) {
