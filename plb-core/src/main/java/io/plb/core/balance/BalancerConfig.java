@@ -28,6 +28,12 @@ import java.util.Objects;
  * @param actAbove the planner does not start acting while every active server's utilisation is
  *     at or below this (no moves on a nearly idle cluster, whatever the ratio); ≥ 0, default 0
  *     (off)
+ * @param lumpAllowance how much of the max/mean ratio the planner leaves to the lumpiness of load:
+ *     the ratio it balances to (for {@code MAX_MEAN} and the ratio part of {@code
+ *     MAX_MEAN_OR_HIGH_WATER}) is at least 1 + lumpAllowance × (the hottest indivisible load, a
+ *     hot key, over a mean server's load). With 1 this is the bound any greedy placement meets
+ *     (max ≤ mean + largest item); chasing a tighter max/mean around a few heavy keys costs many
+ *     moves, each holding a heavy key's traffic. ≥ 0, default 0 (off)
  * @param quantile the quantile the outlook's upper rates are at: the planner plans for it, not the
  *     mean; in (0.5, 1), default 0.9
  * @param upperCorrelation how a server's planned load adds up its ranges' upper quantiles: 1 adds
@@ -71,6 +77,7 @@ public record BalancerConfig(
     double stddevThreshold,
     double hysteresis,
     double actAbove,
+    double lumpAllowance,
     double quantile,
     double upperCorrelation,
     Duration horizon,
@@ -112,6 +119,7 @@ public record BalancerConfig(
                       ? " minus 1 and the high water" : "") + ")", hysteresis);
     }
     atLeast("actAbove", actAbove, 0.0);
+    atLeast("lumpAllowance", lumpAllowance, 0.0);
     if (!(quantile > 0.5 && quantile < 1)) {
       throw bad("quantile", "in (0.5, 1)", quantile);
     }
@@ -225,6 +233,7 @@ public record BalancerConfig(
     private double stddevThreshold = 0.15;
     private double hysteresis = 0.05;
     private double actAbove = 0.0;
+    private double lumpAllowance = 0.0;
     private double quantile = 0.9;
     private double upperCorrelation = 1.0;
     private Duration horizon = Duration.ofMinutes(10);
@@ -254,6 +263,7 @@ public record BalancerConfig(
       stddevThreshold = c.stddevThreshold;
       hysteresis = c.hysteresis;
       actAbove = c.actAbove;
+      lumpAllowance = c.lumpAllowance;
       quantile = c.quantile;
       upperCorrelation = c.upperCorrelation;
       horizon = c.horizon;
@@ -302,6 +312,11 @@ public record BalancerConfig(
 
     public Builder actAbove(double v) {
       actAbove = v;
+      return this;
+    }
+
+    public Builder lumpAllowance(double v) {
+      lumpAllowance = v;
       return this;
     }
 
@@ -403,7 +418,8 @@ public record BalancerConfig(
     /** The configuration; every value is checked (see {@link BalancerConfig}). */
     public BalancerConfig build() {
       return new BalancerConfig(
-          criterion, maxMeanRatio, highWater, stddevThreshold, hysteresis, actAbove, quantile,
+          criterion, maxMeanRatio, highWater, stddevThreshold, hysteresis, actAbove, lumpAllowance,
+          quantile,
           upperCorrelation, horizon, maxMovesPerRound, maxMovesPerServer, maxMovesPerWindow,
           moveWindow, minDwell, minGain, expectedHold, disruptionWeight, splitMinLoad, hotKeyShare,
           maxSplitsPerRound, maxRanges, mergeMaxLoad, maxMergesPerRound, minRangesPerServer,

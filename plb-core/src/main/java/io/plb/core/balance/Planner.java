@@ -175,6 +175,9 @@ public final class Planner {
     private int splitsLeft;
     private int mergesLeft;
     private int stuckNotes;
+    /** The largest upper rate of one hot key: load no split can divide. */
+    private final double heaviestLump;
+    private final double maxActiveCap;
 
     Run(List<BalanceRange> ranges, List<BalanceServer> servers, LoadOutlook outlook,
         BalancerConfig cfg, long now, MoveHistory history) {
@@ -203,6 +206,18 @@ public final class Planner {
         index.put(s.id(), i);
         movable.add(new ArrayList<>());
       }
+      double lump = 0;
+      for (LoadOutlook.HotKey k : outlook.hotKeys()) {
+        lump = Math.max(lump, k.upper());
+      }
+      heaviestLump = lump;
+      double c = 0;
+      for (int i = 0; i < n; i++) {
+        if (active[i]) {
+          c = Math.max(c, cap[i]);
+        }
+      }
+      maxActiveCap = c;
       m = new double[n];
       s1 = new double[n];
       s2 = new double[n];
@@ -378,7 +393,7 @@ public final class Planner {
         case MAX_MEAN -> weightedMean > 0 ? maxU / weightedMean : 1.0;
         case HIGH_WATER -> maxU;
         case MAX_MEAN_OR_HIGH_WATER -> Math.max(
-            (weightedMean > 0 ? maxU / weightedMean : 1.0) - cfg.maxMeanRatio(),
+            (weightedMean > 0 ? maxU / weightedMean : 1.0) - ratio(weightedMean),
             maxU - cfg.highWater());
         case STDDEV -> n > 0 ? Math.sqrt(Math.max(0.0, sumU2 / n - meanU * meanU)) : 0.0;
       };
@@ -388,13 +403,34 @@ public final class Planner {
     /** The utilisation above which an active server needs relief. */
     private double level(Stats st) {
       return switch (cfg.criterion()) {
-        case MAX_MEAN -> cfg.exitLevel() * st.weightedMean();
+        case MAX_MEAN -> exitLevel(st) * st.weightedMean();
         case HIGH_WATER -> cfg.exitLevel();
         case MAX_MEAN_OR_HIGH_WATER -> Math.min(
-            (cfg.maxMeanRatio() - cfg.hysteresis()) * st.weightedMean(),
+            (ratio(st.weightedMean()) - cfg.hysteresis()) * st.weightedMean(),
             cfg.highWater() - cfg.hysteresis());
         case STDDEV -> st.meanU();
       };
+    }
+
+    /**
+     * The max/mean ratio balanced to: {@code maxMeanRatio}, raised to 1 + lumpAllowance × the
+     * hottest indivisible load over a mean server's planned load when that is higher.
+     */
+    private double ratio(double weightedMean) {
+      double r = cfg.maxMeanRatio();
+      if (cfg.lumpAllowance() > 0 && weightedMean > 0 && maxActiveCap > 0) {
+        r = Math.max(r, 1 + cfg.lumpAllowance() * heaviestLump / (weightedMean * maxActiveCap));
+      }
+      return r;
+    }
+
+    /** The criterion's threshold this round ({@link #ratio} for {@code MAX_MEAN}). */
+    private double threshold(Stats st) {
+      return cfg.criterion() == Criterion.MAX_MEAN ? ratio(st.weightedMean()) : cfg.threshold();
+    }
+
+    private double exitLevel(Stats st) {
+      return threshold(st) - cfg.hysteresis();
     }
 
     Plan plan() {
@@ -403,15 +439,16 @@ public final class Planner {
       double criterionBefore = st.value();
       boolean acting = st.active() >= 2
           && st.maxU() > cfg.actAbove()
-          && (criterionBefore > cfg.threshold()
-              || (history.engaged() && criterionBefore > cfg.exitLevel()));
+          && (criterionBefore > threshold(st)
+              || (history.engaged() && criterionBefore > exitLevel(st)));
       if (acting) {
         balance();
       }
       merge(acting);
       TreeMap<String, Double> after = utilisations();
-      double criterionAfter = stats().value();
-      boolean engaged = acting && criterionAfter > cfg.exitLevel();
+      Stats end = stats();
+      double criterionAfter = end.value();
+      boolean engaged = acting && criterionAfter > exitLevel(end);
       return new Plan(actions, cfg.criterion(), criterionBefore, criterionAfter, acting, engaged,
           before, after, notes);
     }
@@ -427,12 +464,12 @@ public final class Planner {
     private void balance() {
       while (true) {
         Stats st = stats();
-        if (st.value() <= cfg.exitLevel()) {
+        if (st.value() <= exitLevel(st)) {
           return;
         }
         if (movesLeft <= 0) {
           notes.add("move budget spent with " + cfg.criterion() + " at "
-              + fmt(st.value()) + " (exit level " + fmt(cfg.exitLevel()) + ")");
+              + fmt(st.value()) + " (exit level " + fmt(exitLevel(st)) + ")");
           return;
         }
         double level = level(st);

@@ -273,6 +273,7 @@ final class BalanceFixtures {
         .minRangesPerServer(1 + rnd.nextInt(20))
         .maxMergesPerMove(rnd.nextInt(4) == 0 ? 0 : rnd.nextInt(100))
         .actAbove(rnd.nextInt(4) == 0 ? 0.5 : 0.0)
+        .lumpAllowance(rnd.nextInt(4) == 0 ? rnd.nextDouble() * 2 : 0.0)
         .build();
   }
 

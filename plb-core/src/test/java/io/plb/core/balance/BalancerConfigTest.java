@@ -50,6 +50,8 @@ class BalancerConfigTest {
     refused("hysteresis", "below the HIGH_WATER threshold",
         b -> b.criterion(Criterion.HIGH_WATER).highWater(0.5).hysteresis(0.5));
     refused("actAbove", ">= 0", b -> b.actAbove(-1));
+    refused("lumpAllowance", ">= 0", b -> b.lumpAllowance(-0.5));
+    refused("lumpAllowance", ">= 0", b -> b.lumpAllowance(Double.NaN));
     refused("upperCorrelation", "[0, 1]", b -> b.upperCorrelation(1.5));
     refused("horizon", "> 0", b -> b.horizon(Duration.ZERO));
     refused("horizon", "must be set", b -> b.horizon(null));

@@ -362,6 +362,39 @@ class PlannerTest {
   }
 
   @Test
+  void lumpAllowanceLeavesTheImbalanceAHeavyKeyExplains() {
+    // a: a key of 60 in its first range plus 10; b: 25 + 25. Mean 60, max/mean 70/60 = 1.17.
+    long h = SLICE / 2;
+    LoadOutlook.HotKey key = new LoadOutlook.HotKey(h, 60, 60);
+    List<BalanceRange> ranges = slices(Ring.SLICES / 4, "a", "a", "b", "b");
+    double[] mean = {0, 10, 25, 25};
+    LoadOutlook outlook = LoadOutlook.ofRanges(ranges, mean, mean.clone(), List.of(key));
+    List<BalanceServer> servers = List.of(active("a"), active("b"));
+    BalancerConfig cfg = DEFAULTS.toBuilder().minGain(0).mergeMaxLoad(0).build();
+
+    Plan off = plan(ranges, servers, outlook, cfg);
+    assertEquals(70.0 / 60, off.criterionBefore(), 1e-9);
+    assertTrue(off.acting());
+    assertFalse(off.moves().isEmpty());
+
+    // With the allowance at 1 the ratio balanced to is 1 + 60/60 = 2: nothing to do.
+    Plan lumpy = plan(ranges, servers, outlook, cfg.toBuilder().lumpAllowance(1).build());
+    assertEquals(70.0 / 60, lumpy.criterionBefore(), 1e-9, "the criterion itself is unchanged");
+    assertFalse(lumpy.acting());
+    assertTrue(lumpy.isEmpty());
+
+    // A small allowance (1 + 0.1 = 1.1) stays under maxMeanRatio: the planner acts as before.
+    Plan small = plan(ranges, servers, outlook, cfg.toBuilder().lumpAllowance(0.1).build());
+    assertEquals(off.actions(), small.actions());
+
+    // The combined criterion: the ratio part is raised the same way; the high water still acts.
+    BalancerConfig both = cfg.toBuilder().criterion(Criterion.MAX_MEAN_OR_HIGH_WATER)
+        .maxMeanRatio(1.15).highWater(0.9).lumpAllowance(1).build();
+    assertFalse(plan(ranges, servers, outlook, both).acting());
+    assertTrue(plan(ranges, servers, outlook, both.toBuilder().highWater(0.65).build()).acting());
+  }
+
+  @Test
   void stddevAndHighWaterCriteria() {
     List<BalanceRange> ranges = slices(Ring.SLICES / 8, "a", "a", "a", "a", "a", "b", "b", "c");
     double[] mean = {18, 18, 18, 18, 18, 5, 5, 5};

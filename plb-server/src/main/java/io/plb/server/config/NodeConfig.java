@@ -106,6 +106,9 @@ public final class NodeConfig {
         "once acting, keep balancing until the criterion is this far below its threshold"});
     k.put("balancer.actAbove", new String[] {"0",
         "do not start acting while every server's utilisation is at or below this"});
+    k.put("balancer.lumpAllowance", new String[] {"0",
+        "max/mean is not balanced below 1 + this x (the hottest key's load / a mean server's load);"
+            + " 1 = what any greedy placement reaches, 0 = off"});
     k.put("balancer.quantile", new String[] {"0.9",
         "the forecast quantile planned for (not the mean), in (0.5, 1)"});
     k.put("balancer.upperCorrelation", new String[] {"1",
@@ -283,6 +286,7 @@ public final class NodeConfig {
         .stddevThreshold(decimal(v, "balancer.stddevThreshold"))
         .hysteresis(decimal(v, "balancer.hysteresis"))
         .actAbove(decimal(v, "balancer.actAbove"))
+        .lumpAllowance(decimal(v, "balancer.lumpAllowance"))
         .quantile(decimal(v, "balancer.quantile"))
         .upperCorrelation(decimal(v, "balancer.upperCorrelation"))
         .horizon(duration(v, "balancer.horizon"))

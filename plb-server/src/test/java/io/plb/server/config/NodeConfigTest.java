@@ -471,6 +471,7 @@ class NodeConfigTest {
     refused(with("balancer.quantile", "ninety"), "balancer.quantile", "not a number");
     refused(with("balancer.hysteresis", "0.5"), "balancer.hysteresis");
     refused(with("balancer.upperCorrelation", "2"), "balancer.upperCorrelation");
+    refused(with("balancer.lumpAllowance", "-1"), "balancer.lumpAllowance");
     refused(with("balancer.maxMovesPerRound", "-1"), "balancer.maxMovesPerRound");
     refused(with("balancer.minGain", "1"), "balancer.minGain");
     refused(with("balancer.splitMinLoad", "0.001"), "balancer.splitMinLoad");

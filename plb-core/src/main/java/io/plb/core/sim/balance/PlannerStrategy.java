@@ -63,6 +63,14 @@ public final class PlannerStrategy implements ForecastingStrategy {
   /** {@code predictive} plans a server down when its planned utilisation exceeds this. */
   public static final double PREDICTIVE_HIGH_WATER = 1.0;
 
+  /** ... or when max/mean planned utilisation exceeds this (see {@link #predictiveConfigFor}). */
+  public static final double PREDICTIVE_MAX_MEAN = 1.2;
+
+  /** {@code predictive} does not start acting while every server is at or below this. */
+  public static final double PREDICTIVE_ACT_ABOVE = 0.7;
+
+  public static final double PREDICTIVE_HYSTERESIS = 0.02;
+
   private final String name;
   private final Foresight foresight;
   private final BalancerConfig config;
@@ -113,26 +121,37 @@ public final class PlannerStrategy implements ForecastingStrategy {
   }
 
   /**
-   * {@link #configFor} for a forecast outlook. Two changes, both about what overload is:
+   * {@link #configFor} for a forecast outlook. The changes are all about what overload is and
+   * what a move buys:
    *
    * <ul>
    *   <li>a server's planned load is the upper quantile of its <em>sum</em> (the ranges' errors
    *       taken as independent, {@code upperCorrelation} 0), not the sum of its ranges' upper
    *       quantiles, which grows with the number of ranges and makes a server of many small
    *       ranges look hot;
-   *   <li>the criterion is {@link Criterion#HIGH_WATER} at {@value #PREDICTIVE_HIGH_WATER} of
-   *       capacity (down to {@value #PREDICTIVE_HIGH_WATER} − the hysteresis once acting): a
-   *       server is planned down when its likely-bad load would fill it, not whenever max/mean
-   *       exceeds 1.15. Balancing an uneven but idle cluster buys no delay and spends the move
-   *       budget (4 per 10 min) that the peak hours need.
+   *   <li>the criterion is {@link Criterion#MAX_MEAN_OR_HIGH_WATER}: a server is planned down when
+   *       its likely-bad load would fill it ({@value #PREDICTIVE_HIGH_WATER} of capacity), or when
+   *       max/mean exceeds {@value #PREDICTIVE_MAX_MEAN} — but never while every server is at or
+   *       below {@value #PREDICTIVE_ACT_ABOVE} (balancing an idle cluster buys no delay and spends
+   *       the move budget, 4 per 10 min, that the peak hours need), and with a hysteresis of
+   *       {@value #PREDICTIVE_HYSTERESIS};
+   *   <li>{@code lumpAllowance} 1: the max/mean part is not enforced below 1 + the hottest
+   *       indivisible part's load over a mean server's, the balance any greedy placement reaches.
+   *       Where a few heavy keys carry the load (airports on the origin trace), evening out
+   *       max/mean further means shuffling the heavy keys round, each move holding a heavy key's
+   *       traffic; where load is fine-grained (routes), the ratio applies as set.
    * </ul>
    */
   public static BalancerConfig predictiveConfigFor(SimConfig sim) {
     return configFor(sim).toBuilder()
         .quantile(PREDICTIVE_QUANTILE)
         .upperCorrelation(0)
-        .criterion(Criterion.HIGH_WATER)
+        .criterion(Criterion.MAX_MEAN_OR_HIGH_WATER)
         .highWater(PREDICTIVE_HIGH_WATER)
+        .maxMeanRatio(PREDICTIVE_MAX_MEAN)
+        .actAbove(PREDICTIVE_ACT_ABOVE)
+        .hysteresis(PREDICTIVE_HYSTERESIS)
+        .lumpAllowance(1.0)
         .build();
   }
 
