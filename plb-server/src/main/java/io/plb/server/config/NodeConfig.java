@@ -93,25 +93,27 @@ public final class NodeConfig {
     k.put("balancer.enabled", new String[] {"true",
         "the leader balances automatically (false: plans only on request)"});
     k.put("balancer.interval", new String[] {"30s", "time between the leader's balancer rounds"});
-    k.put("balancer.criterion", new String[] {"MAX_MEAN",
+    // The acting settings default to what the simulator's predictive strategy runs and
+    // bench/RESULTS.md §6 measures (PlannerStrategy.predictiveConfigFor; NodeConfigTest checks).
+    k.put("balancer.criterion", new String[] {"MAX_MEAN_OR_HIGH_WATER",
         "imbalance criterion: MAX_MEAN, HIGH_WATER, STDDEV or MAX_MEAN_OR_HIGH_WATER (acts on either "
             + "threshold)"});
-    k.put("balancer.maxMeanRatio", new String[] {"1.15",
+    k.put("balancer.maxMeanRatio", new String[] {"1.2",
         "MAX_MEAN acts when max / mean predicted utilisation exceeds this"});
-    k.put("balancer.highWater", new String[] {"0.8",
+    k.put("balancer.highWater", new String[] {"1.0",
         "HIGH_WATER acts when a server's predicted utilisation exceeds this"});
     k.put("balancer.stddevThreshold", new String[] {"0.15",
         "STDDEV acts when the standard deviation of predicted utilisation exceeds this"});
-    k.put("balancer.hysteresis", new String[] {"0.05",
+    k.put("balancer.hysteresis", new String[] {"0.02",
         "once acting, keep balancing until the criterion is this far below its threshold"});
-    k.put("balancer.actAbove", new String[] {"0",
+    k.put("balancer.actAbove", new String[] {"0.7",
         "do not start acting while every server's utilisation is at or below this"});
-    k.put("balancer.lumpAllowance", new String[] {"0",
+    k.put("balancer.lumpAllowance", new String[] {"1",
         "max/mean is not balanced below 1 + this x (the hottest key's load / a mean server's load);"
             + " 1 = what any greedy placement reaches, 0 = off"});
     k.put("balancer.quantile", new String[] {"0.9",
         "the forecast quantile planned for (not the mean), in (0.5, 1)"});
-    k.put("balancer.upperCorrelation", new String[] {"1",
+    k.put("balancer.upperCorrelation", new String[] {"0",
         "how a server's planned load adds its ranges' upper quantiles: 1 adds them (cautious), "
             + "0 treats their errors as independent"});
     k.put("balancer.horizon", new String[] {"10m", "how far ahead the balancer plans"});

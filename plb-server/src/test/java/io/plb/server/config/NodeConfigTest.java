@@ -6,6 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.plb.core.balance.BalancerConfig;
+import io.plb.core.sim.balance.PlannerStrategy;
+import io.plb.core.sim.balance.SimConfig;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -104,6 +107,32 @@ class NodeConfigTest {
     assertEquals(10_000, c.historyEntries());
     assertEquals(10_000, c.maxWatchers());
     assertEquals(Duration.ofSeconds(5), c.progressInterval());
+  }
+
+  /**
+   * The leader acts as the simulator's {@code predictive} strategy does, the strategy
+   * bench/RESULTS.md §6 measures: same criterion, thresholds, hysteresis, quantile and sum.
+   */
+  @Test
+  void balancerDefaultsAreTheBenchmarkedPredictiveSettings() {
+    BalancerConfig leader = NodeConfig.of(valid()).balancerConfig();
+    BalancerConfig predictive = PlannerStrategy.predictiveConfigFor(SimConfig.defaults());
+    assertEquals(predictive.criterion(), leader.criterion());
+    assertEquals(predictive.maxMeanRatio(), leader.maxMeanRatio());
+    assertEquals(predictive.highWater(), leader.highWater());
+    assertEquals(predictive.hysteresis(), leader.hysteresis());
+    assertEquals(predictive.actAbove(), leader.actAbove());
+    assertEquals(predictive.lumpAllowance(), leader.lumpAllowance());
+    assertEquals(predictive.quantile(), leader.quantile());
+    assertEquals(predictive.upperCorrelation(), leader.upperCorrelation());
+    // The budgets too: the benchmark's setting is the planner's defaults.
+    assertEquals(predictive.maxMovesPerRound(), leader.maxMovesPerRound());
+    assertEquals(predictive.maxMovesPerServer(), leader.maxMovesPerServer());
+    assertEquals(predictive.maxMovesPerWindow(), leader.maxMovesPerWindow());
+    assertEquals(predictive.moveWindow(), leader.moveWindow());
+    assertEquals(predictive.minDwell(), leader.minDwell());
+    assertEquals(predictive.minGain(), leader.minGain());
+    assertEquals(predictive.expectedHold(), leader.expectedHold());
   }
 
   @Test
@@ -434,7 +463,11 @@ class NodeConfigTest {
     NodeConfig d = NodeConfig.of(valid());
     assertTrue(d.balancerEnabled());
     assertEquals(java.time.Duration.ofSeconds(30), d.balancerInterval());
-    assertEquals(io.plb.core.balance.BalancerConfig.defaults(), d.balancerConfig());
+    // The planner's defaults but for the acting settings (balancerDefaultsAreTheBenchmarked...).
+    assertEquals(io.plb.core.balance.BalancerConfig.defaults().toBuilder()
+        .criterion(io.plb.core.balance.Criterion.MAX_MEAN_OR_HIGH_WATER).maxMeanRatio(1.2)
+        .highWater(1.0).hysteresis(0.02).actAbove(0.7).lumpAllowance(1).upperCorrelation(0)
+        .build(), d.balancerConfig());
     assertEquals(io.plb.core.balance.CostModel.DEFAULT, d.costModel());
     // 1 day of 5 min buckets: 288 a season; a 10 min horizon is 2 steps; refit every 3 h.
     io.plb.core.forecast.ForecasterConfig f = d.forecasterConfig(300_000);
