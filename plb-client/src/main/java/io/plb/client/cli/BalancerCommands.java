@@ -93,7 +93,7 @@ final class BalancerCommands {
     out.printf(Locale.ROOT, "plan on map version %d%s: %s %.3f -> %.3f (%s)%n",
         p.getMapVersion(), p.getPaused() ? " (balancer PAUSED: it would not act)" : "",
         p.getCriterion(), p.getCriterionBefore(), p.getCriterionAfter(),
-        p.getActing() ? "acting" : "within the threshold");
+        p.getActing() ? "acting" : "not acting: see the notes");
     out.println("forecast: " + p.getModel());
     if (p.getActionsCount() == 0) {
       out.println("no action");

@@ -443,6 +443,8 @@ public final class Planner {
               || (history.engaged() && criterionBefore > exitLevel(st)));
       if (acting) {
         balance();
+      } else {
+        notes.add(whyNotActing(st));
       }
       merge(acting);
       TreeMap<String, Double> after = utilisations();
@@ -451,6 +453,29 @@ public final class Planner {
       boolean engaged = acting && criterionAfter > exitLevel(end);
       return new Plan(actions, cfg.criterion(), criterionBefore, criterionAfter, acting, engaged,
           before, after, notes);
+    }
+
+    /** One line for the operator: why this round does not balance. */
+    private String whyNotActing(Stats st) {
+      if (st.active() < 2) {
+        return "fewer than two active servers: nothing to balance";
+      }
+      if (st.maxU() <= cfg.actAbove()) {
+        return "the busiest server is at " + fmt(st.maxU()) + ", at or below actAbove "
+            + fmt(cfg.actAbove()) + ": a quiet cluster is left as it is";
+      }
+      String ratioNote = "";
+      double ratio = ratio(st.weightedMean());
+      if (ratio > cfg.maxMeanRatio()
+          && (cfg.criterion() == Criterion.MAX_MEAN
+              || cfg.criterion() == Criterion.MAX_MEAN_OR_HIGH_WATER)) {
+        ratioNote = "; max/mean " + fmt(st.weightedMean() > 0 ? st.maxU() / st.weightedMean() : 1)
+            + " is held to " + fmt(ratio) + ", not " + fmt(cfg.maxMeanRatio())
+            + ": the hottest key brings " + fmt(heaviestLump / (st.weightedMean() * maxActiveCap))
+            + " of a mean server's load (lumpAllowance " + fmt(cfg.lumpAllowance()) + ")";
+      }
+      return cfg.criterion() + " " + fmt(st.value()) + " is within its threshold "
+          + fmt(threshold(st)) + ratioNote;
     }
 
     private TreeMap<String, Double> utilisations() {

@@ -359,6 +359,8 @@ class PlannerTest {
     assertTrue(idle.criterionBefore() > 1.15);
     assertFalse(idle.acting());
     assertTrue(idle.isEmpty());
+    assertTrue(idle.notes().stream().anyMatch(n -> n.contains("at or below actAbove 0.500")),
+        idle.notes().toString());
   }
 
   @Test
@@ -382,6 +384,8 @@ class PlannerTest {
     assertEquals(70.0 / 60, lumpy.criterionBefore(), 1e-9, "the criterion itself is unchanged");
     assertFalse(lumpy.acting());
     assertTrue(lumpy.isEmpty());
+    assertTrue(lumpy.notes().stream().anyMatch(n -> n.contains("is held to 2.000, not 1.150")
+        && n.contains("the hottest key brings 1.000 of a mean server's load")), lumpy.notes().toString());
 
     // A small allowance (1 + 0.1 = 1.1) stays under maxMeanRatio: the planner acts as before.
     Plan small = plan(ranges, servers, outlook, cfg.toBuilder().lumpAllowance(0.1).build());
