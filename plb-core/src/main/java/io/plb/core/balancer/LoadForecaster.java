@@ -124,6 +124,7 @@ public final class LoadForecaster {
   private long runningStart = -1;
   private long newestFine = -1;
   private long warmed;
+  private long imputedBuckets;
   private final ArrayDeque<Fine> recent = new ArrayDeque<>();
   // Actual and one-step forecast per complete coarse bucket, by bucket count modulo KEPT.
   private final float[][] keptActual = new float[KEPT][];
@@ -147,6 +148,14 @@ public final class LoadForecaster {
   }
 
   /** The coarse-bucket bank (read-only use: forecasts, accuracy). */
+  /**
+   * Coarse buckets no report covered, filled in (with the forecast issued for them, or when
+   * warming with the bucket a season earlier) rather than taken as no load; since construction.
+   */
+  public long imputedBuckets() {
+    return imputedBuckets;
+  }
+
   public ForecastBank bank() {
     return bank;
   }
@@ -173,7 +182,8 @@ public final class LoadForecaster {
 
   /**
    * Warms a new forecaster from stored history: {@code coarse} yields the coarse buckets in time
-   * order (those outside {@link #warmWindow} are skipped; missing ones count as no load), read a
+   * order (those outside {@link #warmWindow} are skipped; a missing one, which no report covered,
+   * is filled with the same bucket a season earlier, or the one before it: see {@link #observe}), read a
    * page at a time by the caller so the whole history is never in memory; {@code fine} (any order)
    * gives the running coarse bucket and the recent window. With no fine bucket, nothing is warmed.
    *
@@ -196,6 +206,7 @@ public final class LoadForecaster {
     // Floats while reading (half the memory of 4096 full series); each series becomes doubles
     // only while the bank takes it.
     float[][] series = new float[Ring.SLICES][];
+    boolean[] present = null;
     while (coarse.hasNext()) {
       LoadBucket b = coarse.next();
       if (b.startMillis() < window[0] || b.startMillis() >= running || b.widthMillis() != cw) {
@@ -205,11 +216,13 @@ public final class LoadForecaster {
         // The series starts at the oldest stored coarse bucket of the window.
         from = b.startMillis();
         n = (int) ((running - from) / cw);
+        present = new boolean[n];
       }
       if (b.coveredMillis() <= 0) {
         continue;
       }
       int j = (int) ((b.startMillis() - from) / cw);
+      present[j] = true;
       for (SliceLoad s : b.slices()) {
         double rate = costOf(s) * 1000.0 / b.coveredMillis();
         if (rate > 0) {
@@ -221,6 +234,18 @@ public final class LoadForecaster {
       }
     }
     if (n > 0) {
+      int season = settings.forecaster().season();
+      for (int j = 0; j < n; j++) {
+        if (present[j]) {
+          continue;
+        }
+        imputedBuckets++;
+        for (float[] v : series) {
+          if (v != null) {
+            v[j] = j >= season ? v[j - season] : j > 0 ? v[j - 1] : 0f;
+          }
+        }
+      }
       bank.loadHistory(n, i -> {
         float[] v = series[i];
         if (v == null) {
@@ -260,8 +285,10 @@ public final class LoadForecaster {
     if (runningStart < 0) {
       runningStart = c;
     }
-    // Close the running coarse bucket, and any skipped (no reports: no load), up to this one;
-    // beyond the bank's history a gap is all zeros anyway.
+    // Close the running coarse bucket, and any skipped, up to this one. A coarse bucket no report
+    // covered (no leader, or no queue server reachable, for all of it) is a telemetry outage, not
+    // an idle cluster: it is filled with the forecast issued for it, so an outage does not teach
+    // the models that load fell to zero. Beyond the bank's history a gap changes nothing more.
     long gaps = 0;
     while (runningStart < c) {
       if (gaps++ < settings.forecaster().history()) {
@@ -308,12 +335,16 @@ public final class LoadForecaster {
 
   private void closeRunning() {
     double[] values = new double[Ring.SLICES];
+    boolean imputed = runningCovered <= 0 && bank.buckets() > 0;
     if (runningCovered > 0) {
       for (int i = 0; i < values.length; i++) {
         values[i] = runningCost[i] * 1000.0 / runningCovered;
       }
+    } else if (imputed) {
+      System.arraycopy(nextMean, 0, values, 0, values.length);
+      imputedBuckets++;
     }
-    if (bank.buckets() > 0) {
+    if (bank.buckets() > 0 && !imputed) { // a filled-in bucket is no measure of accuracy
       int slot = (int) (kept % KEPT);
       keptStart[slot] = runningStart;
       keptActual[slot] = toFloats(values);

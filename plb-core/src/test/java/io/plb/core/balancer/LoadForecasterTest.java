@@ -140,6 +140,68 @@ class LoadForecasterTest {
   }
 
   @Test
+  void aTelemetryOutageIsFilledWithTheForecastNotTakenAsNoLoad() {
+    LoadForecaster f = new LoadForecaster(settings(2000));
+    LoadForecaster zeros = new LoadForecaster(settings(2000)); // the same load, reported as 0
+    for (long t = 10_000; t < 40_000; t += FINE) {
+      f.observe(fine(t, 20, 7)); // 100/s
+      zeros.observe(fine(t, 20, 7));
+    }
+    // No report at all from 40 s to 55 s (no leader, say); the other saw the load fall to 0.
+    for (long t = 40_000; t < 55_000; t += FINE) {
+      zeros.observe(fine(t, 0, 7));
+    }
+    f.observe(fine(55_000, 20, 7));
+    zeros.observe(fine(55_000, 20, 7));
+    assertEquals(zeros.bank().buckets(), f.bank().buckets(), "the gap still advances the bank");
+    assertEquals(15, f.imputedBuckets(), "40 s .. 54 s: fifteen coarse buckets no report covered");
+    assertEquals(0, zeros.imputedBuckets());
+    double filled = f.outlook().totalMean();
+    double fell = zeros.outlook().totalMean();
+    assertTrue(filled > 90 && filled < 110, "after the outage the outlook is the load: " + filled);
+    assertTrue(fell < 75, "a real fall to 0 does pull the forecast down: " + fell);
+  }
+
+  @Test
+  void warmingFillsCoarseBucketsNoReportCoveredFromASeasonEarlier() {
+    List<LoadBucket> fines = new ArrayList<>();
+    List<LoadBucket> all = new ArrayList<>();
+    List<LoadBucket> holed = new ArrayList<>();
+    List<LoadBucket> zeroed = new ArrayList<>();
+    for (long c = 10_000; c < 200_000; c += COARSE) {
+      List<LoadBucket> in = new ArrayList<>();
+      List<LoadBucket> none = new ArrayList<>();
+      for (long t = c; t < c + COARSE; t += FINE) {
+        // A "day" of 60 coarse buckets: 100/s in its first half, 300/s in the second.
+        in.add(fine(t, (c / COARSE) % 60 < 30 ? 20 : 60, 7));
+        none.add(fine(t, 0, 7));
+      }
+      fines.addAll(in);
+      all.add(coarse(in));
+      boolean outage = c >= 150_000 && c < 170_000; // twenty buckets no report covered
+      if (!outage) {
+        holed.add(coarse(in));
+      }
+      zeroed.add(coarse(outage ? none : in));
+    }
+    List<LoadBucket> last = fines.subList(fines.size() - 10, fines.size());
+    LoadForecaster complete = new LoadForecaster(settings(2000));
+    complete.warm(all.iterator(), last);
+    LoadForecaster filled = new LoadForecaster(settings(2000));
+    filled.warm(holed.iterator(), last);
+    LoadForecaster zeros = new LoadForecaster(settings(2000));
+    zeros.warm(zeroed.iterator(), last);
+    assertEquals(20, filled.imputedBuckets());
+    assertEquals(0, complete.imputedBuckets());
+    assertEquals(complete.bank().buckets(), filled.bank().buckets());
+    // The load repeats every season, so the hole filled from a season earlier is the load itself.
+    assertEquals(complete.outlook().toString(), filled.outlook().toString());
+    assertTrue(zeros.outlook().totalMean() != filled.outlook().totalMean()
+        || zeros.outlook().totalUpper() != filled.outlook().totalUpper(),
+        "zeros in the hole would have given another forecast");
+  }
+
+  @Test
   void viewComparesActualWithTheForecastIssuedBeforeIt() {
     LoadForecaster f = new LoadForecaster(settings(2000));
     for (long t = 10_000; t < 20_000; t += FINE) {

@@ -209,8 +209,9 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
     moves = PlanInputs.recentMoves(publisher.recentChanges(10_000), wallMillis.getAsLong(),
         planning);
     LoadForecaster.Health h = f.health();
-    LOG.info("balancer leading in term {}: forecasters warmed from {} coarse buckets ({} live "
-            + "slices, {}) in {} ms; {} recent move(s); {}", term, h.warmedBuckets(),
+    LOG.info("balancer leading in term {}: forecasters warmed from {} coarse buckets ({} filled "
+            + "in: no report covered them; {} live slices, {}) in {} ms; {} recent move(s); {}",
+        term, h.warmedBuckets(), f.imputedBuckets(),
         h.liveSeries(), f.modelSummary(), (System.nanoTime() - began) / 1_000_000,
         moves.entries().size(), stateMachine.balancerState().paused() ? "PAUSED" : "running");
   }
@@ -242,8 +243,15 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
       return;
     }
     Iterator<LoadBucket> it = pages(Resolution.FINE, forecaster.newestFineMillis() + 1, 0);
+    long imputed = forecaster.imputedBuckets();
     while (it.hasNext()) {
       forecaster.observe(it.next());
+    }
+    if (forecaster.imputedBuckets() > imputed) {
+      LOG.warn("no load report covered {} coarse bucket(s) before {}: filled with their forecast"
+          + " (a telemetry outage is not taken as an idle cluster)",
+          forecaster.imputedBuckets() - imputed,
+          java.time.Instant.ofEpochMilli(forecaster.newestFineMillis()));
     }
   }
 
