@@ -272,6 +272,19 @@ public final class NodeConfig {
     }
     balancerHotKeys = (int) nonNegative(v, "balancer.hotKeys");
     costModel = new CostModel(decimal(v, "cost.perMessage"), decimal(v, "cost.perByte"));
+    balancerConfig = plannerConfig(v);
+    // The forecasters' shape follows from the history's coarse bucket: check it now.
+    forecasterConfig(historyLayout.coarseBucketMillis());
+  }
+
+  /**
+   * The planner's settings from {@code balancer.*} values (a missing or empty one takes its
+   * default), validated; {@link #balancerConfig()} of a node is this of its settings. Also how
+   * {@code plb simulate --balancer} reads the settings it tries.
+   *
+   * @throws IllegalArgumentException naming the key whose value does not fit
+   */
+  public static BalancerConfig plannerConfig(Map<String, String> v) {
     String criterion = get(v, "balancer.criterion");
     Criterion c;
     try {
@@ -281,7 +294,7 @@ public final class NodeConfig {
           + "' is not one of " + java.util.Arrays.toString(Criterion.values()));
     }
     // BalancerConfig checks every value and names the key in its message.
-    balancerConfig = BalancerConfig.builder()
+    return BalancerConfig.builder()
         .criterion(c)
         .maxMeanRatio(decimal(v, "balancer.maxMeanRatio"))
         .highWater(decimal(v, "balancer.highWater"))
@@ -309,8 +322,6 @@ public final class NodeConfig {
         .minRangesPerServer((int) positive(v, "balancer.minRangesPerServer"))
         .maxMergesPerMove((int) nonNegative(v, "balancer.maxMergesPerMove"))
         .build();
-    // The forecasters' shape follows from the history's coarse bucket: check it now.
-    forecasterConfig(historyLayout.coarseBucketMillis());
   }
 
   /**

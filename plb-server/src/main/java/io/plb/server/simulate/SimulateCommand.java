@@ -1,8 +1,10 @@
 package io.plb.server.simulate;
 
+import io.plb.core.balance.BalancerConfig;
 import io.plb.core.sim.balance.BalanceSimulation;
 import io.plb.core.sim.balance.BalanceStrategy;
 import io.plb.core.sim.balance.LoadMatrix;
+import io.plb.core.sim.balance.PlannerStrategy;
 import io.plb.core.sim.balance.SimConfig;
 import io.plb.core.sim.balance.Strategies;
 import io.plb.core.sim.balance.StrategyResult;
@@ -10,6 +12,7 @@ import io.plb.core.sim.balance.SyntheticTrace;
 import io.plb.core.sim.balance.Trace;
 import io.plb.core.sim.balance.TraceParser;
 import io.plb.core.time.Ticker;
+import io.plb.server.config.NodeConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -17,8 +20,12 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -44,7 +51,8 @@ public final class SimulateCommand {
 
   /** The parsed command line. */
   record Options(Path trace, SyntheticTrace synthetic, SimConfig config,
-      List<Strategies.Spec> strategies, Path out, int threads, boolean quiet) {
+      List<Strategies.Spec> strategies, Path out, int threads, boolean quiet,
+      Map<String, String> balancer, BalancerConfig predictive) {
     /** The trace's name in the report: its file, or the synthetic trace's seed and length. */
     String traceName() {
       return synthetic != null ? "synthetic:" + synthetic.seed() + " (" + synthetic.minutes()
@@ -118,7 +126,7 @@ public final class SimulateCommand {
     List<BalanceStrategy> strategies = new ArrayList<>();
     try {
       for (Strategies.Spec spec : options.strategies()) {
-        strategies.add(spec.create(matrix));
+        strategies.add(spec.create(matrix, options.predictive()));
       }
     } catch (IllegalArgumentException e) {
       err.println("plb simulate: " + e.getMessage());
@@ -172,7 +180,7 @@ public final class SimulateCommand {
     printer.done();
 
     SimulationReport report = new SimulationReport(options.traceName(), trace, matrix,
-        results);
+        results, options.predictive(), options.balancer());
     out.print(report.table(seconds));
     if (options.out() != null) {
       try {
@@ -222,6 +230,7 @@ public final class SimulateCommand {
     Long to = null;
     Long seed = null;
     Integer days = null;
+    Map<String, String> balancer = new LinkedHashMap<>();
     for (int i = 0; i < args.length; i++) {
       String a = args[i];
       String name = a;
@@ -277,6 +286,7 @@ public final class SimulateCommand {
         case "--units" -> config = config.withUnits(value.equals("auto") ? 0
             : integer(name, value));
         case "--strategies" -> strategies = value;
+        case "--balancer" -> balancer.putAll(balancerSettings(value));
         case "--from" -> from = time(name, value);
         case "--to" -> to = time(name, value);
         case "--out" -> out = Path.of(value);
@@ -305,13 +315,76 @@ public final class SimulateCommand {
     List<Strategies.Spec> specs = Strategies.parseList(strategies);
     int n = threads != null ? threads
         : Math.max(1, Math.min(specs.size(), Runtime.getRuntime().availableProcessors()));
-    return new Options(trace, synthetic, config, specs, out, n, quiet);
+    return new Options(trace, synthetic, config, specs, out, n, quiet,
+        java.util.Collections.unmodifiableMap(balancer),
+        predictiveConfig(config, balancer));
+  }
+
+  /**
+   * The planner settings {@code --balancer} may change for {@code predictive}: how it decides
+   * and shapes the map. The budgets, dwell, churn penalty, hold and horizon are the benchmark's
+   * setting, the same for every strategy, and are not among them.
+   */
+  static final Set<String> TUNABLE = Set.of("criterion", "maxMeanRatio", "highWater",
+      "stddevThreshold", "hysteresis", "actAbove", "lumpAllowance", "quantile",
+      "upperCorrelation", "disruptionWeight", "splitMinLoad", "hotKeyShare", "maxSplitsPerRound",
+      "maxRanges", "mergeMaxLoad", "maxMergesPerRound", "minRangesPerServer", "maxMergesPerMove");
+
+  /** {@code KEY=VALUE[,KEY=VALUE...]}, keys with or without {@code balancer.}. */
+  static Map<String, String> balancerSettings(String text) {
+    Map<String, String> out = new LinkedHashMap<>();
+    for (String part : text.split(",", -1)) {
+      String p = part.strip();
+      int eq = p.indexOf('=');
+      if (eq <= 0) {
+        throw new IllegalArgumentException("--balancer takes KEY=VALUE[,KEY=VALUE...], got '"
+            + part + "'");
+      }
+      String key = p.substring(0, eq).strip();
+      String bare = key.startsWith("balancer.") ? key.substring("balancer.".length()) : key;
+      if (!TUNABLE.contains(bare)) {
+        String full = "balancer." + bare;
+        if (NodeConfig.KEYS.containsKey(full)) {
+          throw new IllegalArgumentException("--balancer: " + full + " is not a planner setting"
+              + " the simulator varies (budgets, dwell, churn penalty, hold and horizon are the"
+              + " benchmark's, the same for every strategy); it takes " + new TreeSet<>(TUNABLE));
+        }
+        throw new IllegalArgumentException("--balancer: unknown setting '" + key + "'; it takes "
+            + new TreeSet<>(TUNABLE));
+      }
+      if (out.put("balancer." + bare, p.substring(eq + 1).strip()) != null) {
+        throw new IllegalArgumentException("--balancer sets " + bare + " twice");
+      }
+    }
+    return out;
+  }
+
+  /**
+   * {@code predictive}'s planner settings: {@link PlannerStrategy#predictiveConfigFor} (which the
+   * leader's defaults equal), with {@code settings} changed, and the simulation's budgets, dwell,
+   * churn penalty, hold and horizon.
+   */
+  static BalancerConfig predictiveConfig(SimConfig sim, Map<String, String> settings) {
+    BalancerConfig base = PlannerStrategy.predictiveConfigFor(sim);
+    if (settings.isEmpty()) {
+      return base;
+    }
+    BalancerConfig tried;
+    try {
+      tried = NodeConfig.plannerConfig(settings);
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--balancer: " + e.getMessage(), e);
+    }
+    return tried.toBuilder().horizon(base.horizon()).maxMovesPerRound(base.maxMovesPerRound())
+        .maxMovesPerServer(base.maxMovesPerServer()).maxMovesPerWindow(base.maxMovesPerWindow())
+        .moveWindow(base.moveWindow()).minDwell(base.minDwell()).minGain(base.minGain())
+        .expectedHold(base.expectedHold()).build();
   }
 
   private static final List<String> OPTIONS = List.of("--trace", "--synthetic", "--days",
       "--servers", "--headroom",
       "--scale", "--spread", "--hold", "--units", "--strategies", "--from", "--to", "--out",
-      "--threads");
+      "--threads", "--balancer");
 
   private static boolean isOption(String name) {
     return OPTIONS.contains(name);
@@ -398,6 +471,11 @@ public final class SimulateCommand {
                                 (no zone = UTC) or epoch ms (default: the whole trace)
           --out DIR             write summary.json and SVG plots there
           --threads N           strategies run in parallel (default: cores)
+          --balancer K=V,...    predictive's planner settings to try instead of the leader's
+                                defaults, e.g. actAbove=0.5,maxMeanRatio=1.3 (the keys of
+                                balancer.* in plb server --help that decide and shape moves:
+                                criterion, maxMeanRatio, highWater, hysteresis, actAbove,
+                                lumpAllowance, quantile, upperCorrelation, ...)
           --quiet               no progress on stderr
 
         Budgets for every strategy: 10 min dwell per range, <= 4 moves per round (<= 2 per

@@ -1,6 +1,7 @@
 package io.plb.server.simulate;
 
 import io.plb.client.cli.Json;
+import io.plb.core.balance.BalancerConfig;
 import io.plb.core.sim.balance.LoadMatrix;
 import io.plb.core.sim.balance.SimConfig;
 import io.plb.core.sim.balance.StrategyResult;
@@ -29,13 +30,33 @@ final class SimulationReport {
   private final Trace trace;
   private final LoadMatrix matrix;
   private final List<StrategyResult> results;
+  private final BalancerConfig predictive;
+  private final Map<String, String> tried;
 
+  /**
+   * @param predictive the planner settings {@code predictive} ran with
+   * @param tried the {@code --balancer} settings that changed them (empty: the defaults)
+   */
   SimulationReport(String traceName, Trace trace, LoadMatrix matrix,
-      List<StrategyResult> results) {
+      List<StrategyResult> results, BalancerConfig predictive, Map<String, String> tried) {
     this.traceName = traceName;
     this.trace = trace;
     this.matrix = matrix;
     this.results = results;
+    this.predictive = predictive;
+    this.tried = tried;
+  }
+
+  /** One line: how {@code predictive} decides. */
+  String predictiveLine() {
+    BalancerConfig p = predictive;
+    return String.format(Locale.ROOT, "predictive plans on the %s quantile (upperCorrelation %s):"
+            + " %s, maxMeanRatio %s, highWater %s, hysteresis %s, actAbove %s, lumpAllowance %s%s",
+        trim(p.quantile()), trim(p.upperCorrelation()), p.criterion(), trim(p.maxMeanRatio()),
+        trim(p.highWater()), trim(p.hysteresis()), trim(p.actAbove()), trim(p.lumpAllowance()),
+        tried.isEmpty() ? " (the leader's defaults)" : " (--balancer " + String.join(",",
+            tried.entrySet().stream().map(e -> e.getKey().substring("balancer.".length()) + "="
+                + e.getValue()).toList()) + ")");
   }
 
   /** The human table, with timings when given. */
@@ -49,9 +70,13 @@ final class SimulationReport {
         matrix.busyMinutes()));
     b.append(String.format(Locale.ROOT,
         "%d servers, headroom %s, K %s, spread %d min, hold %d s, %d units; capacity %.2f "
-            + "cost/s per server (peak hour %.2f cost/s)%n%n",
+            + "cost/s per server (peak hour %.2f cost/s)%n",
         c.servers(), trim(c.headroom()), trim(c.scale()), c.spreadMinutes(), c.holdSeconds(),
         matrix.units(), matrix.capacity(), matrix.peakHourRate()));
+    if (results.stream().anyMatch(r -> r.name().equals("predictive"))) {
+      b.append(predictiveLine()).append(String.format("%n"));
+    }
+    b.append(String.format("%n"));
     List<String[]> rows = new ArrayList<>();
     rows.add(new String[] {"strategy", "overload s", "p99 delay", "max/mean p50", "p99",
         "moves", "splits", "merges", "load moved", "held msgs", "hold s avg/max", "refused",
@@ -161,6 +186,17 @@ final class SimulationReport {
     s.put("max_moves_per_window", c.maxMovesPerWindow());
     s.put("move_window_seconds", c.moveWindowMillis() / 1000);
     s.put("min_move_gain", c.minMoveGain());
+    Map<String, Object> p = new LinkedHashMap<>();
+    p.put("criterion", predictive.criterion().name());
+    p.put("max_mean_ratio", predictive.maxMeanRatio());
+    p.put("high_water", predictive.highWater());
+    p.put("hysteresis", predictive.hysteresis());
+    p.put("act_above", predictive.actAbove());
+    p.put("lump_allowance", predictive.lumpAllowance());
+    p.put("quantile", predictive.quantile());
+    p.put("upper_correlation", predictive.upperCorrelation());
+    p.put("changed_by_balancer_option", new LinkedHashMap<>(tried));
+    s.put("predictive_planner", p);
     root.put("setting", s);
     Map<String, Object> all = new LinkedHashMap<>();
     for (StrategyResult r : results) {

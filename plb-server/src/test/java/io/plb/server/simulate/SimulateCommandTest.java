@@ -89,6 +89,55 @@ class SimulateCommandTest {
   }
 
   @Test
+  void theBalancerOptionTriesOtherPlannerSettingsOnPredictive() throws IOException {
+    String t = trace.toString();
+    assertUsage("--balancer takes KEY=VALUE[,KEY=VALUE...], got 'actAbove'", "--trace", t,
+        "--balancer", "actAbove");
+    assertUsage("--balancer: balancer.maxMovesPerWindow is not a planner setting the simulator"
+        + " varies", "--trace", t, "--balancer", "maxMovesPerWindow=8");
+    assertUsage("--balancer: unknown setting 'loudest'", "--trace", t, "--balancer",
+        "loudest=1");
+    assertUsage("--balancer: balancer.actAbove must be a finite number >= 0.0 (got -1.0)",
+        "--trace", t, "--balancer", "actAbove=-1");
+    assertUsage("--balancer: balancer.criterion = 'LOUD' is not one of", "--trace", t,
+        "--balancer", "criterion=LOUD");
+    assertUsage("--balancer sets actAbove twice", "--trace", t, "--balancer",
+        "actAbove=0.5,balancer.actAbove=0.6");
+
+    Path defaults = dir.resolve("defaults");
+    Object[] d = run("--synthetic", "3", "--days", "2", "--servers", "4", "--strategies",
+        "predictive", "--out", defaults.toString(), "--quiet");
+    assertEquals(0, d[0], (String) d[2]);
+    assertTrue(((String) d[1]).contains("MAX_MEAN_OR_HIGH_WATER, maxMeanRatio 1.2, highWater 1,"
+        + " hysteresis 0.02, actAbove 0.7, lumpAllowance 1 (the leader's defaults)"),
+        (String) d[1]);
+    Path tried = dir.resolve("tried");
+    Object[] r = run("--synthetic", "3", "--days", "2", "--servers", "4", "--strategies",
+        "predictive", "--balancer", "criterion=MAX_MEAN,maxMeanRatio=1.05,actAbove=0,"
+            + "balancer.lumpAllowance=0", "--out", tried.toString(), "--quiet");
+    assertEquals(0, r[0], (String) r[2]);
+    assertTrue(((String) r[1]).contains("MAX_MEAN, maxMeanRatio 1.05, highWater 1, hysteresis"
+        + " 0.02, actAbove 0, lumpAllowance 0 (--balancer criterion=MAX_MEAN,maxMeanRatio=1.05,"
+        + "actAbove=0,lumpAllowance=0)"),
+        (String) r[1]);
+    String json = Files.readString(tried.resolve("summary.json"));
+    assertTrue(json.contains("\"predictive_planner\":{\"criterion\":\"MAX_MEAN\","
+        + "\"max_mean_ratio\":1.05,"), json);
+    assertTrue(json.contains("\"changed_by_balancer_option\":{\"balancer.criterion\":"
+        + "\"MAX_MEAN\""), json);
+    // Balancing to 1.05 at any load takes more moves than the defaults do on the same trace.
+    assertTrue(moves(json) > moves(Files.readString(defaults.resolve("summary.json"))),
+        json);
+  }
+
+  private static int moves(String summary) {
+    java.util.regex.Matcher m = java.util.regex.Pattern
+        .compile("\"predictive\":\\{[^}]*\"moves\":(\\d+)").matcher(summary);
+    assertTrue(m.find(), summary);
+    return Integer.parseInt(m.group(1));
+  }
+
+  @Test
   void aSeededSyntheticTraceRunsWithoutAFile() throws IOException {
     Path out = dir.resolve("synthetic");
     Object[] r = run("--synthetic", "5", "--days", "1", "--strategies",

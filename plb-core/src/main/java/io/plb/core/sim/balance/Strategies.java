@@ -1,5 +1,6 @@
 package io.plb.core.sim.balance;
 
+import io.plb.core.balance.BalancerConfig;
 import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
@@ -24,6 +25,15 @@ public final class Strategies {
   public record Spec(String kind, double parameter, String name) {
     /** A new strategy for one run over {@code matrix}. */
     public BalanceStrategy create(LoadMatrix matrix) {
+      return create(matrix, PlannerStrategy.predictiveConfigFor(matrix.config()));
+    }
+
+    /**
+     * A new strategy for one run over {@code matrix}; {@code predictive} plans with
+     * {@code predictiveConfig} (which should carry the simulation's budgets and hold, as
+     * {@link PlannerStrategy#predictiveConfigFor} does: the simulator refuses what breaks them).
+     */
+    public BalanceStrategy create(LoadMatrix matrix, BalancerConfig predictiveConfig) {
       return switch (kind) {
         case "static" -> new StaticStrategy();
         case "reactive-ewma" -> new ReactiveEwmaStrategy(parameter);
@@ -31,7 +41,7 @@ public final class Strategies {
         case "predictive" -> new PlannerStrategy("predictive",
             new ForecastForesight(matrix.units(), ForecastForesight.defaultConfig(),
                 PlannerStrategy.PREDICTIVE_QUANTILE),
-            PlannerStrategy.predictiveConfigFor(matrix.config()), matrix.config().servers(),
+            predictiveConfig, matrix.config().servers(),
             matrix.capacity());
         case "oracle" -> new PlannerStrategy("oracle", new OracleForesight(matrix),
             matrix.config(), matrix.capacity());
