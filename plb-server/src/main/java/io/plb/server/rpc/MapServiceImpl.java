@@ -136,7 +136,10 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     private boolean closed;
     private ScheduledFuture<?> progressTask;
 
-    /** The first pull may continue from between two versions (WatchMapRequest.nearest). */
+    /**
+     * Until the first map event, the cursor may be between two versions and continues with the
+     * next delta (WatchMapRequest.nearest).
+     */
     private boolean nearest;
 
     WatchSession(ServerCallStreamObserver<WatchMapResponse> call, long afterVersion,
@@ -171,7 +174,11 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
                 ? new MapPublisher.FullMap(publisher.image())
                 : publisher.next(cursor, DELTAS_PER_PULL, nearest);
             needsFullMap = false;
-            nearest = false;
+            if (!(next instanceof MapPublisher.UpToDate)) {
+              // Nearest applies to the cursor the subscriber gave, until something is sent: a
+              // cursor at or past this node's map version waits with it (watch contract, V >= C).
+              nearest = false;
+            }
             if (next instanceof MapPublisher.FullMap full) {
               call.onNext(WatchMapResponse.newBuilder().setFullMap(Wire.toProto(full.image())).build());
               cursor = full.image().version();

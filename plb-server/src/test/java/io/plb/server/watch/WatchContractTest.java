@@ -582,6 +582,46 @@ class WatchContractTest {
     }
   }
 
+  /**
+   * A cursor between two versions that is at or past the node's current map version, with
+   * {@code nearest} (what {@code plbctl watch --from} sends): nothing is due yet; once the next
+   * change commits, it comes as a delta, not a full map. The map at the cursor is the map at the
+   * current version, which is that delta's {@code prev_version}.
+   */
+  @Test
+  @Order(7)
+  void nearestCursorAtTheHeadGetsTheNextChangeAsADelta() throws Exception {
+    use(Kind.MAIN);
+    long a = writer.write();
+    admin.setBalancerPaused(true, "watch contract"); // a log entry that is no map version
+    admin.setBalancerPaused(false, "watch contract");
+    MapPublisher node = cluster.node(1).publisher();
+    TestCluster.await(T, "node 1 applies the pause entries", () -> node.appliedIndex() >= a + 2);
+    assertEquals(a, node.image().version(), "the pause entries made no map version");
+    long cursor = node.appliedIndex();
+    ManagedChannel channel = NettyChannelBuilder.forTarget(cluster.endpoint(1)).usePlaintext()
+        .build();
+    try {
+      java.util.Iterator<WatchMapResponse> it = MapServiceGrpc.newBlockingStub(channel)
+          .withDeadlineAfter(T.toMillis(), TimeUnit.MILLISECONDS)
+          .watchMap(io.plb.proto.v1.WatchMapRequest.newBuilder().setAfterVersion(cursor)
+              .setNearest(true).build());
+      // The stream's first pull finds nothing due (a bookmark shows it is open), then the change.
+      WatchMapResponse first = it.next();
+      assertEquals(EventCase.PROGRESS, first.getEventCase(), first.toString());
+      long v = writer.write();
+      WatchMapResponse r = it.next();
+      while (r.getEventCase() == EventCase.PROGRESS) {
+        r = it.next();
+      }
+      assertEquals(EventCase.DELTA, r.getEventCase(), "a delta, not a full map: " + r);
+      assertEquals(v, r.getDelta().getVersion());
+      assertEquals(a, r.getDelta().getPrevVersion());
+    } finally {
+      close(channel);
+    }
+  }
+
   /** Stops the leader, writes through the new one, restarts the old one; records the gap. */
   private static void makeGapByLeaderChange() throws IOException {
     long before = writer.write();
