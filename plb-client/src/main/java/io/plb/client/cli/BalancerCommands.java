@@ -151,6 +151,7 @@ final class BalancerCommands {
       f.put("in_fallback", s.getForecast().getInFallback());
       f.put("coarse_buckets", s.getForecast().getCoarseBuckets());
       f.put("warmed_buckets", s.getForecast().getWarmedBuckets());
+      f.put("filled_buckets", s.getForecast().getFilledBuckets());
       f.put("newest_bucket_ms", s.getForecast().getNewestBucketMillis());
       o.put("forecast", f);
       out.println(Json.write(o));
@@ -173,6 +174,10 @@ final class BalancerCommands {
         + " in fallback, models " + new java.util.TreeMap<>(f.getServedModelsMap()) + ", "
         + f.getCoarseBuckets() + " coarse buckets (" + f.getWarmedBuckets()
         + " from the history at takeover), newest bucket " + time(f.getNewestBucketMillis()));
+    if (f.getFilledBuckets() > 0) {
+      out.println("telemetry gaps: " + f.getFilledBuckets() + " coarse bucket(s) no load report"
+          + " covered were filled in from the forecast (no leader or no queue server reporting)");
+    }
   }
 
   // ------------------------------------------------------------------ forecast

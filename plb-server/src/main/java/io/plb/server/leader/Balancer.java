@@ -423,7 +423,8 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
             .setInFallback(h.inFallback())
             .setCoarseBuckets(h.coarseBuckets())
             .setNewestBucketMillis(Math.max(0, h.newestFineMillis()))
-            .setWarmedBuckets(h.warmedBuckets());
+            .setWarmedBuckets(h.warmedBuckets())
+            .setFilledBuckets(forecaster.imputedBuckets());
         h.servedModels().forEach(fh::putServedModels);
         b.setForecast(fh);
       }
