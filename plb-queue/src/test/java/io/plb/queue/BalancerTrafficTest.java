@@ -48,14 +48,8 @@ class BalancerTrafficTest {
     s.put("balancer.interval", "1s");
     s.put("balancer.horizon", "2s");
     s.put("balancer.season", "60s");
-    // The planner's mechanism under test is MAX_MEAN 1.15 on the cautious sum, acting at any load
-    // (the loads here are sized for it), not the leader's default acting settings.
-    s.put("balancer.criterion", "MAX_MEAN");
-    s.put("balancer.maxMeanRatio", "1.15");
-    s.put("balancer.hysteresis", "0.05");
-    s.put("balancer.actAbove", "0");
-    s.put("balancer.lumpAllowance", "0");
-    s.put("balancer.upperCorrelation", "1");
+    // The loads here are sized for MAX_MEAN 1.15 acting at any load.
+    s.putAll(TestCluster.maxMeanPlanner());
     s.put("balancer.moveWindow", "1m");
     s.put("balancer.minDwell", "1m");
     s.put("balancer.expectedHold", "1s");

@@ -468,6 +468,9 @@ class NodeConfigTest {
         .criterion(io.plb.core.balance.Criterion.MAX_MEAN_OR_HIGH_WATER).maxMeanRatio(1.2)
         .highWater(1.0).hysteresis(0.02).actAbove(0.7).lumpAllowance(1).upperCorrelation(0)
         .build(), d.balancerConfig());
+    assertEquals(io.plb.core.balance.BalancerConfig.defaults(),
+        NodeConfig.plannerConfig(io.plb.server.testing.TestCluster.maxMeanPlanner()),
+        "the balancer tests' settings are the planner's neutral baseline");
     assertEquals(io.plb.core.balance.CostModel.DEFAULT, d.costModel());
     // 1 day of 5 min buckets: 288 a season; a 10 min horizon is 2 steps; refit every 3 h.
     io.plb.core.forecast.ForecasterConfig f = d.forecasterConfig(300_000);

@@ -38,14 +38,8 @@ class BalancerFailoverTest {
     s.put("balancer.interval", "500ms");
     s.put("balancer.horizon", "2s");
     s.put("balancer.season", "60s");
-    // The planner's mechanism under test is MAX_MEAN 1.15 on the cautious sum, acting at any load
-    // (the loads here are sized for it), not the leader's default acting settings.
-    s.put("balancer.criterion", "MAX_MEAN");
-    s.put("balancer.maxMeanRatio", "1.15");
-    s.put("balancer.hysteresis", "0.05");
-    s.put("balancer.actAbove", "0");
-    s.put("balancer.lumpAllowance", "0");
-    s.put("balancer.upperCorrelation", "1");
+    // The loads here are sized for MAX_MEAN 1.15 acting at any load.
+    s.putAll(TestCluster.maxMeanPlanner());
     // q1 at about half its capacity, q2 at a quarter: unbalanced, and q1's range too hot for q2.
     s.put("balancer.capacityPerWeight", "100");
     s.put("history.bucket", "200ms");

@@ -96,6 +96,23 @@ public final class TestCluster implements AutoCloseable {
     }
   }
 
+  /**
+   * Balancer settings for tests of the leader's balancer mechanism: the planner's neutral
+   * baseline ({@code BalancerConfig.defaults()}: MAX_MEAN 1.15 on the cautious sum, acting at any
+   * load), not the leader's benchmarked defaults, which leave a cluster below 70 % alone.
+   */
+  public static Map<String, String> maxMeanPlanner() {
+    Map<String, String> s = new java.util.LinkedHashMap<>();
+    s.put("balancer.criterion", "MAX_MEAN");
+    s.put("balancer.maxMeanRatio", "1.15");
+    s.put("balancer.highWater", "0.8");
+    s.put("balancer.hysteresis", "0.05");
+    s.put("balancer.actAbove", "0");
+    s.put("balancer.lumpAllowance", "0");
+    s.put("balancer.upperCorrelation", "1");
+    return s;
+  }
+
   public static TestCluster start(Path root) throws IOException {
     return start(root, 3, Map.of());
   }
