@@ -105,6 +105,24 @@ final class SimulationReport {
             (Double) r.extra().getOrDefault("forecast_naive_wape", Double.NaN)));
       }
     }
+    b.append(String.format("%nwhen overload happens: overload-seconds by hour of day (UTC)%n"));
+    List<String[]> hours = new ArrayList<>();
+    String[] head = new String[25];
+    head[0] = "strategy";
+    for (int h = 0; h < 24; h++) {
+      head[h + 1] = String.format(Locale.ROOT, "%02d", h);
+    }
+    hours.add(head);
+    for (StrategyResult r : results) {
+      double[] byHour = overloadByUtcHour(r);
+      String[] row = new String[25];
+      row[0] = r.name();
+      for (int h = 0; h < 24; h++) {
+        row[h + 1] = byHour[h] == 0 ? "-" : compact(byHour[h]);
+      }
+      hours.add(row);
+    }
+    b.append(align(hours));
     Map<String, Object> cmp = comparison();
     if (!cmp.isEmpty()) {
       b.append('\n');
@@ -117,6 +135,18 @@ final class SimulationReport {
         .append(" s, summed over servers; max/mean: utilisation over busy minutes;\n")
         .append("load moved: in server capacities; hold: estimated per move.\n");
     return b.toString();
+  }
+
+  /** A strategy's overload-seconds by the UTC hour of day of the minute they fell in. */
+  double[] overloadByUtcHour(StrategyResult r) {
+    double[] out = new double[24];
+    float[] perMinute = r.series().overloadSeconds();
+    long start = matrix.startMillis();
+    for (int m = 0; m < perMinute.length; m++) {
+      int hour = (int) Math.floorMod((start + m * 60_000L) / 3_600_000L, 24L);
+      out[hour] += perMinute[m];
+    }
+    return out;
   }
 
   /** Ratios against the better reactive strategy and the oracle, when those ran. */
@@ -215,6 +245,11 @@ final class SimulationReport {
       m.put("hold_seconds_max", round(r.holdSecondsMax(), 3));
       m.put("delayed_messages", round(r.delayedMessages(), 1));
       m.put("messages", round(r.messages(), 1));
+      List<Double> byHour = new ArrayList<>();
+      for (double v : overloadByUtcHour(r)) {
+        byHour.add(round(v, 1));
+      }
+      m.put("overload_seconds_by_utc_hour", byHour);
       for (Map.Entry<String, Object> e : r.extra().entrySet()) {
         m.put(e.getKey(), e.getValue() instanceof Double d ? round(d, 4) : e.getValue());
       }

@@ -187,9 +187,23 @@ class SimulateCommandTest {
     for (String field : new String[] {"\"overload_seconds\":", "\"p99_delay_ms\":",
         "\"p50_max_mean_util\":", "\"p99_max_mean_util\":", "\"moves\":", "\"splits\":",
         "\"merges\":", "\"servers\":4", "\"spread_minutes\":10", "\"minutes\":1080",
-        "\"better_reactive\":"}) {
+        "\"better_reactive\":", "\"overload_seconds_by_utc_hour\":["}) {
       assertTrue(json.contains(field), field + " missing from " + json);
     }
+    // By hour: 24 figures per strategy that add up to its overload-seconds.
+    java.util.regex.Matcher hours = java.util.regex.Pattern.compile(
+        "\"static\":\\{\"overload_seconds\":([0-9.]+),.*?\"overload_seconds_by_utc_hour\":"
+            + "\\[([^\\]]*)\\]").matcher(json);
+    assertTrue(hours.find(), json);
+    String[] byHour = hours.group(2).split(",");
+    assertEquals(24, byHour.length);
+    double sum = 0;
+    for (String h : byHour) {
+      sum += Double.parseDouble(h);
+    }
+    double total = Double.parseDouble(hours.group(1));
+    assertTrue(total > 0 && Math.abs(sum - total) <= 1e-3 * total + 1, sum + " vs " + total);
+    assertTrue(table.contains("overload-seconds by hour of day (UTC)"), table);
     try (Stream<Path> files = Files.list(out)) {
       assertEquals(6, files.count()); // summary, imbalance, overload, 3 x utilisation
     }
