@@ -201,7 +201,7 @@ public final class SimulateCommand {
   private static int expectedCost(String kind) {
     return switch (kind) {
       case "predictive" -> 2;
-      case "oracle" -> 1;
+      case "oracle", "predictive-foresight" -> 1;
       default -> 0;
     };
   }
@@ -466,7 +466,9 @@ public final class SimulateCommand {
           --units auto|N        initial map: N equal slice-aligned ranges (default auto)
           --strategies LIST     comma-separated (default all):
                                 static, reactive-ewma[:threshold] (0.1),
-                                reactive-shedder[:std] (0.15), predictive, oracle
+                                reactive-shedder[:std] (0.15), predictive, oracle;
+                                also predictive-foresight (predictive's settings on
+                                the oracle's perfect foresight)
           --from TIME --to TIME window to simulate, [from, to): ISO-8601 date or date-time
                                 (no zone = UTC) or epoch ms (default: the whole trace)
           --out DIR             write summary.json and SVG plots there

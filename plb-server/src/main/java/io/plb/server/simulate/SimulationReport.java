@@ -97,7 +97,8 @@ final class SimulationReport {
     for (StrategyResult r : results) {
       Object wape = r.extra().get("forecast_wape");
       Object mase = r.extra().get("forecast_mase");
-      if (wape instanceof Double w && mase instanceof Double m && !r.name().equals("oracle")) {
+      if (wape instanceof Double w && mase instanceof Double m && !r.name().equals("oracle")
+          && !r.name().equals("predictive-foresight")) {
         b.append(String.format(Locale.ROOT,
             "%s forecasts (mean over the next %s min, per part): WAPE %.3f, MASE %.3f "
                 + "(seasonal naive, one day back: WAPE %.3f)%n", r.name(),
@@ -155,6 +156,7 @@ final class SimulationReport {
     StrategyResult best = null;
     StrategyResult predictive = null;
     StrategyResult oracle = null;
+    StrategyResult foresight = null;
     for (StrategyResult r : results) {
       if (r.name().startsWith("reactive-")) {
         if (best == null || r.overloadSeconds() < best.overloadSeconds()
@@ -165,6 +167,8 @@ final class SimulationReport {
         predictive = r;
       } else if (r.name().equals("oracle")) {
         oracle = r;
+      } else if (r.name().equals("predictive-foresight")) {
+        foresight = r;
       }
     }
     if (best != null) {
@@ -182,6 +186,13 @@ final class SimulationReport {
     if (predictive != null && oracle != null) {
       m.put("predictive_p99_max_mean_vs_oracle", ratio(predictive.p99MaxMean(),
           oracle.p99MaxMean()));
+    }
+    if (predictive != null && foresight != null) {
+      // What the forecasts cost: the same planner settings with perfect foresight.
+      m.put("predictive_overload_vs_foresight", ratio(predictive.overloadSeconds(),
+          foresight.overloadSeconds()));
+      m.put("predictive_p99_max_mean_vs_foresight", ratio(predictive.p99MaxMean(),
+          foresight.p99MaxMean()));
     }
     return m;
   }

@@ -125,6 +125,14 @@ class SimulateCommandTest {
         + "\"max_mean_ratio\":1.05,"), json);
     assertTrue(json.contains("\"changed_by_balancer_option\":{\"balancer.criterion\":"
         + "\"MAX_MEAN\""), json);
+    // The same settings with perfect foresight: the forecasts' share of predictive's results.
+    Object[] f = run("--synthetic", "3", "--days", "2", "--servers", "4", "--strategies",
+        "predictive,predictive-foresight", "--quiet");
+    assertEquals(0, f[0], (String) f[2]);
+    assertTrue(((String) f[1]).contains("predictive_overload_vs_foresight: "), (String) f[1]);
+    assertFalse(((String) f[1]).contains("predictive-foresight forecasts"), (String) f[1]);
+    assertUsage("strategy 'predictive-foresight' takes no parameter", "--trace", t,
+        "--strategies", "predictive-foresight:2");
     // Balancing to 1.05 at any load takes more moves than the defaults do on the same trace.
     assertTrue(moves(json) > moves(Files.readString(defaults.resolve("summary.json"))),
         json);

@@ -11,7 +11,8 @@ import java.util.Set;
  * The strategies the simulator knows, by name: {@code static}, {@code reactive-ewma[:threshold]}
  * (default {@value ReactiveEwmaStrategy#DEFAULT_THRESHOLD}), {@code reactive-shedder[:std]}
  * (default {@value ReactiveShedderStrategy#DEFAULT_THRESHOLD}), {@code predictive} and
- * {@code oracle}. A spec is parsed once and creates a fresh strategy for every run.
+ * {@code oracle}, and {@code predictive-foresight} (predictive's planner settings on the oracle's
+ * foresight; not in the default list). A spec is parsed once and creates a fresh strategy for every run.
  */
 public final class Strategies {
   /** Every strategy of the benchmark, in the order results are shown. */
@@ -45,6 +46,12 @@ public final class Strategies {
             matrix.capacity());
         case "oracle" -> new PlannerStrategy("oracle", new OracleForesight(matrix),
             matrix.config(), matrix.capacity());
+        // predictive's planner settings fed the actual future: what a perfect forecaster would
+        // give predictive, so its gap to predictive is the forecasts' cost and its gap to oracle
+        // the planner settings'.
+        case "predictive-foresight" -> new PlannerStrategy("predictive-foresight",
+            new OracleForesight(matrix), predictiveConfig, matrix.config().servers(),
+            matrix.capacity());
         default -> throw new IllegalArgumentException("strategy '" + kind
             + "' is not available");
       };
@@ -83,7 +90,7 @@ public final class Strategies {
       param = text.substring(colon + 1);
     }
     switch (kind) {
-      case "static", "predictive", "oracle" -> {
+      case "static", "predictive", "oracle", "predictive-foresight" -> {
         if (param != null) {
           throw new IllegalArgumentException("strategy '" + kind + "' takes no parameter (got '"
               + text + "')");
@@ -103,7 +110,7 @@ public final class Strategies {
       }
       default -> throw new IllegalArgumentException("unknown strategy '" + text
           + "' (known: static, reactive-ewma[:threshold], reactive-shedder[:std], predictive, "
-          + "oracle)");
+          + "oracle, predictive-foresight)");
     }
   }
 
