@@ -93,6 +93,32 @@ final class Bench {
     return args[i];
   }
 
+  /**
+   * A harness's {@code main}: runs it and ends the JVM with its exit status; a bad option's
+   * message, or a failure with its stack trace, gives 1.
+   */
+  static void exitWith(String harness, java.util.concurrent.Callable<Integer> run) {
+    int exit;
+    try {
+      exit = run.call();
+    } catch (IllegalArgumentException e) {
+      System.err.println(e.getMessage());
+      exit = 1;
+    } catch (Throwable t) {
+      System.err.println(harness + " failed: " + t);
+      t.printStackTrace();
+      exit = 1;
+    }
+    System.out.flush();
+    System.exit(exit);
+  }
+
+  /** A fresh folder for a run's cluster data: under {@code parent}, or the system's temp. */
+  static Path tempRoot(Path parent, String prefix) throws IOException {
+    return parent == null ? Files.createTempDirectory(prefix)
+        : Files.createTempDirectory(parent, prefix);
+  }
+
   static String ms(long nanos) {
     return String.format("%.1f", nanos / 1e6);
   }

@@ -16,7 +16,6 @@ import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.queue.QueueServer;
 import io.plb.queue.store.HoldTimes;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -369,25 +368,12 @@ public final class HandoverHarness {
 
   // ------------------------------------------------------------------ main
 
-  public static void main(String[] args) throws Exception {
-    int exit;
-    try {
-      exit = run(Options.parse(args));
-    } catch (IllegalArgumentException e) {
-      System.err.println(e.getMessage());
-      exit = 1;
-    } catch (Throwable t) {
-      System.err.println("handover harness failed: " + t);
-      t.printStackTrace();
-      exit = 1;
-    }
-    System.out.flush();
-    System.exit(exit);
+  public static void main(String[] args) {
+    Bench.exitWith("handover harness", () -> run(Options.parse(args)));
   }
 
   static int run(Options o) throws Exception {
-    Path root = o.rootParent() == null ? Files.createTempDirectory("plb-handover-bench")
-        : Files.createTempDirectory(o.rootParent(), "plb-handover-bench");
+    Path root = Bench.tempRoot(o.rootParent(), "plb-handover-bench");
     int problems = 0;
     BenchCluster c = null;
     MapRecorder leaderMap = null;

@@ -7,7 +7,6 @@ import io.plb.client.router.Router;
 import io.plb.core.map.ClusterImage;
 import io.plb.proto.v1.Delivery;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -155,25 +154,12 @@ public final class QueueHarness {
     }
   }
 
-  public static void main(String[] args) throws Exception {
-    int exit;
-    try {
-      exit = run(Options.parse(args));
-    } catch (IllegalArgumentException e) {
-      System.err.println(e.getMessage());
-      exit = 1;
-    } catch (Throwable t) {
-      System.err.println("queue harness failed: " + t);
-      t.printStackTrace();
-      exit = 1;
-    }
-    System.out.flush();
-    System.exit(exit);
+  public static void main(String[] args) {
+    Bench.exitWith("queue harness", () -> run(Options.parse(args)));
   }
 
   static int run(Options o) throws Exception {
-    Path root = o.rootParent() == null ? Files.createTempDirectory("plb-queue-bench")
-        : Files.createTempDirectory(o.rootParent(), "plb-queue-bench");
+    Path root = Bench.tempRoot(o.rootParent(), "plb-queue-bench");
     int problems = 0;
     BenchCluster c = null;
     Router router = null;

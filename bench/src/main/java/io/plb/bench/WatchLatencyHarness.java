@@ -7,12 +7,8 @@ import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
 import io.plb.server.PlbNode;
 import io.plb.server.testing.TestCluster;
-import java.io.IOException;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -206,24 +202,12 @@ public final class WatchLatencyHarness {
   /** One admin write and its timing. */
   record Write(long version, long startNanos, long ackNanos, boolean pin) {}
 
-  public static void main(String[] args) throws Exception {
-    Options o = Options.parse(args);
-    int exit = 0;
-    try {
-      exit = run(o);
-    } catch (Throwable t) {
-      System.err.println("watch harness failed: " + t);
-      t.printStackTrace();
-      exit = 1;
-    }
-    System.out.flush();
-    System.exit(exit);
+  public static void main(String[] args) {
+    Bench.exitWith("watch harness", () -> run(Options.parse(args)));
   }
 
   static int run(Options o) throws Exception {
-    Path root = o.rootParent() == null
-        ? Files.createTempDirectory("plb-watch-bench")
-        : Files.createTempDirectory(o.rootParent(), "plb-watch-bench");
+    Path root = Bench.tempRoot(o.rootParent(), "plb-watch-bench");
     TestCluster cluster = null;
     PlbAdminClient admin = null;
     List<Endpoints> endpoints = new ArrayList<>();
@@ -339,7 +323,7 @@ public final class WatchLatencyHarness {
       if (cluster != null) {
         cluster.close();
       }
-      deleteTree(root);
+      Bench.deleteTree(root);
       say("closed everything in " + ms(System.nanoTime() - closeStart) + " ms; removed " + root
           + (Files.exists(root) ? " (NOT removed)" : ""));
     }
@@ -527,28 +511,5 @@ public final class WatchLatencyHarness {
   /** Marks a phase in the log (stderr), so cluster log lines can be told apart by phase. */
   private static void phase(String what) {
     LOG.info("=== harness phase: {}", what);
-  }
-
-  private static void deleteTree(Path root) {
-    if (!Files.exists(root)) {
-      return;
-    }
-    try {
-      Files.walkFileTree(root, new SimpleFileVisitor<>() {
-        @Override
-        public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-          Files.delete(file);
-          return FileVisitResult.CONTINUE;
-        }
-
-        @Override
-        public FileVisitResult postVisitDirectory(Path dir, IOException exc) throws IOException {
-          Files.delete(dir);
-          return FileVisitResult.CONTINUE;
-        }
-      });
-    } catch (IOException e) {
-      System.err.println("could not remove " + root + ": " + e);
-    }
   }
 }
