@@ -1,8 +1,7 @@
 package io.plb.queue;
 
+import io.plb.client.cli.ConfigArgs;
 import io.plb.queue.config.QueueConfig;
-import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
@@ -14,31 +13,21 @@ public final class QueueMain {
   private QueueMain() {}
 
   public static void main(String[] args) throws Exception {
-    Path configFile = null;
-    Map<String, String> overrides = new LinkedHashMap<>();
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      if (a.equals("queue") && i == 0) {
-        continue;
-      } else if (a.equals("--help") || a.equals("-h")) {
-        usage();
-        System.exit(0);
-      } else if (a.equals("--config") && i + 1 < args.length) {
-        configFile = Path.of(args[++i]);
-      } else if (a.startsWith("--config=")) {
-        configFile = Path.of(a.substring("--config=".length()));
-      } else if (a.startsWith("--") && a.contains("=")) {
-        int eq = a.indexOf('=');
-        overrides.put(a.substring(2, eq), a.substring(eq + 1));
-      } else {
-        System.err.println("plb queue: cannot read argument '" + a
-            + "' (use --config FILE and --key=value)");
-        System.exit(2);
-      }
+    ConfigArgs cli;
+    try {
+      cli = ConfigArgs.parse(args, args.length > 0 && args[0].equals("queue") ? 1 : 0);
+    } catch (IllegalArgumentException e) {
+      System.err.println("plb queue: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    if (cli.help()) {
+      usage();
+      System.exit(0);
     }
     QueueConfig config;
     try {
-      config = QueueConfig.load(configFile, overrides);
+      config = QueueConfig.load(cli.configFile(), cli.overrides());
     } catch (IllegalArgumentException | java.io.IOException e) {
       System.err.println("plb queue: bad configuration: " + e.getMessage());
       System.exit(2);

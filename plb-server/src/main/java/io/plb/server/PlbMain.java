@@ -1,8 +1,7 @@
 package io.plb.server;
 
+import io.plb.client.cli.ConfigArgs;
 import io.plb.server.config.NodeConfig;
-import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
@@ -28,29 +27,21 @@ public final class PlbMain {
       usage();
       System.exit(2);
     }
-    Path configFile = null;
-    Map<String, String> overrides = new LinkedHashMap<>();
-    for (int i = 1; i < args.length; i++) {
-      String a = args[i];
-      if (a.equals("--help") || a.equals("-h")) {
-        usage();
-        System.exit(0);
-      } else if (a.equals("--config") && i + 1 < args.length) {
-        configFile = Path.of(args[++i]);
-      } else if (a.startsWith("--config=")) {
-        configFile = Path.of(a.substring("--config=".length()));
-      } else if (a.startsWith("--") && a.contains("=")) {
-        int eq = a.indexOf('=');
-        overrides.put(a.substring(2, eq), a.substring(eq + 1));
-      } else {
-        System.err.println("plb server: cannot read argument '" + a
-            + "' (use --config FILE and --key=value)");
-        System.exit(2);
-      }
+    ConfigArgs cli;
+    try {
+      cli = ConfigArgs.parse(args, 1);
+    } catch (IllegalArgumentException e) {
+      System.err.println("plb server: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    if (cli.help()) {
+      usage();
+      System.exit(0);
     }
     NodeConfig config;
     try {
-      config = NodeConfig.load(configFile, overrides);
+      config = NodeConfig.load(cli.configFile(), cli.overrides());
     } catch (IllegalArgumentException | java.io.IOException e) {
       System.err.println("plb server: bad configuration: " + e.getMessage());
       System.exit(2);
