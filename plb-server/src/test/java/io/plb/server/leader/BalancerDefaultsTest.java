@@ -11,7 +11,6 @@ import io.plb.proto.v1.PlannedAction;
 import io.plb.server.testing.TestCluster;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -28,16 +27,9 @@ class BalancerDefaultsTest {
 
   @Test
   void aQuietClusterIsLeftAloneAndAServerOverCapacityIsPlannedDown() throws Exception {
-    Map<String, String> s = new LinkedHashMap<>();
-    s.put("balancer.enabled", "true");
-    s.put("balancer.interval", "500ms");
-    s.put("balancer.horizon", "2s");
-    s.put("balancer.season", "60s");
-    s.put("balancer.capacityPerWeight", "100");
-    s.put("history.bucket", "200ms");
-    s.put("history.coarseBucket", "1s");
-    s.put("history.fineRetention", "1m");
-    s.put("history.coarseRetention", "10m");
+    // BalancerFailoverTest's compressed time and capacities, without its pinned planner settings.
+    Map<String, String> s = BalancerFailoverTest.settings();
+    s.keySet().removeAll(TestCluster.maxMeanPlanner().keySet());
     try (TestCluster c = TestCluster.start(dir, 3, s);
         PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(c.endpoints()).build()) {
       c.awaitLeader(Duration.ofSeconds(20));
