@@ -319,7 +319,7 @@ final class BalancerCommands {
       rangeStart = e.start();
       rangeEnd = e.end();
       int first = Ring.sliceOf(e.start());
-      int last = e.end() == Ring.RING_END ? Ring.SLICES - 1 : Ring.sliceOf(e.end() - 1);
+      int last = Ring.lastSliceOf(e.end());
       req.setSlices(SliceRange.newBuilder().setFirst(first).setLast(last));
       scope = "range " + e.rangeText() + " (slices " + first + ".." + last
           + (first == last ? ", the whole slice" : "") + ")";

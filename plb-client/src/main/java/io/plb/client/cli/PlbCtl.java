@@ -81,11 +81,19 @@ public final class PlbCtl {
   private final PrintStream out;
   private final PrintStream err;
   private final Map<String, String> env;
+  /** Wall-clock milliseconds: what relative times ({@code --from -1h}) count back from. */
+  private final java.util.function.LongSupplier wallMillis;
 
   public PlbCtl(PrintStream out, PrintStream err, Map<String, String> env) {
+    this(out, err, env, System::currentTimeMillis);
+  }
+
+  public PlbCtl(PrintStream out, PrintStream err, Map<String, String> env,
+      java.util.function.LongSupplier wallMillis) {
     this.out = out;
     this.err = err;
     this.env = env;
+    this.wallMillis = wallMillis;
   }
 
   public static void main(String[] args) {
@@ -275,7 +283,7 @@ public final class PlbCtl {
             + "[--resolution fine|coarse]");
         new BalancerCommands(out).history(admin, a.option("server", null),
             a.option("range", null), a.option("from", null), a.option("to", null),
-            a.option("resolution", null), json, System.currentTimeMillis());
+            a.option("resolution", null), json, wallMillis.getAsLong());
         return 0;
       default:
         throw new IllegalArgumentException("unknown command '" + cmd + "' (see plbctl --help)");

@@ -87,7 +87,7 @@ public final class LoadOutlook {
     }
     long[] starts = new long[Ring.SLICES];
     for (int i = 0; i < Ring.SLICES; i++) {
-      starts[i] = (long) i << (64 - Ring.SLICE_BITS);
+      starts[i] = Ring.sliceStart(i);
     }
     return ofSegments(starts, mean, upper, hotKeys);
   }

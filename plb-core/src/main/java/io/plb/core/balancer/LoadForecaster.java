@@ -446,7 +446,7 @@ public final class LoadForecaster {
    */
   public double backlog(long start, long end) {
     int first = Ring.sliceOf(start);
-    int last = end == Ring.RING_END ? Ring.SLICES - 1 : Ring.sliceOf(end - 1);
+    int last = Ring.lastSliceOf(end);
     double sum = 0;
     for (int i = first; i <= last; i++) {
       if (backlog[i] > 0) {
@@ -458,8 +458,8 @@ public final class LoadForecaster {
 
   /** The share of slice {@code s} that {@code [start, end)} covers (it must overlap it). */
   private static double sliceShare(int s, long start, long end) {
-    long sStart = (long) s << (64 - Ring.SLICE_BITS);
-    long sEnd = s == Ring.SLICES - 1 ? Ring.RING_END : (long) (s + 1) << (64 - Ring.SLICE_BITS);
+    long sStart = Ring.sliceStart(s);
+    long sEnd = Ring.sliceStart(s + 1);
     long a = Long.compareUnsigned(start, sStart) > 0 ? start : sStart;
     long b = sEnd == Ring.RING_END ? end
         : end == Ring.RING_END || Long.compareUnsigned(end, sEnd) > 0 ? sEnd : end;
@@ -539,7 +539,7 @@ public final class LoadForecaster {
       return "recent";
     }
     int first = Ring.sliceOf(start);
-    int last = end == Ring.RING_END ? Ring.SLICES - 1 : Ring.sliceOf(end - 1);
+    int last = Ring.lastSliceOf(end);
     Map<String, Integer> counts = new java.util.TreeMap<>();
     for (int i = first; i <= last; i++) {
       SeriesForecaster s = bank.series(i);
@@ -649,7 +649,7 @@ public final class LoadForecaster {
       long start = starts[j];
       long end = ends[j];
       int first = Ring.sliceOf(start);
-      int last = end == Ring.RING_END ? Ring.SLICES - 1 : Ring.sliceOf(end - 1);
+      int last = Ring.lastSliceOf(end);
       for (int s = first; s <= last; s++) {
         w[s] += sliceShare(s, start, end);
       }

@@ -39,6 +39,16 @@ public final class Ring {
     return (int) (hash >>> (64 - SLICE_BITS));
   }
 
+  /** The last slice a range ending at {@code end} (exclusive; {@link #RING_END}) reaches into. */
+  public static int lastSliceOf(long end) {
+    return end == RING_END ? SLICES - 1 : sliceOf(end - 1);
+  }
+
+  /** The first hash of slice {@code slice} (0..4096; 4096, past the last, is {@link #RING_END}). */
+  public static long sliceStart(int slice) {
+    return slice >= SLICES ? RING_END : (long) slice << (64 - SLICE_BITS);
+  }
+
   /** A position as 18-character hex, {@code 0x0123456789abcdef}; the form the CLI prints. */
   public static String hex(long position) {
     String digits = Long.toHexString(position);

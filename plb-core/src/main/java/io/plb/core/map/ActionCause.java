@@ -10,7 +10,8 @@ import java.util.Objects;
  *
  * @param reason the kind of decision (REBALANCE, SPLIT_HALF, ISOLATE_HOT_KEY, MERGE_COLD,
  *     MERGE_TO_MOVE)
- * @param criterion the imbalance criterion in force (MAX_MEAN, HIGH_WATER, STDDEV)
+ * @param criterion the imbalance criterion in force (MAX_MEAN, HIGH_WATER, STDDEV,
+ *     MAX_MEAN_OR_HIGH_WATER)
  * @param criterionValue its value over the horizon when the action was chosen
  * @param source a move's source; a split or merge's owner
  * @param sourceBefore the source's predicted utilisation before the action

@@ -19,6 +19,21 @@ class RingTest {
   // ---- parse ----
 
   @Test
+  void slicesOfARange() {
+    assertEquals(0L, Ring.sliceStart(0));
+    assertEquals(1L << 52, Ring.sliceStart(1));
+    assertEquals(0xfff0000000000000L, Ring.sliceStart(Ring.SLICES - 1));
+    assertEquals(Ring.RING_END, Ring.sliceStart(Ring.SLICES), "past the last slice: the ring end");
+    assertEquals(Ring.SLICES - 1, Ring.lastSliceOf(Ring.RING_END));
+    assertEquals(0, Ring.lastSliceOf(Ring.sliceStart(1)), "an end on a boundary excludes it");
+    assertEquals(1, Ring.lastSliceOf(Ring.sliceStart(1) + 1));
+    for (int s = 0; s < Ring.SLICES; s++) {
+      assertEquals(s, Ring.sliceOf(Ring.sliceStart(s)));
+      assertEquals(s, Ring.lastSliceOf(Ring.sliceStart(s + 1)));
+    }
+  }
+
+  @Test
   void parsesHex() {
     assertEquals(0L, Ring.parse("0x0"));
     assertEquals(0xABCDL, Ring.parse("0xabcd"));

@@ -23,7 +23,6 @@ import io.plb.core.map.ClusterImage;
 import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
 import io.plb.proto.v1.BalancerStatus;
-import io.plb.proto.v1.CommandResult;
 import io.plb.proto.v1.ForecastHealth;
 import io.plb.proto.v1.ForecastPoint;
 import io.plb.proto.v1.ForecastRequest;
@@ -197,7 +196,7 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
     LoadForecaster f = new LoadForecaster(new LoadForecaster.Settings(layout.bucketMillis(),
         layout.coarseBucketMillis(), planning.horizon().toMillis(), planning.quantile(),
         config.costModel(), fc, config.balancerHotKeys()));
-    long began = System.nanoTime();
+    long began = wallMillis.getAsLong();
     long newest = state.lastBucketMillis();
     if (newest >= 0) {
       long[] window = f.warmWindow(newest);
@@ -212,7 +211,7 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
     LOG.info("balancer leading in term {}: forecasters warmed from {} coarse buckets ({} filled "
             + "in: no report covered them; {} live slices, {}) in {} ms; {} recent move(s); {}",
         term, h.warmedBuckets(), f.imputedBuckets(),
-        h.liveSeries(), f.modelSummary(), (System.nanoTime() - began) / 1_000_000,
+        h.liveSeries(), f.modelSummary(), wallMillis.getAsLong() - began,
         moves.entries().size(), stateMachine.balancerState().paused() ? "PAUSED" : "running");
   }
 
@@ -360,14 +359,7 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
       throw new IllegalStateException("unknown action " + action);
     }
     CommandProcessor.validate(publisher.image(), c); // bad input never reaches the log
-    return proposer.propose(c, roundTerm).thenApply(Balancer::requireOk);
-  }
-
-  private static long requireOk(CommandResult result) {
-    if (!result.getOk()) {
-      throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
-    }
-    return result.getVersion();
+    return proposer.propose(c, roundTerm).thenApply(HandoverDriver::requireOk);
   }
 
   private String modelOf(PlanAction action) {
@@ -413,7 +405,7 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
           .setActionsProposed(proposed)
           .setActionsCommitted(committed)
           .setActionsFailed(failed)
-          .setHandoversInFlight(inFlight(publisher.image()))
+          .setHandoversInFlight(HandoverDriver.countOpen(publisher.image()))
           .setLastError(lastError)
           .setLeadingSinceMillis(leadingSince);
       if (forecaster != null) {
@@ -438,7 +430,8 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
       requireForecaster();
       follow();
       ClusterImage image = publisher.image();
-      Plan plan = plan(wallMillis.getAsLong());
+      long now = wallMillis.getAsLong();
+      Plan plan = plan(now);
       PlanResponse.Builder b = PlanResponse.newBuilder()
           .setMapVersion(image.version())
           .setPaused(stateMachine.balancerState().paused())
@@ -448,7 +441,6 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
           .setActing(plan.acting())
           .addAllNotes(plan.notes())
           .setModel(forecaster.modelSummary());
-      long now = wallMillis.getAsLong();
       for (PlanAction a : plan.actions()) {
         PlannedAction.Builder p = PlannedAction.newBuilder()
             .setCause(Wire.toProto(PlanInputs.causeOf(a, modelOf(a), now, rounds + 1)))
@@ -586,16 +578,6 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
           ? "the balancer could not start on this leader: " + lastError
           : "the balancer is disabled on the leader (balancer.enabled = false)");
     }
-  }
-
-  private static int inFlight(ClusterImage image) {
-    int n = 0;
-    for (RangeEntry r : image.ranges()) {
-      if (r.handover() != null) {
-        n++;
-      }
-    }
-    return n;
   }
 
   // ------------------------------------------------------------------ history reads

@@ -433,7 +433,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     };
   }
 
-  private static int countOpen(ClusterImage image) {
+  /** How many ranges of {@code image} have a handover open. */
+  static int countOpen(ClusterImage image) {
     int n = 0;
     for (RangeEntry r : image.ranges()) {
       if (r.handover() != null) {
@@ -443,10 +444,12 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     return n;
   }
 
-  private static void requireOk(CommandResult result) {
+  /** The committed version of an accepted command; a refused one throws its error. */
+  static long requireOk(CommandResult result) {
     if (!result.getOk()) {
       throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
     }
+    return result.getVersion();
   }
 
   // ------------------------------------------------------------------ plumbing

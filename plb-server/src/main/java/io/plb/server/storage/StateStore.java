@@ -268,9 +268,7 @@ public final class StateStore implements AutoCloseable {
         return BalancerState.INITIAL;
       }
       io.plb.proto.v1.SetBalancerPausedEntry p = io.plb.proto.v1.SetBalancerPausedEntry.parseFrom(v);
-      byte[] at = db.get(meta, BALANCER_INDEX);
-      return new BalancerState(p.getPaused(), p.getBy(),
-          at == null ? 0 : java.nio.ByteBuffer.wrap(at).getLong());
+      return new BalancerState(p.getPaused(), p.getBy(), readLong(BALANCER_INDEX));
     } catch (RocksDBException e) {
       throw new IOException("RocksDB read failed: " + e.getMessage(), e);
     }

@@ -31,7 +31,6 @@ public interface SimMapView {
 
   /** The ring position where slice {@code slice} starts; slice 4096 (the ring's end) gives 0. */
   static long hashOfSlice(int slice) {
-    return slice >= io.plb.core.keyspace.Ring.SLICES ? 0L
-        : ((long) slice) << (64 - io.plb.core.keyspace.Ring.SLICE_BITS);
+    return io.plb.core.keyspace.Ring.sliceStart(slice);
   }
 }
