@@ -21,7 +21,6 @@ import io.plb.server.testing.TestCluster;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -43,11 +42,8 @@ class BalancerTrafficTest {
   @TempDir Path tmp;
 
   static Map<String, String> settings() {
-    Map<String, String> s = new LinkedHashMap<>();
-    s.put("balancer.enabled", "true");
+    Map<String, String> s = TestCluster.compressedBalancer();
     s.put("balancer.interval", "1s");
-    s.put("balancer.horizon", "2s");
-    s.put("balancer.season", "60s");
     // The loads here are sized for MAX_MEAN 1.15 acting at any load.
     s.putAll(TestCluster.maxMeanPlanner());
     s.put("balancer.moveWindow", "1m");
@@ -55,10 +51,6 @@ class BalancerTrafficTest {
     s.put("balancer.expectedHold", "1s");
     // About 330 cost units/s of traffic in all: q1 at ~0.7 of its capacity, the others ~0.2.
     s.put("balancer.capacityPerWeight", "300");
-    s.put("history.bucket", "200ms");
-    s.put("history.coarseBucket", "1s");
-    s.put("history.fineRetention", "1m");
-    s.put("history.coarseRetention", "10m");
     return s;
   }
 

@@ -27,9 +27,9 @@ class BalancerDefaultsTest {
 
   @Test
   void aQuietClusterIsLeftAloneAndAServerOverCapacityIsPlannedDown() throws Exception {
-    // BalancerFailoverTest's compressed time and capacities, without its pinned planner settings.
-    Map<String, String> s = BalancerFailoverTest.settings();
-    s.keySet().removeAll(TestCluster.maxMeanPlanner().keySet());
+    Map<String, String> s = TestCluster.compressedBalancer();
+    s.put("balancer.interval", "500ms");
+    s.put("balancer.capacityPerWeight", "100");
     try (TestCluster c = TestCluster.start(dir, 3, s);
         PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(c.endpoints()).build()) {
       c.awaitLeader(Duration.ofSeconds(20));

@@ -18,7 +18,6 @@ import io.plb.proto.v1.SliceLoad;
 import io.plb.server.testing.TestCluster;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -33,19 +32,12 @@ class BalancerFailoverTest {
   @TempDir Path dir;
 
   static Map<String, String> settings() {
-    Map<String, String> s = new LinkedHashMap<>();
-    s.put("balancer.enabled", "true");
+    Map<String, String> s = TestCluster.compressedBalancer();
     s.put("balancer.interval", "500ms");
-    s.put("balancer.horizon", "2s");
-    s.put("balancer.season", "60s");
     // The loads here are sized for MAX_MEAN 1.15 acting at any load.
     s.putAll(TestCluster.maxMeanPlanner());
     // q1 at about half its capacity, q2 at a quarter: unbalanced, and q1's range too hot for q2.
     s.put("balancer.capacityPerWeight", "100");
-    s.put("history.bucket", "200ms");
-    s.put("history.coarseBucket", "1s");
-    s.put("history.fineRetention", "1m");
-    s.put("history.coarseRetention", "10m");
     return s;
   }
 

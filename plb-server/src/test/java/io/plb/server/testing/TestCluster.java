@@ -97,6 +97,23 @@ public final class TestCluster implements AutoCloseable {
   }
 
   /**
+   * The leader's balancer on compressed time, for tests: enabled, 200 ms history buckets, 1 s
+   * coarse buckets (kept 1 and 10 minutes), a 60 s "day" and a 2 s horizon. Tests add their
+   * round interval, capacities and, to test the mechanism, {@link #maxMeanPlanner}.
+   */
+  public static Map<String, String> compressedBalancer() {
+    Map<String, String> s = new java.util.LinkedHashMap<>();
+    s.put("balancer.enabled", "true");
+    s.put("balancer.horizon", "2s");
+    s.put("balancer.season", "60s");
+    s.put("history.bucket", "200ms");
+    s.put("history.coarseBucket", "1s");
+    s.put("history.fineRetention", "1m");
+    s.put("history.coarseRetention", "10m");
+    return s;
+  }
+
+  /**
    * Balancer settings for tests of the leader's balancer mechanism: the planner's neutral
    * baseline ({@code BalancerConfig.defaults()}: MAX_MEAN 1.15 on the cautious sum, acting at any
    * load), not the leader's benchmarked defaults, which leave a cluster below 70 % alone.
