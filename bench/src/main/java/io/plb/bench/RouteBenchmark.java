@@ -37,6 +37,10 @@ import org.openjdk.jmh.annotations.Warmup;
  * does not allocate. The TreeMap baseline gets its keys pre-boxed as well (boxing a random long
  * would allocate), which is the most favourable setting for it.
  *
+ * <p>{@code flatBinarySearch} is the same branch-light search over the whole array of starts,
+ * without {@code RoutingTable}'s first-level index: what {@code route} did before the index, kept
+ * here as a same-run baseline for it.
+ *
  * <p>{@code keyHashAndRoute} measures what a router does per message: XXH64 of a 16-byte key and
  * the lookup; {@code keyHashOnly} measures the hash alone (it does not depend on the map size and
  * runs once).
@@ -70,6 +74,7 @@ public class RouteBenchmark {
     public int ranges;
 
     RoutingTable table;
+    FlatSearch flat;
     TreeMap<Long, RoutingTable.Route> tree;
     long[] hashes;
     Long[] boxedHashes;
@@ -88,6 +93,7 @@ public class RouteBenchmark {
       for (RangeEntry r : image.ranges()) {
         tree.put(r.start(), table.route(r.start()));
       }
+      flat = new FlatSearch(table, image);
       Random random = new Random(SEED);
       hashes = new long[HASHES];
       boxedHashes = new Long[HASHES];
@@ -100,12 +106,45 @@ public class RouteBenchmark {
       for (int i = 0; i < HASHES; i++) {
         RoutingTable.Route a = table.route(hashes[i]);
         RoutingTable.Route b = tree.floorEntry(boxedHashes[i]).getValue();
-        if (a != b || !Ring.contains(a.start(), a.end(), hashes[i])) {
+        RoutingTable.Route c = flat.route(hashes[i]);
+        if (a != b || a != c || !Ring.contains(a.start(), a.end(), hashes[i])) {
           throw new IllegalStateException(
-              "RoutingTable and TreeMap disagree on " + Ring.hex(hashes[i]));
+              "RoutingTable, TreeMap and the flat search disagree on " + Ring.hex(hashes[i]));
         }
       }
       index = 0;
+    }
+  }
+
+  /** The branch-light search over all starts, with no first-level index: the baseline. */
+  static final class FlatSearch {
+    private final long[] flippedStarts;
+    private final RoutingTable.Route[] routes;
+
+    FlatSearch(RoutingTable table, ClusterImage image) {
+      int n = image.rangeCount();
+      flippedStarts = new long[n];
+      routes = new RoutingTable.Route[n];
+      for (int i = 0; i < n; i++) {
+        long start = image.range(i).start();
+        flippedStarts[i] = start ^ Long.MIN_VALUE;
+        routes[i] = table.route(start);
+      }
+    }
+
+    RoutingTable.Route route(long hash) {
+      long key = hash ^ Long.MIN_VALUE;
+      long[] a = flippedStarts;
+      int lo = 0;
+      int n = a.length;
+      while (n > 1) {
+        int half = n >>> 1;
+        if (a[lo + half] <= key) {
+          lo += half;
+        }
+        n -= half;
+      }
+      return routes[lo];
     }
   }
 
@@ -151,6 +190,11 @@ public class RouteBenchmark {
   @Benchmark
   public RoutingTable.Route routingTable(Tables t) {
     return t.table.route(t.hashes[t.index++ & MASK]);
+  }
+
+  @Benchmark
+  public RoutingTable.Route flatBinarySearch(Tables t) {
+    return t.flat.route(t.hashes[t.index++ & MASK]);
   }
 
   @Benchmark

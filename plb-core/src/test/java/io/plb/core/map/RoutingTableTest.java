@@ -13,6 +13,7 @@ import io.plb.core.keyspace.Ring;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
@@ -20,19 +21,25 @@ class RoutingTableTest {
   private static final long MID = Long.MIN_VALUE; // 2^63
   private static final long TOP = -1L; // 2^64 - 1
 
-  /** The index of the range holding {@code h}, by a linear scan with unsigned compares. */
-  private static int linearIndex(ClusterImage image, long h) {
-    int found = -1;
-    for (int i = 0; i < image.rangeCount(); i++) {
-      if (Long.compareUnsigned(image.range(i).start(), h) <= 0) {
-        found = i;
-      }
-    }
-    return found;
+  /**
+   * The index of the range holding {@code h}, from a reference built apart from the table: a
+   * TreeMap of starts in unsigned order.
+   */
+  private static int referenceIndex(TreeMap<Long, Integer> byStart, long h) {
+    return byStart.floorEntry(h).getValue();
   }
 
-  private static void assertRoutes(ClusterImage image, RoutingTable table, long h, String ctx) {
-    int i = linearIndex(image, h);
+  private static TreeMap<Long, Integer> byStart(ClusterImage image) {
+    TreeMap<Long, Integer> m = new TreeMap<>(Long::compareUnsigned);
+    for (int i = 0; i < image.rangeCount(); i++) {
+      m.put(image.range(i).start(), i);
+    }
+    return m;
+  }
+
+  private static void assertRoutes(ClusterImage image, TreeMap<Long, Integer> byStart,
+      RoutingTable table, long h, String ctx) {
+    int i = referenceIndex(byStart, h);
     RangeEntry r = image.range(i);
     RoutingTable.Route route = table.route(h);
     String where = ctx + " hash " + Ring.hex(h) + " expected " + r.rangeText();
@@ -43,24 +50,31 @@ class RoutingTableTest {
     assertTrue(Ring.contains(route.start(), route.end(), h), where);
   }
 
-  /** Every start, start-1, end-1, the ring's edges and random hashes. */
+  /** Every start, start-1, end-1, the ring's edges, the index's slice edges and random hashes. */
   private static void assertRoutesEverywhere(ClusterImage image, long seed) {
     RoutingTable table = RoutingTable.of(image);
+    TreeMap<Long, Integer> byStart = byStart(image);
     assertEquals(image.rangeCount(), table.size());
     assertEquals(image.version(), table.version());
     String ctx = "seed " + seed + " ranges " + image.rangeCount();
     for (long h : new long[] {0L, 1L, TOP, TOP - 1, MID, MID - 1, MID + 1, Long.MAX_VALUE}) {
-      assertRoutes(image, table, h, ctx);
+      assertRoutes(image, byStart, table, h, ctx);
     }
     for (RangeEntry r : image.ranges()) {
-      assertRoutes(image, table, r.start(), ctx);
-      assertRoutes(image, table, r.start() - 1, ctx);
-      assertRoutes(image, table, r.start() + 1, ctx);
-      assertRoutes(image, table, r.end() - 1, ctx);
+      assertRoutes(image, byStart, table, r.start(), ctx);
+      assertRoutes(image, byStart, table, r.start() - 1, ctx);
+      assertRoutes(image, byStart, table, r.start() + 1, ctx);
+      assertRoutes(image, byStart, table, r.end() - 1, ctx);
+    }
+    int bits = RoutingTable.indexBits(image.rangeCount());
+    for (long slice = 0; slice < 1L << bits; slice++) {
+      long edge = slice << (64 - bits);
+      assertRoutes(image, byStart, table, edge, ctx);
+      assertRoutes(image, byStart, table, edge - 1, ctx);
     }
     Random rnd = new Random(seed);
     for (int i = 0; i < 2000; i++) {
-      assertRoutes(image, table, rnd.nextLong(), ctx);
+      assertRoutes(image, byStart, table, rnd.nextLong(), ctx);
     }
   }
 
@@ -210,5 +224,50 @@ class RoutingTableTest {
         () -> new RoutingTable.Route(0L, 0L, null, "", 0L, null));
     assertThrows(NullPointerException.class,
         () -> new RoutingTable.Route(0L, 0L, "", null, 0L, null));
+  }
+
+  @Test
+  void theFirstLevelIndexIsSizedToTheMap() {
+    assertEquals(1, RoutingTable.indexBits(1));
+    assertEquals(1, RoutingTable.indexBits(8));
+    assertEquals(8, RoutingTable.indexBits(1000));
+    assertEquals(12, RoutingTable.indexBits(10_000));
+    assertEquals(15, RoutingTable.indexBits(100_000));
+    assertEquals(RoutingTable.MAX_INDEX_BITS, RoutingTable.indexBits(10_000_000));
+  }
+
+  @Test
+  void hundredThousandEvenRanges() {
+    long step = Long.divideUnsigned(-1L, 100_000) + 1;
+    TreeSet<Long> starts = new TreeSet<>(Long::compareUnsigned);
+    for (int i = 1; i < 100_000; i++) {
+      starts.add(i * step);
+    }
+    ClusterImage img = imageWithStarts(starts);
+    assertEquals(100_000, img.rangeCount());
+    assertRoutesEverywhere(img, 7);
+  }
+
+  @Test
+  void aCrowdedSliceWideRangesAndStartsOnSliceEdges() {
+    // 4,096 ranges: 4,000 crowded into one tiny stretch (one slice of the index holds them
+    // all), a few spanning many slices, and starts exactly on slice edges and one off them.
+    int bits = RoutingTable.indexBits(4096);
+    TreeSet<Long> starts = new TreeSet<>(Long::compareUnsigned);
+    long crowd = 0x1234_5678_0000_0000L;
+    for (int i = 1; i <= 4000; i++) {
+      starts.add(crowd + i * 1000L);
+    }
+    Random rnd = new Random(5);
+    while (starts.size() < 4095) {
+      long edge = (long) rnd.nextInt(1 << bits) << (64 - bits);
+      long s = edge + rnd.nextInt(3) - 1;
+      if (s != 0L) {
+        starts.add(s);
+      }
+    }
+    ClusterImage img = imageWithStarts(starts);
+    assertEquals(4096, img.rangeCount());
+    assertRoutesEverywhere(img, 11);
   }
 }
