@@ -16,9 +16,7 @@ plb_ensure_built() {
     stale="first use"
   elif [ -n "${PLB_REBUILD:-}" ]; then
     stale="PLB_REBUILD set"
-  elif [ -z "${PLB_QUIET_STALE:-}" ] && [ -n "$(find "$PLB_ROOT"/proto "$PLB_ROOT"/plb-* \
-        \( -name '*.java' -o -name '*.proto' -o -name pom.xml \) -path '*/src/main/*' \
-        -newer "$PLB_STAMP" -print -quit 2>/dev/null)" ]; then
+  elif [ -z "${PLB_QUIET_STALE:-}" ] && plb_sources_newer_than_jars; then
     # Rebuilding replaces the jars under any running PLB process, so it is never automatic.
     echo "plb: sources changed since the last build; PLB_REBUILD=1 rebuilds (stop running nodes first)" >&2
   fi
@@ -33,6 +31,22 @@ plb_ensure_built() {
     touch "$PLB_STAMP"
   fi
   flock -u 9
+}
+
+# Whether a module's main sources (or its pom) are newer than the jar the class path runs: each
+# module against its own jar, so a plain `mvn install` counts as a build.
+plb_sources_newer_than_jars() {
+  local module jar
+  for module in proto plb-core plb-client plb-server plb-queue; do
+    jar="$(ls "$PLB_ROOT/$module/target/"*-"$PLB_VERSION".jar 2>/dev/null | head -n 1)"
+    [ -n "$jar" ] || return 0
+    if [ -n "$(find "$PLB_ROOT/$module" -path "$PLB_ROOT/$module/target" -prune -o \
+          \( -name '*.java' -o -name '*.proto' -o -name pom.xml \) \
+          \( -path '*/src/main/*' -o -name pom.xml \) -newer "$jar" -print -quit 2>/dev/null)" ]; then
+      return 0
+    fi
+  done
+  return 1
 }
 
 plb_classpath() {
