@@ -154,27 +154,36 @@ class BalancerTrafficTest {
         assertTrue(v.acknowledged() > 1000, v.toString());
       }
 
-      // Every automatic move is committed with its cause.
-      List<MapDelta> moves = automatic(c);
-      assertTrue(moves.size() >= 2, moves.toString());
-      for (MapDelta d : moves) {
+      // Every automatic change is committed with its cause. The ones that relieved q1 moved
+      // whole ranges to q2 and q3. (The balancer runs on while traffic drains; should the level
+      // servers' upper forecasts drift apart by more than the criterion allows, it may act again
+      // from another server, with a cause of its own.)
+      List<MapDelta> changes = automatic(c);
+      List<MapDelta> moves = new ArrayList<>();
+      for (MapDelta d : changes) {
         ActionCause cause = d.actionCause();
         System.out.println("version " + d.version() + ": " + cause.summary());
-        assertEquals("REBALANCE", cause.reason(), cause.toString());
         assertEquals("MAX_MEAN", cause.criterion());
         assertTrue(cause.criterionValue() > 1.1, cause.toString());
-        assertEquals("q1", cause.source(), cause.toString());
-        assertTrue(cause.target().equals("q2") || cause.target().equals("q3"), cause.toString());
-        assertTrue(cause.sourceAfter() < cause.sourceBefore(), cause.toString());
-        assertTrue(cause.targetAfter() > cause.targetBefore(), cause.toString());
         assertTrue(cause.meanLoad() > 0 && cause.upperLoad() >= cause.meanLoad(),
             cause.toString());
         assertFalse(cause.model().isEmpty());
         assertTrue(cause.decidedAtMillis() > 0);
+        if (!cause.reason().equals("REBALANCE")) {
+          continue;
+        }
+        assertTrue(cause.sourceAfter() < cause.sourceBefore(), cause.toString());
+        assertTrue(cause.targetAfter() > cause.targetBefore(), cause.toString());
         RangeEntry moved = d.upsertedRanges().get(0);
+        assertEquals(cause.source(), moved.owner(), d.toString());
         assertEquals(cause.target(), moved.handover().target(), d.toString());
-        assertEquals("q1", moved.owner());
+        if (cause.source().equals("q1")) {
+          assertTrue(cause.target().equals("q2") || cause.target().equals("q3"),
+              cause.toString());
+          moves.add(d);
+        }
       }
+      assertTrue(moves.size() >= 2, changes.toString());
       // plbctl explains the version: the change after the index before it, with its cause. It
       // asks the leader, which applied the change live; a node whose change history does not
       // reach back that far (the restarted one) answers with a full map, as the watch contract
