@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs PLB's benchmarks.
 #
-#   bench/run.sh route [JMH args]      JMH RouteBenchmark (RoutingTable.route vs TreeMap.floorEntry)
+#   bench/run.sh route [JMH args]      JMH RouteBenchmark (RoutingTable.route vs a flat search, TreeMap)
 #   bench/run.sh planner [JMH args]    JMH PlannerBenchmark (Planner.plan at 8x4096 .. 1000x100000)
 #   bench/run.sh forecast [JMH args]   JMH ForecastBenchmark (refit, per-bucket and planner-input cost
 #                                      of forecasting 4,096 slices; needs ~3 GB of heap)

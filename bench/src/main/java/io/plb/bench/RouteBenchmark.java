@@ -31,10 +31,11 @@ import org.openjdk.jmh.annotations.Warmup;
  * {@code TreeMap<Long, Route>} ordered by {@link Long#compareUnsigned} and queried with
  * {@code floorEntry}, on the same map and the same random hashes in the same run.
  *
- * <p>The map has {@code ranges} ranges of equal width covering the ring, owned round-robin by 16
- * registered servers. Hashes come from a seeded {@link Random} and are pre-generated into a
- * power-of-two array; each call takes the next one ({@code index++ & MASK}), so the measured code
- * does not allocate. The TreeMap baseline gets its keys pre-boxed as well (boxing a random long
+ * <p>The map has {@code ranges} ranges covering the ring, owned round-robin by 16 registered
+ * servers: of equal width ({@code even}) or of widths spread over six orders of magnitude
+ * ({@code skewed}, see {@link Tables#layout}). Hashes come from a seeded {@link Random} and are
+ * pre-generated into a power-of-two array; each call takes the next one ({@code index++ & MASK}),
+ * so the measured code does not allocate. The TreeMap baseline gets its keys pre-boxed as well (boxing a random long
  * would allocate), which is the most favourable setting for it.
  *
  * <p>{@code flatBinarySearch} is the same branch-light search over the whole array of starts,
@@ -73,6 +74,15 @@ public class RouteBenchmark {
     @Param({"1000", "10000", "100000"})
     public int ranges;
 
+    /**
+     * {@code even}: equal widths, uniform hashes. {@code skewed}: widths spread log-uniformly over
+     * six orders of magnitude in random order (a map the balancer has split finely where load is
+     * hot), and each hash falls in a uniformly chosen range, so narrow ranges are looked up as
+     * often as wide ones, as they would be if each carried a similar load.
+     */
+    @Param({"even", "skewed"})
+    public String layout;
+
     RoutingTable table;
     FlatSearch flat;
     TreeMap<Long, RoutingTable.Route> tree;
@@ -83,7 +93,8 @@ public class RouteBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() {
-      ClusterImage image = image(ranges);
+      Random random = new Random(SEED);
+      ClusterImage image = layout.equals("skewed") ? skewedImage(ranges, random) : image(ranges);
       table = RoutingTable.of(image);
       if (table.size() != ranges) {
         throw new IllegalStateException("table has " + table.size() + " ranges, wanted " + ranges);
@@ -94,11 +105,10 @@ public class RouteBenchmark {
         tree.put(r.start(), table.route(r.start()));
       }
       flat = new FlatSearch(table, image);
-      Random random = new Random(SEED);
       hashes = new long[HASHES];
       boxedHashes = new Long[HASHES];
       for (int i = 0; i < HASHES; i++) {
-        hashes[i] = random.nextLong();
+        hashes[i] = layout.equals("skewed") ? inRandomRange(image, random) : random.nextLong();
         boxedHashes[i] = hashes[i]; // distinct Long objects, allocated once here
       }
       keys = keys(random);
@@ -162,12 +172,7 @@ public class RouteBenchmark {
 
   /** An image of {@code n} ranges of equal width (the last one takes the remainder). */
   static ClusterImage image(int n) {
-    List<QueueServerInfo> servers = new ArrayList<>();
-    for (int s = 0; s < SERVERS; s++) {
-      servers.add(
-          new QueueServerInfo(
-              String.format("q%02d", s), "10.0.0." + (s + 1) + ":9000", 1.0, ServerState.ACTIVE));
-    }
+    List<QueueServerInfo> servers = servers();
     // floor((2^64 - 1) / n): n * step <= 2^64 - 1, so every start fits and increases.
     long step = Long.divideUnsigned(-1L, n);
     List<RangeEntry> ranges = new ArrayList<>(n);
@@ -177,6 +182,50 @@ public class RouteBenchmark {
       ranges.add(new RangeEntry(start, end, servers.get(i % SERVERS).id(), 1L, null, false));
     }
     return ClusterImage.of(1L, ranges, servers);
+  }
+
+  /** {@code n} ranges with log-uniform widths (ratio up to 10^6), in random order. */
+  static ClusterImage skewedImage(int n, Random random) {
+    double[] cumulative = new double[n + 1];
+    for (int i = 0; i < n; i++) {
+      cumulative[i + 1] = cumulative[i] + Math.exp(random.nextDouble() * Math.log(1e6));
+    }
+    List<QueueServerInfo> servers = servers();
+    List<RangeEntry> ranges = new ArrayList<>(n);
+    long start = 0;
+    for (int i = 0; i < n; i++) {
+      long end;
+      if (i + 1 == n) {
+        end = Ring.RING_END;
+      } else {
+        // A fraction of the ring in [0, 1) as an unsigned 64-bit position, at least one past start.
+        double f = cumulative[i + 1] / cumulative[n];
+        end = (long) (f * 0x1p63) << 1;
+        if (Long.compareUnsigned(end, start) <= 0) {
+          end = start + 1;
+        }
+      }
+      ranges.add(new RangeEntry(start, end, servers.get(i % SERVERS).id(), 1L, null, false));
+      start = end;
+    }
+    return ClusterImage.of(1L, ranges, servers);
+  }
+
+  /** A hash in a uniformly chosen range of {@code image}. */
+  static long inRandomRange(ClusterImage image, Random random) {
+    RangeEntry r = image.range(random.nextInt(image.rangeCount()));
+    long width = r.end() - r.start(); // unsigned; RING_END (0) wraps to 2^64 - start
+    return r.start() + Long.remainderUnsigned(random.nextLong(), width);
+  }
+
+  static List<QueueServerInfo> servers() {
+    List<QueueServerInfo> servers = new ArrayList<>();
+    for (int s = 0; s < SERVERS; s++) {
+      servers.add(
+          new QueueServerInfo(
+              String.format("q%02d", s), "10.0.0." + (s + 1) + ":9000", 1.0, ServerState.ACTIVE));
+    }
+    return servers;
   }
 
   static byte[][] keys(Random random) {
