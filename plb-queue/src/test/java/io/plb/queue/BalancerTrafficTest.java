@@ -94,12 +94,13 @@ class BalancerTrafficTest {
       try (Traffic traffic = Traffic.start(Workload.Options.defaults(c.plb().endpoints())
           .withKeys(600).withRate(300).withClients(2, 3).withDuration(Duration.ofMinutes(5)))) {
         // Paused: the dry run wants q1 relieved, but nothing moves.
+        PlanResponse[] dryRun = new PlanResponse[1];
         TestCluster.await(Duration.ofSeconds(60), "a dry run that moves ranges off q1", () -> {
-          PlanResponse p = admin.plan();
-          return p.getPaused() && p.getActionsList().stream()
+          dryRun[0] = admin.plan();
+          return dryRun[0].getPaused() && dryRun[0].getActionsList().stream()
               .anyMatch(a -> a.getFrom().equals("q1"));
         });
-        PlanResponse wanted = admin.plan();
+        PlanResponse wanted = dryRun[0];
         assertEquals("MAX_MEAN", wanted.getCriterion());
         assertTrue(wanted.getCriterionBefore() > 1.15, wanted.toString());
         assertTrue(wanted.getCriterionAfter() < wanted.getCriterionBefore(), wanted.toString());
@@ -135,14 +136,19 @@ class BalancerTrafficTest {
 
         // Resumed: the balancer relieves q1 by itself.
         admin.setBalancerPaused(false, "test");
+        String resumedUnder = admin.balancerStatus().getLeaderId();
         TestCluster.await(Duration.ofSeconds(90), "q1 relieved, every handover done", () -> {
           ClusterImage m = c.map();
           return owned(m, "q1") <= 2 && m.ranges().stream().allMatch(r -> r.handover() == null);
         });
         BalancerStatus running = admin.balancerStatus();
         assertFalse(running.getPaused());
-        assertTrue(running.getRounds() > 0 && running.getActionsCommitted() >= 2,
-            running.toString());
+        if (running.getLeaderId().equals(resumedUnder)) {
+          // The counters are the leader's own; a new leader (an election on a busy machine)
+          // starts them again. The committed causes below are checked either way.
+          assertTrue(running.getRounds() > 0 && running.getActionsCommitted() >= 2,
+              running.toString());
+        }
         traffic.awaitMoreDeliveries(300, Duration.ofSeconds(30), "traffic after the moves");
         Workload.Result r = traffic.stopAndCheck();
         HistoryChecker.Verdict v = r.verdict();

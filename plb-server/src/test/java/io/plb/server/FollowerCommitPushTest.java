@@ -49,7 +49,7 @@ class FollowerCommitPushTest {
   @Test
   void isolatedWritesReachEveryFollowerBeforeTheHeartbeat(@TempDir Path dir) throws Exception {
     Map<String, String> slowHeartbeat =
-        Map.of("raft.electionTimeoutMin", "3000ms", "raft.electionTimeoutMax", "4000ms");
+        Map.of("raft.electionTimeoutMin", "8000ms", "raft.electionTimeoutMax", "10000ms");
     try (TestCluster cluster = TestCluster.start(dir, 3, slowHeartbeat);
         PlbAdminClient admin =
             PlbAdminClient.newBuilder().endpoints(cluster.endpoints()).build()) {
@@ -61,8 +61,9 @@ class FollowerCommitPushTest {
       int writes = 40;
       for (int i = 0; i < writes; i++) {
         long v = admin.registerServer("q" + i, "127.0.0.1:" + (9001 + i), null);
-        // Well under the 1.5 s heartbeat interval: only a push gets the commit there this soon.
-        cluster.awaitAllApplied(v, Duration.ofMillis(700));
+        // Half the 4 s heartbeat interval: only a push gets the commit there this soon, and a
+        // busy machine still has room.
+        cluster.awaitAllApplied(v, Duration.ofMillis(2000));
       }
       long pushes = cluster.node(leader).commitPushes() - pushesBefore;
       assertTrue(pushes >= writes, "one push per isolated write, got " + pushes);
@@ -81,7 +82,7 @@ class FollowerCommitPushTest {
       long lateBefore = lead.lateCommitPushes();
       for (int i = 0; i < 5; i++) {
         long v = admin.registerServer("r" + i, "127.0.0.1:" + (9101 + i), null);
-        TestCluster.await(Duration.ofMillis(700), "follower at " + v,
+        TestCluster.await(Duration.ofMillis(2000), "follower at " + v,
             () -> cluster.node(other).publisher().appliedIndex() >= v);
       }
       assertEquals(lateBefore, lead.lateCommitPushes(), "no push waited for the stopped node");
