@@ -84,7 +84,7 @@ public final class RoutingTable {
     return first;
   }
 
-  /** Flattens an image. O(ranges). */
+  /** Flattens an image. O(ranges + index slices). */
   public static RoutingTable of(ClusterImage image) {
     int n = image.rangeCount();
     long[] starts = new long[n];
