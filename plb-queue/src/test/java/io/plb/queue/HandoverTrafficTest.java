@@ -46,8 +46,13 @@ class HandoverTrafficTest {
       TestCluster.await(Duration.ofSeconds(60), "every handover completed or aborted",
           () -> c.map().ranges().stream().allMatch(x -> x.handover() == null));
       long handovers = epochSum(c) - epochsBefore;
-      System.out.printf("moves started %d, refused %d; handovers ended %d%n", r.movesStarted(),
-          r.movesRefused(), handovers);
+      System.out.printf("moves started %d, refused %d; handovers ended %d; router %s%n",
+          r.movesStarted(), r.movesRefused(), handovers, r.router());
+      if (v.failed() == 0) {
+        // Every message answered WRONG_OWNER or OVERLOADED was sent again before it was taken.
+        assertTrue(r.router().resent() >= r.router().redirected() + r.router().overloaded(),
+            r.router().toString());
+      }
       assertEquals(0, v.lost(), v.toString());
       assertEquals(0, v.reorderedKeys(), v.toString());
       assertEquals(0, v.unexplainedDuplicates(), v.toString());

@@ -104,11 +104,32 @@ public final class Workload {
     }
   }
 
+  /**
+   * What the producers' routers saw besides acknowledgements, summed over producers: answers of
+   * WRONG_OWNER (the range had moved; sent again to the new owner), OVERLOADED answers, and
+   * messages sent again for either reason or after a broken link. None of them is a loss.
+   */
+  public record RouterCounts(long redirected, long overloaded, long resent) {
+    static RouterCounts of(List<Producer> producers) {
+      long redirected = 0;
+      long overloaded = 0;
+      long resent = 0;
+      for (Producer p : producers) {
+        Producer.Stats s = p.stats();
+        redirected += s.refused();
+        overloaded += s.overloaded();
+        resent += s.resent();
+      }
+      return new RouterCounts(redirected, overloaded, resent);
+    }
+  }
+
   /** The outcome. */
   public record Result(
       HistoryChecker.Verdict verdict,
       long movesStarted,
       long movesRefused,
+      RouterCounts router,
       double[] publishLatencyMs,
       double[] endToEndLatencyMs,
       double seconds) {
@@ -118,6 +139,9 @@ public final class Workload {
       Map<String, Object> m = new LinkedHashMap<>(verdict.toJsonFields());
       m.put("moves_started", movesStarted);
       m.put("moves_refused", movesRefused);
+      m.put("redirected", router.redirected());
+      m.put("overloaded", router.overloaded());
+      m.put("resent", router.resent());
       m.put("publish_ms_p50", round(publishLatencyMs[0]));
       m.put("publish_ms_p99", round(publishLatencyMs[1]));
       m.put("publish_ms_max", round(publishLatencyMs[2]));
@@ -163,6 +187,7 @@ public final class Workload {
   /** Runs the workload to its end and checks the history. */
   public Result run() throws InterruptedException {
     long t0 = System.nanoTime();
+    RouterCounts routerCounts;
     try (Router router = Router.start(options.endpoints())) {
       if (!router.awaitVersion(1, Duration.ofSeconds(30))) {
         throw PlbClientException.of(io.plb.core.error.ErrorCode.UNAVAILABLE,
@@ -234,13 +259,14 @@ public final class Workload {
       for (Producer p : producers) {
         p.close(Duration.ofSeconds(5));
       }
+      routerCounts = RouterCounts.of(producers);
       for (Consumer c : consumers) {
         c.close();
       }
     }
     HistoryChecker.Verdict verdict = HistoryChecker.check(history);
-    return new Result(verdict, movesStarted.get(), movesRefused.get(), publishLatency.percentilesMs(), endToEnd.percentilesMs(),
-        (System.nanoTime() - t0) / 1e9);
+    return new Result(verdict, movesStarted.get(), movesRefused.get(), routerCounts,
+        publishLatency.percentilesMs(), endToEnd.percentilesMs(), (System.nanoTime() - t0) / 1e9);
   }
 
   /** One producer: random keys at its share of the rate, recording every send and outcome. */
@@ -332,18 +358,18 @@ public final class Workload {
     }
     long published = 0;
     long acked = 0;
-    long refused = 0;
+    long redirected = 0;
     long inFlight = 0;
     for (Producer p : producers) {
       Producer.Stats s = p.stats();
       published += s.published();
       acked += s.acknowledged();
-      refused += s.refused();
+      redirected += s.refused();
       inFlight += s.inFlight();
     }
     progress.printf("%6.1fs  published %d  acknowledged %d  delivered %d  in flight %d  "
-            + "refused %d  moves %d%n", (System.nanoTime() - t0) / 1e9, published, acked,
-        history.deliveries(), inFlight, refused, movesStarted.get());
+            + "redirected %d  moves %d%n", (System.nanoTime() - t0) / 1e9, published, acked,
+        history.deliveries(), inFlight, redirected, movesStarted.get());
   }
 
   /** Latencies in microseconds; thread-safe. */
@@ -427,6 +453,8 @@ public final class Workload {
       out.printf("  lost %d, reordered keys %d, late %d%n", v.lost(), v.reorderedKeys(),
           v.late());
       out.printf("  moves: started %d, refused %d%n", r.movesStarted(), r.movesRefused());
+      out.printf("  router: redirected %d (a range had moved), overloaded %d, resent %d%n",
+          r.router().redirected(), r.router().overloaded(), r.router().resent());
       out.printf("  publish latency ms: p50 %.2f  p99 %.2f  max %.2f%n",
           r.publishLatencyMs()[0], r.publishLatencyMs()[1], r.publishLatencyMs()[2]);
       out.printf("  end-to-end latency ms: p50 %.2f  p99 %.2f  max %.2f%n",
