@@ -35,8 +35,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * servers: of equal width ({@code even}) or of widths spread over six orders of magnitude
  * ({@code skewed}, see {@link Tables#layout}). Hashes come from a seeded {@link Random} and are
  * pre-generated into a power-of-two array; each call takes the next one ({@code index++ & MASK}),
- * so the measured code does not allocate. The TreeMap baseline gets its keys pre-boxed as well (boxing a random long
- * would allocate), which is the most favourable setting for it.
+ * so the measured code does not allocate. The TreeMap baseline gets its keys pre-boxed as well
+ * (boxing a random long would allocate), which is the most favourable setting for it.
  *
  * <p>{@code flatBinarySearch} is the same branch-light search over the whole array of starts,
  * without {@code RoutingTable}'s first-level index: what {@code route} did before the index, kept

@@ -109,18 +109,29 @@ public final class Workload {
    * WRONG_OWNER (the range had moved; sent again to the new owner), OVERLOADED answers, and
    * messages sent again for either reason or after a broken link. None of them is a loss.
    */
-  public record RouterCounts(long redirected, long overloaded, long resent) {
-    static RouterCounts of(List<Producer> producers) {
+  public record RouterCounts(long redirected, long overloaded, long resent) {}
+
+  /** The producers' counters, summed in one pass over their stats. */
+  private record ProducerTotals(long published, long acknowledged, long inFlight,
+      RouterCounts router) {
+    static ProducerTotals of(List<Producer> producers) {
+      long published = 0;
+      long acknowledged = 0;
+      long inFlight = 0;
       long redirected = 0;
       long overloaded = 0;
       long resent = 0;
       for (Producer p : producers) {
         Producer.Stats s = p.stats();
+        published += s.published();
+        acknowledged += s.acknowledged();
+        inFlight += s.inFlight();
         redirected += s.refused();
         overloaded += s.overloaded();
         resent += s.resent();
       }
-      return new RouterCounts(redirected, overloaded, resent);
+      return new ProducerTotals(published, acknowledged, inFlight,
+          new RouterCounts(redirected, overloaded, resent));
     }
   }
 
@@ -259,7 +270,7 @@ public final class Workload {
       for (Producer p : producers) {
         p.close(Duration.ofSeconds(5));
       }
-      routerCounts = RouterCounts.of(producers);
+      routerCounts = ProducerTotals.of(producers).router();
       for (Consumer c : consumers) {
         c.close();
       }
@@ -356,20 +367,11 @@ public final class Workload {
     if (progress == null) {
       return;
     }
-    long published = 0;
-    long acked = 0;
-    long redirected = 0;
-    long inFlight = 0;
-    for (Producer p : producers) {
-      Producer.Stats s = p.stats();
-      published += s.published();
-      acked += s.acknowledged();
-      redirected += s.refused();
-      inFlight += s.inFlight();
-    }
+    ProducerTotals t = ProducerTotals.of(producers);
     progress.printf("%6.1fs  published %d  acknowledged %d  delivered %d  in flight %d  "
-            + "redirected %d  moves %d%n", (System.nanoTime() - t0) / 1e9, published, acked,
-        history.deliveries(), inFlight, redirected, movesStarted.get());
+            + "redirected %d  moves %d%n", (System.nanoTime() - t0) / 1e9, t.published(),
+        t.acknowledged(), history.deliveries(), t.inFlight(), t.router().redirected(),
+        movesStarted.get());
   }
 
   /** Latencies in microseconds; thread-safe. */

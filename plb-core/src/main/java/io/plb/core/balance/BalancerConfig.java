@@ -419,11 +419,10 @@ public record BalancerConfig(
     public BalancerConfig build() {
       return new BalancerConfig(
           criterion, maxMeanRatio, highWater, stddevThreshold, hysteresis, actAbove, lumpAllowance,
-          quantile,
-          upperCorrelation, horizon, maxMovesPerRound, maxMovesPerServer, maxMovesPerWindow,
-          moveWindow, minDwell, minGain, expectedHold, disruptionWeight, splitMinLoad, hotKeyShare,
-          maxSplitsPerRound, maxRanges, mergeMaxLoad, maxMergesPerRound, minRangesPerServer,
-          maxMergesPerMove);
+          quantile, upperCorrelation, horizon, maxMovesPerRound, maxMovesPerServer,
+          maxMovesPerWindow, moveWindow, minDwell, minGain, expectedHold, disruptionWeight,
+          splitMinLoad, hotKeyShare, maxSplitsPerRound, maxRanges, mergeMaxLoad, maxMergesPerRound,
+          minRangesPerServer, maxMergesPerMove);
     }
   }
 }

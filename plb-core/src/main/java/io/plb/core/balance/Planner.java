@@ -419,9 +419,14 @@ public final class Planner {
     private double ratio(double weightedMean) {
       double r = cfg.maxMeanRatio();
       if (cfg.lumpAllowance() > 0 && weightedMean > 0 && maxActiveCap > 0) {
-        r = Math.max(r, 1 + cfg.lumpAllowance() * heaviestLump / (weightedMean * maxActiveCap));
+        r = Math.max(r, 1 + cfg.lumpAllowance() * lumpShare(weightedMean));
       }
       return r;
+    }
+
+    /** The hottest indivisible load as a share of a mean server's planned load. */
+    private double lumpShare(double weightedMean) {
+      return heaviestLump / (weightedMean * maxActiveCap);
     }
 
     /** The criterion's threshold this round ({@link #ratio} for {@code MAX_MEAN}). */
@@ -471,7 +476,7 @@ public final class Planner {
               || cfg.criterion() == Criterion.MAX_MEAN_OR_HIGH_WATER)) {
         ratioNote = "; max/mean " + fmt(st.weightedMean() > 0 ? st.maxU() / st.weightedMean() : 1)
             + " is held to " + fmt(ratio) + ", not " + fmt(cfg.maxMeanRatio())
-            + ": the hottest key brings " + fmt(heaviestLump / (st.weightedMean() * maxActiveCap))
+            + ": the hottest key brings " + fmt(lumpShare(st.weightedMean()))
             + " of a mean server's load (lumpAllowance " + fmt(cfg.lumpAllowance()) + ")";
       }
       return cfg.criterion() + " " + fmt(st.value()) + " is within its threshold "

@@ -147,7 +147,6 @@ public final class LoadForecaster {
     return settings;
   }
 
-  /** The coarse-bucket bank (read-only use: forecasts, accuracy). */
   /**
    * Coarse buckets no report covered, filled in (with the forecast issued for them, or when
    * warming with the bucket a season earlier) rather than taken as no load; since construction.
@@ -156,6 +155,7 @@ public final class LoadForecaster {
     return imputedBuckets;
   }
 
+  /** The coarse-bucket bank (read-only use: forecasts, accuracy). */
   public ForecastBank bank() {
     return bank;
   }
@@ -183,8 +183,9 @@ public final class LoadForecaster {
   /**
    * Warms a new forecaster from stored history: {@code coarse} yields the coarse buckets in time
    * order (those outside {@link #warmWindow} are skipped; a missing one, which no report covered,
-   * is filled with the same bucket a season earlier, or the one before it: see {@link #observe}), read a
-   * page at a time by the caller so the whole history is never in memory; {@code fine} (any order)
+   * is filled with the same bucket a season earlier, or the one before it: see
+   * {@link #observe}), read a page at a time by the caller so the whole history is never in
+   * memory; {@code fine} (any order)
    * gives the running coarse bucket and the recent window. With no fine bucket, nothing is warmed.
    *
    * @throws IllegalStateException if the forecaster has taken buckets already

@@ -385,7 +385,8 @@ class PlannerTest {
     assertFalse(lumpy.acting());
     assertTrue(lumpy.isEmpty());
     assertTrue(lumpy.notes().stream().anyMatch(n -> n.contains("is held to 2.000, not 1.150")
-        && n.contains("the hottest key brings 1.000 of a mean server's load")), lumpy.notes().toString());
+        && n.contains("the hottest key brings 1.000 of a mean server's load")),
+        lumpy.notes().toString());
 
     // A small allowance (1 + 0.1 = 1.1) stays under maxMeanRatio: the planner acts as before.
     Plan small = plan(ranges, servers, outlook, cfg.toBuilder().lumpAllowance(0.1).build());

@@ -19,8 +19,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The leader of a 3-node cluster stops: a new leader is elected (the time it took is printed;
- * under a second on an idle machine), every acknowledged write survives, watchers on the surviving nodes see no gap and no version going backwards, and a
- * watcher whose node died moves to another node and resumes from its last version.
+ * under a second on an idle machine), every acknowledged write survives, watchers on the
+ * surviving nodes see no gap and no version going backwards, and a watcher whose node died moves
+ * to another node and resumes from its last version.
  */
 class LeaderFailoverTest {
   @TempDir Path dir;

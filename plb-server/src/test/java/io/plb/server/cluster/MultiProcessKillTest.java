@@ -25,8 +25,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Three PLB nodes as separate JVM processes, as {@code deploy/local-cluster.sh} runs them; the
  * leader is killed with SIGKILL (no shutdown hook, no final snapshot). A new leader is elected
- * (the time it took is printed), every acknowledged write is there, a watcher on a surviving node sees no gap, and the
- * killed node restarts from its own disk to the same state.
+ * (the time it took is printed), every acknowledged write is there, a watcher on a surviving
+ * node sees no gap, and the killed node restarts from its own disk to the same state.
  */
 class MultiProcessKillTest {
   @TempDir Path dir;

@@ -12,7 +12,8 @@ import java.util.Set;
  * (default {@value ReactiveEwmaStrategy#DEFAULT_THRESHOLD}), {@code reactive-shedder[:std]}
  * (default {@value ReactiveShedderStrategy#DEFAULT_THRESHOLD}), {@code predictive} and
  * {@code oracle}, and {@code predictive-foresight} (predictive's planner settings on the oracle's
- * foresight; not in the default list). A spec is parsed once and creates a fresh strategy for every run.
+ * foresight; not in the default list). A spec is parsed once and creates a fresh strategy for
+ * every run.
  */
 public final class Strategies {
   /** Every strategy of the benchmark, in the order results are shown. */
