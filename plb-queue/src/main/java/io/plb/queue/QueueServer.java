@@ -52,7 +52,8 @@ public final class QueueServer implements AutoCloseable {
         .telemetry(config.reportInterval(), config.hotKeys())
         .loadGauges(store::sampleSlices)
         .build();
-    this.dispatcher = new Dispatcher(store, config.id(), agent.load());
+    this.dispatcher = new Dispatcher(store, config.id(), agent.load(), agent::holdsLease);
+    agent.onLeaseHeld(dispatcher::wake);
     store.onAck(agent::onAcked);
     store.onReady(dispatcher::wake);
     AtomicLong n = new AtomicLong();

@@ -51,7 +51,8 @@ class SourceFailureTest {
   @Test
   void sourceDeclaredDownHandsItsMessagesOverAsLateOnReturn() throws Exception {
     try (QueueCluster c = QueueCluster.start(tmp, 2,
-        Map.of("server.suspectAfter", "1s", "server.downAfter", "2s"), Map.of())) {
+        Map.of("server.suspectAfter", "1s", "server.downAfter", "2s", "server.lease", "1s",
+            "server.leaseMargin", "500ms"), Map.of())) {
       List<Delivery> got = new CopyOnWriteArrayList<>();
       Staging.switchWithHoldBuffer(c);
       c.stopQueue(0);

@@ -40,6 +40,7 @@ import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
@@ -168,10 +169,11 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         this::propose,
         new HandoverDriver.Settings(config.handoverMaxPerServer(), config.handoverMaxTotal(),
             config.prepareTimeout(), config.drainTimeout(), config.suspectAfter(),
-            config.downAfter()),
+            config.downAfter(), config.lease(), config.leaseMargin()),
         Ticker.SYSTEM,
         leaderLoop,
-        this::leaderHintText);
+        this::leaderHintText,
+        this::majorityHeardSince);
     stateMachine.addLeadershipListener(handoverDriver);
     this.telemetryLoop =
         Executors.newSingleThreadScheduledExecutor(daemon("plb-telemetry-" + config.nodeId()));
@@ -408,6 +410,38 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
       }
     }
     return new FollowerCommitPush.Followers(match, live);
+  }
+
+  /**
+   * The latest instant (System nanos) by which a majority of the group, this node included, had
+   * answered this node as leader; {@link Long#MIN_VALUE} if it does not lead. From the leader's
+   * record of each follower's last answer, rounded a millisecond early.
+   */
+  private long majorityHeardSince() {
+    if (closed) {
+      return Long.MIN_VALUE;
+    }
+    DivisionInfo info;
+    try {
+      info = division().getInfo();
+    } catch (IOException e) {
+      return Long.MIN_VALUE;
+    }
+    if (!info.isLeader()) {
+      return Long.MIN_VALUE;
+    }
+    long now = System.nanoTime();
+    List<ServerRpcProto> followers = info.getRoleInfoProto().getLeaderInfo().getFollowerInfoList();
+    long[] heard = new long[followers.size()];
+    for (int i = 0; i < heard.length; i++) {
+      heard[i] = now - (followers.get(i).getLastRpcElapsedTimeMs() + 1) * 1_000_000L;
+    }
+    Arrays.sort(heard);
+    int needed = (followers.size() + 1) / 2; // a majority of the group, less this node
+    if (needed == 0) {
+      return now;
+    }
+    return heard[heard.length - needed];
   }
 
   FollowerCommitPush.Followers followerProgressForTest() {

@@ -12,6 +12,7 @@ import io.plb.core.load.HotKeys;
 import io.plb.core.load.LoadReport;
 import io.plb.core.load.SliceLoadAccumulator;
 import io.plb.client.watch.MapWatcher;
+import io.plb.core.handover.OwnerLease;
 import io.plb.core.handover.Participant;
 import io.plb.core.handover.Participant.Action;
 import io.plb.core.handover.Participant.Buffer;
@@ -24,7 +25,9 @@ import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
 import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
+import io.plb.core.time.Ticker;
 import io.plb.proto.v1.HeartbeatRequest;
+import io.plb.proto.v1.HeartbeatResponse;
 import io.plb.proto.v1.QueueServiceGrpc;
 import io.plb.proto.v1.StoredMessage;
 import io.plb.proto.v1.TransferDirection;
@@ -40,6 +43,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -82,6 +86,14 @@ import org.slf4j.LoggerFactory;
  * (counted in {@link #loadReportsDropped()}), so a leader unreachable for longer loses the oldest
  * intervals' load, nothing else, and memory stays bounded. Report sending never holds the agent's
  * lock and never blocks the heartbeat or the handover reports.
+ *
+ * <p><b>Ownership lease</b> (docs/design.md §5 "Owner leases"). Heartbeats go from a thread of
+ * their own every {@code heartbeatInterval}; the leader's answer grants a lease that runs from
+ * the heartbeat's send time on this server's monotonic clock ({@link OwnerLease}). The server
+ * accepts publishes and delivers messages only while {@link #holdsLease()}: a server paused or
+ * cut off from the PLB cluster for longer than its lease stops serving every range before the
+ * leader may force any of them away, and starts again only with a fresh lease and a map at least
+ * as new as the one the grant named. Late messages are not taken without a lease either.
  */
 public final class QueueServerAgent implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServerAgent.class);
@@ -100,6 +112,14 @@ public final class QueueServerAgent implements AutoCloseable {
   private final Duration transferDeadline;
   private final LongSupplier heldCount;
   private final LongSupplier queuedCount;
+  private final Ticker ticker;
+  private final OwnerLease lease = new OwnerLease();
+  private final List<Runnable> leaseListeners = new CopyOnWriteArrayList<>();
+  private final PlbAdminClient heartbeatClient;
+  private final ScheduledExecutorService heartbeats;
+  /** Whether the lease was held at the last check: changes are logged and announced. */
+  private volatile boolean leaseHeld;
+  private volatile String lastGrantRefusal = "";
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition versionAdvanced = lock.newCondition();
   private final Set<Long> awaitingBacklog = new HashSet<>();
@@ -143,6 +163,14 @@ public final class QueueServerAgent implements AutoCloseable {
     this.transferDeadline = b.transferDeadline;
     this.heldCount = b.heldCount;
     this.queuedCount = b.queuedCount;
+    this.ticker = b.ticker;
+    // A heartbeat answered late only shortens the lease it brings (it counts from the send), so
+    // its deadline is a couple of intervals, bounded to 1..5 s.
+    this.heartbeatClient = PlbAdminClient.newBuilder().endpoints(b.plbEndpoints)
+        .deadline(Duration.ofMillis(Math.max(1000,
+            Math.min(5000, 2 * b.heartbeatInterval.toMillis())))).build();
+    this.heartbeats = Executors.newSingleThreadScheduledExecutor(
+        daemon("plb-agent-heartbeat-" + serverId));
     this.watcher = new MapWatcher(plbEndpoints, this::onMap);
     this.io = Executors.newCachedThreadPool(daemon("plb-agent-io-" + serverId));
     this.timers = Executors.newSingleThreadScheduledExecutor(daemon("plb-agent-timer-" + serverId));
@@ -177,6 +205,7 @@ public final class QueueServerAgent implements AutoCloseable {
     private int hotKeys = 32;
     private SliceLoadAccumulator.Gauges gauges = SliceLoadAccumulator.NO_GAUGES;
     private LongSupplier wallMillis = System::currentTimeMillis;
+    private Ticker ticker = Ticker.SYSTEM;
 
     private Builder(String serverId, HandoverStore store) {
       this.serverId = Objects.requireNonNull(serverId, "serverId");
@@ -238,6 +267,12 @@ public final class QueueServerAgent implements AutoCloseable {
       return this;
     }
 
+    /** The monotonic clock the ownership lease is measured on. */
+    public Builder ticker(Ticker ticker) {
+      this.ticker = Objects.requireNonNull(ticker, "ticker");
+      return this;
+    }
+
     public QueueServerAgent build() {
       return new QueueServerAgent(this);
     }
@@ -265,7 +300,7 @@ public final class QueueServerAgent implements AutoCloseable {
     long resend = resendInterval.toMillis();
     timers.scheduleWithFixedDelay(this::resendOwed, resend, resend, TimeUnit.MILLISECONDS);
     long hb = heartbeatInterval.toMillis();
-    timers.scheduleWithFixedDelay(this::heartbeat, 0, hb, TimeUnit.MILLISECONDS);
+    heartbeats.scheduleWithFixedDelay(this::heartbeat, 0, hb, TimeUnit.MILLISECONDS);
     long every = reportInterval.toMillis();
     reporter.scheduleWithFixedDelay(this::reportLoad, every, every, TimeUnit.MILLISECONDS);
     return this;
@@ -470,6 +505,11 @@ public final class QueueServerAgent implements AutoCloseable {
     awaitVersion(req.getMapVersion(), transferDeadline);
     lock.lock();
     try {
+      if (!holdsLease()) {
+        // Its map may be stale: the sender tries again once this server is fenced no more.
+        return transferReply(TransferOutcome.TRANSFER_REFUSED,
+            "queue server " + serverId + " holds no ownership lease now");
+      }
       // Late messages lost their order guarantee with their server; they join the back of the
       // queue of an owner that is not in a handover of the range, or wait for one.
       for (StoredMessage m : req.getMessagesList()) {
@@ -506,6 +546,13 @@ public final class QueueServerAgent implements AutoCloseable {
       findOrphans();
       persist();
       versionAdvanced.signalAll();
+      if (!leaseHeld && !closed) {
+        try {
+          heartbeats.execute(this::checkLease); // a grant may have waited for this version
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+          // closing
+        }
+      }
     } catch (RuntimeException e) {
       LOG.error("{}: applying map version {} failed", serverId, next.version(), e);
       throw e;
@@ -742,16 +789,75 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
+  /**
+   * Sends one heartbeat and takes the lease its answer grants, measured from the send. Runs on
+   * the heartbeat thread, which also notices the lease running out between answers.
+   */
   private void heartbeat() {
     if (closed) {
       return;
     }
+    long sent = ticker.nanos();
     try {
-      leader.heartbeat(HeartbeatRequest.newBuilder().setServerId(serverId)
-          .setMapVersion(image.version()).setQueued(queuedCount.getAsLong())
-          .setHeld(heldCount.getAsLong()).build());
+      HeartbeatResponse resp = heartbeatClient.heartbeat(HeartbeatRequest.newBuilder()
+          .setServerId(serverId).setMapVersion(image.version())
+          .setQueued(queuedCount.getAsLong()).setHeld(heldCount.getAsLong()).build());
+      if (resp.getLeaseMillis() > 0) {
+        lease.granted(sent, TimeUnit.MILLISECONDS.toNanos(resp.getLeaseMillis()),
+            resp.getVersion());
+        lastGrantRefusal = "";
+      } else if (!resp.getDetail().equals(lastGrantRefusal)) {
+        lastGrantRefusal = resp.getDetail();
+        LOG.warn("{}: the PLB leader grants no lease: {}", serverId, resp.getDetail());
+      }
     } catch (RuntimeException e) {
       LOG.debug("{}: heartbeat failed: {}", serverId, e.getMessage());
+    } finally {
+      checkLease();
+    }
+  }
+
+  /**
+   * Whether this server holds its ownership lease now: only then may it accept publishes and
+   * deliver messages (docs/design.md §5 "Owner leases"). Cheap; any thread.
+   */
+  public boolean holdsLease() {
+    return lease.holds(ticker.nanos(), image.version());
+  }
+
+  /** Milliseconds left on the ownership lease (0 when none is held). */
+  public long leaseRemainingMillis() {
+    return TimeUnit.NANOSECONDS.toMillis(lease.remainingNanos(ticker.nanos(), image.version()));
+  }
+
+  /** Runs {@code listener} (on an agent thread) whenever this server comes to hold its lease. */
+  public void onLeaseHeld(Runnable listener) {
+    leaseListeners.add(Objects.requireNonNull(listener, "listener"));
+  }
+
+  /** Logs a change of the lease and tells the listeners when it is held again. */
+  private void checkLease() {
+    boolean now = holdsLease();
+    if (now == leaseHeld) {
+      return;
+    }
+    leaseHeld = now;
+    if (now) {
+      LOG.info("{}: holds its ownership lease ({} ms left) at map version {}: serving", serverId,
+          leaseRemainingMillis(), image.version());
+      for (Runnable r : leaseListeners) {
+        try {
+          r.run();
+        } catch (RuntimeException e) {
+          LOG.warn("{}: lease listener failed", serverId, e);
+        }
+      }
+    } else {
+      long awaited = lease.awaitedVersion();
+      LOG.warn("{}: ownership lease lost ({}): accepting and delivering nothing until the PLB "
+          + "leader renews it", serverId, awaited > image.version()
+              ? "waiting for map version " + awaited + ", at " + image.version()
+              : "no renewal from the PLB leader in time");
     }
   }
 
@@ -818,6 +924,7 @@ public final class QueueServerAgent implements AutoCloseable {
     closed = true;
     watcher.close();
     timers.shutdownNow();
+    heartbeats.shutdownNow();
     reporter.shutdownNow();
     io.shutdownNow();
     lock.lock();
@@ -830,6 +937,7 @@ public final class QueueServerAgent implements AutoCloseable {
       c.shutdownNow();
     }
     leader.close();
+    heartbeatClient.close();
     loadClient.close();
     plbEndpoints.close();
   }

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,6 +24,10 @@ import org.slf4j.LoggerFactory;
  * its {@code max_in_flight} minus its unacknowledged deliveries. When a session ends, what it
  * held is delivered again, marked redelivered (at-least-once).
  *
+ * <p>Nothing is delivered while {@code mayDeliver} says no — the server holds no ownership lease
+ * (docs/design.md §5 "Owner leases"); consumers then simply receive nothing, and the agent wakes
+ * the dispatcher when the lease is held again.
+ *
  * <p>Thread model: {@link #wake} may be called from any thread; only the dispatcher thread sends
  * on a session's stream, so stream writes never race. Session state is guarded by the session.
  */
@@ -31,6 +36,7 @@ public final class Dispatcher implements AutoCloseable {
 
   private final QueueStore store;
   private final SliceLoadAccumulator load;
+  private final BooleanSupplier mayDeliver;
   private final List<Session> sessions = new CopyOnWriteArrayList<>();
   private final AtomicLong delivered = new AtomicLong();
   private final Object signal = new Object();
@@ -39,10 +45,15 @@ public final class Dispatcher implements AutoCloseable {
   private volatile boolean closed;
   private int nextSession;
 
-  /** @param load where deliveries are counted for the load reports (DESIGN §6) */
-  public Dispatcher(QueueStore store, String serverId, SliceLoadAccumulator load) {
+  /**
+   * @param load where deliveries are counted for the load reports (DESIGN §6)
+   * @param mayDeliver whether delivering is allowed now (the server holds its lease)
+   */
+  public Dispatcher(QueueStore store, String serverId, SliceLoadAccumulator load,
+      BooleanSupplier mayDeliver) {
     this.store = store;
     this.load = load;
+    this.mayDeliver = mayDeliver;
     this.thread = new Thread(this::loop, "plb-dispatch-" + serverId);
     this.thread.setDaemon(true);
     this.thread.start();
@@ -165,6 +176,9 @@ public final class Dispatcher implements AutoCloseable {
         int credit = s.credit();
         if (credit <= 0) {
           continue;
+        }
+        if (!mayDeliver.getAsBoolean()) {
+          return; // woken again when the lease is held
         }
         List<QueueStore.Delivered> batch = store.take(s, Math.min(credit, 128));
         if (batch.isEmpty()) {

@@ -73,6 +73,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final AtomicLong accepted = new AtomicLong();
   private final AtomicLong refused = new AtomicLong();
   private final AtomicLong overloaded = new AtomicLong();
+  private final AtomicLong fenced = new AtomicLong();
 
   public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
       Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
@@ -277,12 +278,20 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       long[] wait = {-1};
       agent.locked(() -> {
         long room = maxQueued - store.queued() - store.held();
+        boolean leased = agent.holdsLease();
         scan:
         for (int j = from; j < items.size(); j++) {
           PublishItem it = items.get(j);
           String bad = producerError != null ? producerError : checkItem(it);
           if (bad != null) {
             results[j] = result(it, PublishStatus.REJECTED, bad);
+            next[0] = j + 1;
+            continue;
+          }
+          if (!leased) {
+            // Paused or cut off from PLB for longer than the lease: its ranges may already be
+            // someone else's. The router backs off and sends again (docs/design.md §5).
+            fenceOut(req, it, fence, results, j);
             next[0] = j + 1;
             continue;
           }
@@ -331,6 +340,14 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           }
           next[0] = j + 1;
         }
+        if (!batch.isEmpty() && !agent.holdsLease()) {
+          // The lease ran out while the batch was placed: store none of it.
+          for (int k = 0; k < batchIdx.size(); k++) {
+            fenceOut(req, items.get(batchIdx.get(k)), fence, results, batchIdx.get(k));
+          }
+          batch.clear();
+          batchIdx.clear();
+        }
         store.append(batch);
         // Count the accepted load here, where placements are already serialised by the agent's
         // lock: the accumulator's own monitor is then never contended on the publish path.
@@ -362,6 +379,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       b.addResults(r);
     }
     return b.build();
+  }
+
+  /** Answers an item OVERLOADED because this server holds no ownership lease. */
+  private void fenceOut(PublishRequest req, PublishItem it, OverloadFence fence,
+      PublishResult[] results, int j) {
+    fence.overloaded(req, it);
+    overloaded.incrementAndGet();
+    fenced.incrementAndGet();
+    results[j] = result(it, PublishStatus.OVERLOADED, "queue server " + serverId
+        + " holds no ownership lease now (paused, or cut off from the PLB cluster)");
   }
 
   private String checkItem(PublishItem it) {
@@ -518,6 +545,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     HoldTimes.Snapshot holds = store.holdTimes().snapshot();
     b.setReleasedTotal(holds.total()).setHoldP50Micros(holds.percentile(50))
         .setHoldP99Micros(holds.percentile(99)).setHoldMaxMicros(holds.max());
+    b.setLeaseHeld(agent.holdsLease()).setLeaseRemainingMillis(agent.leaseRemainingMillis())
+        .setFencedTotal(fenced.get());
     Map<Long, String> roles = new LinkedHashMap<>();
     for (RangeEntry r : image.ranges()) {
       if (r.owner().equals(serverId)) {

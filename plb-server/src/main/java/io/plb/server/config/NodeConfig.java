@@ -82,7 +82,14 @@ public final class NodeConfig {
     k.put("server.suspectAfter", new String[] {"3s",
         "a queue server silent this long is logged as suspect"});
     k.put("server.downAfter", new String[] {"10s",
-        "a queue server silent this long is committed DOWN and its ranges are moved away"});
+        "a queue server silent this long is committed DOWN and its ranges are moved away "
+            + "(more than server.lease + server.leaseMargin)"});
+    k.put("server.lease", new String[] {"6s",
+        "ownership lease a heartbeat's answer grants: a queue server that cannot renew it "
+            + "stops accepting and delivering until it does"});
+    k.put("server.leaseMargin", new String[] {"1s",
+        "added to server.lease before a silent server's ranges may be forced away, for clock "
+            + "rates that differ between hosts"});
     k.put("history.bucket", new String[] {"10s",
         "width of a fine load-history bucket: the leader commits one entry per bucket"});
     k.put("history.fineRetention", new String[] {"2d", "how long fine buckets are kept"});
@@ -180,6 +187,8 @@ public final class NodeConfig {
   private final Duration drainTimeout;
   private final Duration suspectAfter;
   private final Duration downAfter;
+  private final Duration lease;
+  private final Duration leaseMargin;
   private final HistoryLayout historyLayout;
   private final boolean balancerEnabled;
   private final Duration balancerInterval;
@@ -251,6 +260,14 @@ public final class NodeConfig {
     if (downAfter.compareTo(suspectAfter) < 0) {
       throw new IllegalArgumentException("server.downAfter must not be shorter than "
           + "server.suspectAfter");
+    }
+    lease = duration(v, "server.lease");
+    leaseMargin = durationOrZero(v, "server.leaseMargin");
+    if (downAfter.compareTo(lease.plus(leaseMargin)) <= 0) {
+      // A server is forced out only once its own lease has certainly run out (docs/design.md §5).
+      throw new IllegalArgumentException("server.downAfter (" + get(v, "server.downAfter")
+          + ") must be longer than server.lease + server.leaseMargin (" + get(v, "server.lease")
+          + " + " + get(v, "server.leaseMargin") + ")");
     }
     try {
       historyLayout = new HistoryLayout(
@@ -468,6 +485,16 @@ public final class NodeConfig {
 
   public Duration downAfter() {
     return downAfter;
+  }
+
+  /** The ownership lease a heartbeat's answer grants a queue server. */
+  public Duration lease() {
+    return lease;
+  }
+
+  /** Added to the lease before a silent server's ranges may be forced away. */
+  public Duration leaseMargin() {
+    return leaseMargin;
   }
 
   public boolean balancerEnabled() {

@@ -53,10 +53,54 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     CompletableFuture<CommandResult> propose(Command command, long proposerTerm);
   }
 
-  /** The budgets and timeouts the driver works to. */
+  /**
+   * The budgets and timeouts the driver works to. {@code lease} is the ownership lease a
+   * heartbeat's answer grants; a server's ranges are forced away only once {@code lease +
+   * leaseMargin} has passed since its last grant (docs/design.md §5 "Owner leases").
+   */
   public record Settings(
       int maxPerServer, int maxTotal, Duration prepareTimeout, Duration drainTimeout,
-      Duration suspectAfter, Duration downAfter) {}
+      Duration suspectAfter, Duration downAfter, Duration lease, Duration leaseMargin) {}
+
+  /**
+   * How recently this node, as leader, has heard from a majority of the Raft group: the latest
+   * instant (ticker nanos) such that a majority, this node included, answered it at or after
+   * then in its current term; {@link Long#MIN_VALUE} when it does not lead. A grant made after a
+   * majority answered since the heartbeat arrived cannot overlap a newer leader's term: that
+   * leader's election needed a vote from one of them, cast after its answer.
+   */
+  @FunctionalInterface
+  public interface QuorumContact {
+    long majorityHeardSince();
+  }
+
+  /** The answer to a heartbeat: the leader's map version and the lease granted (0: none). */
+  public record Grant(long version, long leaseMillis, String detail) {}
+
+  /**
+   * A heartbeat waiting for the proof that this node still leads before its lease is granted.
+   * The proof must hold on two polls in a row: a follower's answer that carries a newer term
+   * also counts as an answer until this node has stepped down, a moment later.
+   */
+  private static final class PendingGrant {
+    final String serverId;
+    final long receivedNanos;
+    final long term;
+    final CompletableFuture<Grant> reply;
+    boolean proven;
+
+    PendingGrant(String serverId, long receivedNanos, long term, CompletableFuture<Grant> reply) {
+      this.serverId = serverId;
+      this.receivedNanos = receivedNanos;
+      this.term = term;
+      this.reply = reply;
+    }
+  }
+
+  /** Heartbeats waiting for a grant, at most; more are refused (RESOURCE_EXHAUSTED). */
+  static final int MAX_PENDING_GRANTS = 1024;
+  /** How long a grant waits for a majority's answer before the heartbeat is refused. */
+  private static final long GRANT_WAIT_NANOS = 2_000_000_000L;
 
   /** An open handover as this leader sees it. */
   public record Open(RangeEntry range, long handoverEpoch, long ageMillis, long timeoutMillis) {}
@@ -77,10 +121,20 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   private final Ticker ticker;
   private final ScheduledExecutorService loop;
   private final Supplier<String> leaderHint;
+  private final QuorumContact quorum;
   private final Map<Key, Seen> seen = new HashMap<>();
   private final Set<Key> aborting = new HashSet<>();
   /** When this leader last heard a heartbeat from each queue server (ticker nanos). */
   private final Map<String, Long> lastHeard = new HashMap<>();
+  /** When this leader last granted each queue server a lease (ticker nanos). */
+  private final Map<String, Long> lastGranted = new HashMap<>();
+  /**
+   * When this leader first saw each registered server in the map (ticker nanos): a server
+   * registered after the takeover is silent only from then on.
+   */
+  private final Map<String, Long> firstSeen = new HashMap<>();
+  private final List<PendingGrant> pendingGrants = new ArrayList<>();
+  private boolean grantPollScheduled;
   private final Set<String> suspected = new HashSet<>();
   /** Liveness proposals (server state changes, forced handovers) in flight, by subject. */
   private final Set<String> livenessInFlight = new HashSet<>();
@@ -97,8 +151,10 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       Settings settings,
       Ticker ticker,
       ScheduledExecutorService loop,
-      Supplier<String> leaderHint) {
+      Supplier<String> leaderHint,
+      QuorumContact quorum) {
     this.publisher = publisher;
+    this.quorum = quorum;
     this.proposer = proposer;
     this.settings = settings;
     this.ticker = ticker;
@@ -122,6 +178,9 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       livenessInFlight.clear();
       reportsInFlight.clear();
       lastHeard.clear();
+      lastGranted.clear();
+      firstSeen.clear();
+      failPendingGrants("leadership changed");
       LOG.info("leading in term {}: driving {} open handover(s), timeouts start now", newTerm,
           countOpen(publisher.image()));
       reconcile();
@@ -138,6 +197,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       leading = false;
       seen.clear();
       aborting.clear();
+      failPendingGrants("this node is no longer the leader");
       reportsInFlight.clear();
     });
   }
@@ -255,12 +315,93 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     });
   }
 
-  /** A queue server's heartbeat: notes when this leader last heard from it. */
-  public CompletableFuture<Long> heartbeat(String serverId, long serverVersion) {
+  /**
+   * A queue server's heartbeat: notes when this leader last heard from it, and answers with an
+   * ownership lease (docs/design.md §5 "Owner leases") when the server is ACTIVE or DRAINING and
+   * not being declared DOWN. The grant waits until a majority of the Raft group has answered
+   * this leader since the heartbeat arrived, so no newer leader can have taken over before it;
+   * a server that is not registered is refused (NOT_FOUND) and leaves no trace.
+   */
+  public CompletableFuture<Grant> heartbeat(String serverId, long serverVersion) {
+    long received = ticker.nanos();
     return onLeader(() -> {
-      lastHeard.put(serverId, ticker.nanos());
-      return CompletableFuture.completedFuture(publisher.image().version());
+      ClusterImage image = publisher.image();
+      QueueServerInfo s = image.server(serverId);
+      if (s == null) {
+        throw PlbException.notFound("queue server " + serverId + " is not registered");
+      }
+      lastHeard.put(serverId, received);
+      if (s.state() == ServerState.DOWN || livenessInFlight.contains("server:" + serverId)) {
+        return CompletableFuture.completedFuture(new Grant(image.version(), 0,
+            "queue server " + serverId + " is " + s.state()
+                + (s.state() == ServerState.DOWN ? "" : " and being declared DOWN")
+                + ": no lease until it is ACTIVE again"));
+      }
+      if (pendingGrants.size() >= MAX_PENDING_GRANTS) {
+        throw new PlbException(ErrorCode.RESOURCE_EXHAUSTED, MAX_PENDING_GRANTS
+            + " heartbeats are already waiting for a lease");
+      }
+      CompletableFuture<Grant> reply = new CompletableFuture<>();
+      pendingGrants.add(new PendingGrant(serverId, received, term, reply));
+      grantLeases();
+      return reply;
     });
+  }
+
+  /**
+   * Grants the waiting heartbeats whose proof of leadership is in: a majority answered after
+   * they arrived. Polls every few milliseconds while any wait. Leader loop only.
+   */
+  private void grantLeases() {
+    if (pendingGrants.isEmpty()) {
+      return;
+    }
+    long contact = term < 0 ? Long.MIN_VALUE : quorum.majorityHeardSince();
+    long now = ticker.nanos();
+    ClusterImage image = publisher.image();
+    for (var it = pendingGrants.iterator(); it.hasNext(); ) {
+      PendingGrant g = it.next();
+      if (g.term != term) {
+        it.remove();
+        g.reply.completeExceptionally(new PlbException(ErrorCode.UNAVAILABLE,
+            "leadership changed" + leaderHint.get()));
+      } else if (contact != Long.MIN_VALUE && contact - g.receivedNanos >= 0) {
+        if (!g.proven) {
+          g.proven = true;
+          continue;
+        }
+        it.remove();
+        QueueServerInfo s = image.server(g.serverId);
+        if (s == null || s.state() == ServerState.DOWN
+            || livenessInFlight.contains("server:" + g.serverId)) {
+          g.reply.complete(new Grant(image.version(), 0, "queue server " + g.serverId
+              + " is " + (s == null ? "no longer registered" : s.state().name())));
+          continue;
+        }
+        lastGranted.put(g.serverId, now);
+        g.reply.complete(new Grant(image.version(), settings.lease().toMillis(), ""));
+      } else if (now - g.receivedNanos > GRANT_WAIT_NANOS) {
+        it.remove();
+        g.reply.completeExceptionally(new PlbException(ErrorCode.UNAVAILABLE,
+            "this leader has not heard from a majority of the PLB nodes for "
+                + GRANT_WAIT_NANOS / 1_000_000 + " ms"));
+      }
+    }
+    if (!pendingGrants.isEmpty() && !grantPollScheduled) {
+      grantPollScheduled = true;
+      loop.schedule(() -> {
+        grantPollScheduled = false;
+        grantLeases();
+      }, 5, TimeUnit.MILLISECONDS);
+    }
+  }
+
+  private void failPendingGrants(String why) {
+    for (PendingGrant g : pendingGrants) {
+      g.reply.completeExceptionally(new PlbException(ErrorCode.UNAVAILABLE,
+          why + leaderHint.get()));
+    }
+    pendingGrants.clear();
   }
 
   /** The open handovers with their ages and deadlines, as this leader sees them. */
@@ -339,11 +480,18 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
    * handover (to the handover's target if it was moving, else to the ACTIVE server with the fewest
    * ranges); a handover whose target is DOWN is aborted. A DOWN server heard again is committed
    * ACTIVE; its agent then hands what it still holds to the new owners as late messages. Silence
-   * is measured from this leader's takeover at the earliest. Leader loop only.
+   * is measured from the later of this leader's takeover and the moment it first saw the server
+   * registered, so a server registered late is not DOWN before its first heartbeat could come.
+   * A range is forced only once the DOWN server's lease has certainly run out (see
+   * {@link #leaseMayRun}): it has stopped accepting and delivering by then. Leader loop only.
    */
   private void checkLiveness(ClusterImage image, long now) {
+    firstSeen.keySet().retainAll(image.servers().keySet());
+    lastHeard.keySet().retainAll(image.servers().keySet());
+    lastGranted.keySet().retainAll(image.servers().keySet());
     for (QueueServerInfo s : image.servers().values()) {
-      long last = Math.max(lastHeard.getOrDefault(s.id(), leadingSince), leadingSince);
+      long since = Math.max(leadingSince, firstSeen.computeIfAbsent(s.id(), id -> now));
+      long last = Math.max(lastHeard.getOrDefault(s.id(), since), since);
       long silentMillis = (now - last) / 1_000_000;
       if (s.state() == ServerState.DOWN) {
         if (lastHeard.containsKey(s.id()) && silentMillis < settings.suspectAfter().toMillis()) {
@@ -371,7 +519,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       }
       QueueServerInfo owner = image.server(r.owner());
       Handover h = r.handover();
-      if (owner != null && owner.state() == ServerState.DOWN) {
+      if (owner != null && owner.state() == ServerState.DOWN && !leaseMayRun(owner.id(), now)) {
         if (h != null && h.phase() == HandoverPhase.PREPARE) {
           proposeLiveness("range:" + r.start(), new Command.AbortHandover(r.start(),
               r.epoch() + 1, "source " + r.owner() + " is DOWN"), "aborting the handover of "
@@ -394,6 +542,17 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
             + stateOf(image, h.target()));
       }
     }
+  }
+
+  /**
+   * Whether a lease this leader — or, before its takeover, another — granted {@code serverId}
+   * may still run: until {@code lease + leaseMargin} after the last grant, counted from the
+   * takeover at the earliest (an earlier leader's grants were all made before it). A range is
+   * forced off a DOWN server only once this is false, whoever declared it DOWN.
+   */
+  private boolean leaseMayRun(String serverId, long now) {
+    long last = Math.max(lastGranted.getOrDefault(serverId, leadingSince), leadingSince);
+    return now - last <= settings.lease().plus(settings.leaseMargin()).toNanos();
   }
 
   private void proposeLiveness(String subject, Command command, String what) {

@@ -78,7 +78,8 @@ public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBas
     }
     AdminServiceImpl.reply(driver.get()
         .thenCompose(d -> d.heartbeat(r.getServerId(), r.getMapVersion()))
-        .thenApply(v -> HeartbeatResponse.newBuilder().setVersion(v).build()), o);
+        .thenApply(g -> HeartbeatResponse.newBuilder().setVersion(g.version())
+            .setLeaseMillis(g.leaseMillis()).setDetail(g.detail()).build()), o);
   }
 
   private void report(HandoverReport r, Command command,
