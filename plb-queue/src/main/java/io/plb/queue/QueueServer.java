@@ -52,8 +52,9 @@ public final class QueueServer implements AutoCloseable {
         .telemetry(config.reportInterval(), config.hotKeys())
         .loadGauges(store::sampleSlices)
         .build();
-    this.dispatcher = new Dispatcher(store, config.id(), agent.load(), agent::holdsLease);
-    agent.onLeaseHeld(dispatcher::wake);
+    this.dispatcher = new Dispatcher(store, config.id(), agent.load(), agent::holdsLease,
+        agent::owns);
+    agent.onServingChange(dispatcher::wake);
     store.onAck(agent::onAcked);
     store.onReady(dispatcher::wake);
     AtomicLong n = new AtomicLong();

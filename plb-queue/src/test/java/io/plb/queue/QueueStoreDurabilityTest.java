@@ -30,7 +30,7 @@ class QueueStoreDurabilityTest {
       s.append(List.of(Placed.queue(msg("a", 1), 0), Placed.queue(msg("a", 2), 0),
           Placed.queue(msg("b", 3), 0),
           new Placed(msg("a", 4), 0, Buffer.HOLD, 0, 7)));
-      var d = s.take(consumer, 10); // heads of a and b
+      var d = s.take(consumer, 10, h -> true); // heads of a and b
       assertEquals(2, d.size());
       s.ack(consumer, d.get(0).lsn(), d.get(0).message().getKey()); // a:1 acknowledged
       s.saveAgentState(new byte[] {1, 2, 3});
@@ -40,7 +40,7 @@ class QueueStoreDurabilityTest {
       assertEquals(1, s.held(0, 7));
       assertEquals(3, s.loadAgentState().length);
       List<Long> seqs = new ArrayList<>();
-      for (var d : s.take(consumer, 10)) {
+      for (var d : s.take(consumer, 10, h -> true)) {
         seqs.add(d.message().getSeq());
       }
       assertEquals(List.of(2L, 3L), seqs.stream().sorted().toList());
@@ -62,20 +62,20 @@ class QueueStoreDurabilityTest {
     Object consumer = new Object();
     try (QueueStore s = QueueStore.open(tmp, true)) {
       s.append(List.of(Placed.queue(msg("a", 1), 0), Placed.queue(msg("a", 2), 0)));
-      var d = s.take(consumer, 10);
+      var d = s.take(consumer, 10, h -> true);
       assertEquals(1, d.size());
       assertEquals(false, d.get(0).redelivered());
     }
     try (QueueStore s = QueueStore.open(tmp, true)) {
       s.append(List.of(Placed.queue(msg("c", 3), 0)));
-      var d = s.take(consumer, 10);
+      var d = s.take(consumer, 10, h -> true);
       assertEquals(2, d.size());
       assertEquals(1, d.get(0).message().getSeq());
       assertEquals(true, d.get(0).redelivered());
       assertEquals(3, d.get(1).message().getSeq());
       assertEquals(false, d.get(1).redelivered());
       s.ack(consumer, d.get(0).lsn(), d.get(0).message().getKey());
-      var next = s.take(consumer, 10);
+      var next = s.take(consumer, 10, h -> true);
       assertEquals(2, next.get(0).message().getSeq());
       assertEquals(false, next.get(0).redelivered());
     }
@@ -111,7 +111,7 @@ class QueueStoreDurabilityTest {
       assertEquals(List.of(), s.bufferedHandovers(range));
       assertEquals(0, s.held(range, 7));
       List<Long> seqs = new ArrayList<>();
-      for (var d : s.take(new Object(), 10)) {
+      for (var d : s.take(new Object(), 10, h -> true)) {
         assertTrue(d.message().getLate(), "taken back as late: " + d.message().getSeq());
         seqs.add(d.message().getSeq());
       }

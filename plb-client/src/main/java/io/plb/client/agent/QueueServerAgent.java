@@ -114,7 +114,7 @@ public final class QueueServerAgent implements AutoCloseable {
   private final LongSupplier queuedCount;
   private final Ticker ticker;
   private final OwnerLease lease = new OwnerLease();
-  private final List<Runnable> leaseListeners = new CopyOnWriteArrayList<>();
+  private final List<Runnable> servingListeners = new CopyOnWriteArrayList<>();
   private final PlbAdminClient heartbeatClient;
   private final ScheduledExecutorService heartbeats;
   /** Whether the lease was held at the last check: changes are logged and announced. */
@@ -553,6 +553,7 @@ public final class QueueServerAgent implements AutoCloseable {
           // closing
         }
       }
+      servingChanged();
     } catch (RuntimeException e) {
       LOG.error("{}: applying map version {} failed", serverId, next.version(), e);
       throw e;
@@ -825,14 +826,33 @@ public final class QueueServerAgent implements AutoCloseable {
     return lease.holds(ticker.nanos(), image.version());
   }
 
+  /** Whether the key at ring position {@code hash} is in a range this server owns now. */
+  public boolean owns(long hash) {
+    ClusterImage now = image;
+    return now.rangeCount() > 0 && serverId.equals(now.rangeFor(hash).owner());
+  }
+
   /** Milliseconds left on the ownership lease (0 when none is held). */
   public long leaseRemainingMillis() {
     return TimeUnit.NANOSECONDS.toMillis(lease.remainingNanos(ticker.nanos(), image.version()));
   }
 
-  /** Runs {@code listener} (on an agent thread) whenever this server comes to hold its lease. */
-  public void onLeaseHeld(Runnable listener) {
-    leaseListeners.add(Objects.requireNonNull(listener, "listener"));
+  /**
+   * Runs {@code listener} (on an agent thread) whenever what this server may serve can have
+   * grown: it comes to hold its lease, or applies a map version (a range may be its own again).
+   */
+  public void onServingChange(Runnable listener) {
+    servingListeners.add(Objects.requireNonNull(listener, "listener"));
+  }
+
+  private void servingChanged() {
+    for (Runnable r : servingListeners) {
+      try {
+        r.run();
+      } catch (RuntimeException e) {
+        LOG.warn("{}: serving listener failed", serverId, e);
+      }
+    }
   }
 
   /** Logs a change of the lease and tells the listeners when it is held again. */
@@ -845,13 +865,7 @@ public final class QueueServerAgent implements AutoCloseable {
     if (now) {
       LOG.info("{}: holds its ownership lease ({} ms left) at map version {}: serving", serverId,
           leaseRemainingMillis(), image.version());
-      for (Runnable r : leaseListeners) {
-        try {
-          r.run();
-        } catch (RuntimeException e) {
-          LOG.warn("{}: lease listener failed", serverId, e);
-        }
-      }
+      servingChanged();
     } else {
       long awaited = lease.awaitedVersion();
       LOG.warn("{}: ownership lease lost ({}): accepting and delivering nothing until the PLB "

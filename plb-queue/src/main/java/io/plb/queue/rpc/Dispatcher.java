@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
+import java.util.function.LongPredicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,7 +27,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Nothing is delivered while {@code mayDeliver} says no — the server holds no ownership lease
  * (docs/design.md §5 "Owner leases"); consumers then simply receive nothing, and the agent wakes
- * the dispatcher when the lease is held again.
+ * the dispatcher when the lease is held again. Nor is anything of a range the server's map says
+ * it does not own: what a server still has queued of a range that was forced away from it goes
+ * to the owner as late messages, never to this server's consumers.
  *
  * <p>Thread model: {@link #wake} may be called from any thread; only the dispatcher thread sends
  * on a session's stream, so stream writes never race. Session state is guarded by the session.
@@ -37,6 +40,7 @@ public final class Dispatcher implements AutoCloseable {
   private final QueueStore store;
   private final SliceLoadAccumulator load;
   private final BooleanSupplier mayDeliver;
+  private final LongPredicate owned;
   private final List<Session> sessions = new CopyOnWriteArrayList<>();
   private final AtomicLong delivered = new AtomicLong();
   private final Object signal = new Object();
@@ -48,12 +52,14 @@ public final class Dispatcher implements AutoCloseable {
   /**
    * @param load where deliveries are counted for the load reports (DESIGN §6)
    * @param mayDeliver whether delivering is allowed now (the server holds its lease)
+   * @param owned whether the key at a ring position is in a range this server owns now
    */
   public Dispatcher(QueueStore store, String serverId, SliceLoadAccumulator load,
-      BooleanSupplier mayDeliver) {
+      BooleanSupplier mayDeliver, LongPredicate owned) {
     this.store = store;
     this.load = load;
     this.mayDeliver = mayDeliver;
+    this.owned = owned;
     this.thread = new Thread(this::loop, "plb-dispatch-" + serverId);
     this.thread.setDaemon(true);
     this.thread.start();
@@ -180,7 +186,7 @@ public final class Dispatcher implements AutoCloseable {
         if (!mayDeliver.getAsBoolean()) {
           return; // woken again when the lease is held
         }
-        List<QueueStore.Delivered> batch = store.take(s, Math.min(credit, 128));
+        List<QueueStore.Delivered> batch = store.take(s, Math.min(credit, 128), owned);
         if (batch.isEmpty()) {
           return;
         }

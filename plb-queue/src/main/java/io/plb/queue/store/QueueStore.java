@@ -24,6 +24,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.function.LongConsumer;
+import java.util.function.LongPredicate;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
@@ -267,14 +268,18 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   /**
    * Takes up to {@code max} deliverable heads for {@code holder} (one per key, at most one
-   * outstanding per key across all holders).
+   * outstanding per key across all holders), of keys at ring positions {@code owned} accepts:
+   * what is queued of a range this server no longer owns stays for the agent to hand over.
    */
-  public List<Delivered> take(Object holder, int max) {
+  public List<Delivered> take(Object holder, int max, LongPredicate owned) {
     List<Delivered> out = new ArrayList<>();
     synchronized (this) {
       var it = ready.iterator();
       while (out.size() < max && it.hasNext()) {
         KeyQueue q = it.next();
+        if (!owned.test(q.hash)) {
+          continue; // a range this server lost: the agent hands it to the owner as late
+        }
         it.remove();
         long lsn = q.lsns.peekFirst();
         byte[] value;

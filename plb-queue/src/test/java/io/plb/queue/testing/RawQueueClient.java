@@ -118,12 +118,12 @@ public final class RawQueueClient implements AutoCloseable {
    * none: whatever it holds stays out (which keeps a handover's source backlog from draining)
    * until the returned handle is closed, when the server delivers it again, marked redelivered.
    */
-  public AutoCloseable hold(String consumer, int maxInFlight, List<Delivery> got) {
+  public Holding hold(String consumer, int maxInFlight, List<Delivery> got) {
     return hold(consumer, maxInFlight, got::add);
   }
 
   /** {@link #hold(String, int, List)}, handing each delivery to {@code onDelivery}. */
-  public AutoCloseable hold(String consumer, int maxInFlight,
+  public Holding hold(String consumer, int maxInFlight,
       java.util.function.Consumer<Delivery> onDelivery) {
     @SuppressWarnings("unchecked")
     StreamObserver<SubscribeRequest>[] req = new StreamObserver[1];
@@ -143,11 +143,34 @@ public final class RawQueueClient implements AutoCloseable {
       req[0].onNext(SubscribeRequest.newBuilder().setStart(SubscribeStart.newBuilder()
           .setConsumer(consumer).setMaxInFlight(maxInFlight)).build());
     }
-    return () -> {
+    return new Holding(req);
+  }
+
+  /** A consumer that acknowledges only what it is told to; closing it ends its stream. */
+  public static final class Holding implements AutoCloseable {
+    private final StreamObserver<SubscribeRequest>[] req;
+
+    private Holding(StreamObserver<SubscribeRequest>[] req) {
+      this.req = req;
+    }
+
+    /** Acknowledges these deliveries. */
+    public void ack(long... deliveryIds) {
+      Acknowledge.Builder ack = Acknowledge.newBuilder();
+      for (long id : deliveryIds) {
+        ack.addDeliveryIds(id);
+      }
+      synchronized (req) {
+        req[0].onNext(SubscribeRequest.newBuilder().setAck(ack).build());
+      }
+    }
+
+    @Override
+    public void close() {
       synchronized (req) {
         req[0].onCompleted();
       }
-    };
+    }
   }
 
   /** Subscribes; every delivery is added to {@code got} and acknowledged. */
