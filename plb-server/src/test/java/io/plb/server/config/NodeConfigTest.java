@@ -342,6 +342,23 @@ class NodeConfigTest {
   }
 
   @Test
+  void downAfterMustExceedTheLeaseAndItsMargin() {
+    NodeConfig d = NodeConfig.of(valid());
+    assertEquals(Duration.ofSeconds(6), d.lease());
+    assertEquals(Duration.ofSeconds(1), d.leaseMargin());
+    assertTrue(d.downAfter().compareTo(d.lease().plus(d.leaseMargin())) > 0);
+    refused(with("server.lease", "9s"), "server.downAfter (10s) must be longer than "
+        + "server.lease + server.leaseMargin (9s + 1s)");
+    refused(with("server.lease", "0"), "server.lease must be greater than zero");
+    refused(with("server.leaseMargin", "a bit"), "server.leaseMargin");
+    Map<String, String> v = new java.util.HashMap<>(with("server.downAfter", "4s"));
+    v.put("server.suspectAfter", "1s");
+    v.put("server.lease", "2s");
+    v.put("server.leaseMargin", "0");
+    assertEquals(Duration.ZERO, NodeConfig.of(v).leaseMargin());
+  }
+
+  @Test
   void electionTimeoutMaxMustExceedMin() {
     Map<String, String> less = valid();
     less.put("raft.electionTimeoutMin", "2s");
