@@ -53,8 +53,16 @@ public final class QueueCluster implements AutoCloseable {
     }
   }
 
+  /** Starts queue server i and waits until it serves: registered and holding its lease. */
   public void startQueue(int i) throws IOException {
     start(i, "127.0.0.1:0");
+    awaitServing(i);
+  }
+
+  private void awaitServing(int i) {
+    QueueServer q = queues[i];
+    TestCluster.await(Duration.ofSeconds(30), q.id() + " holding its ownership lease",
+        () -> q.agent().holdsLease());
   }
 
   /**
@@ -65,6 +73,7 @@ public final class QueueCluster implements AutoCloseable {
     String listen = "127.0.0.1:" + queues[i].port();
     stopQueue(i);
     start(i, listen);
+    awaitServing(i);
   }
 
   /**
