@@ -490,8 +490,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         || req.getDirection() == TransferDirection.UNRECOGNIZED) {
       return "direction must be FORWARD, REVERSE or LATE";
     }
-    if (req.getHandoverEpoch() < 1) {
-      return "handover_epoch must be at least 1";
+    // A FORWARD or REVERSE transfer belongs to one handover; a LATE one to none (what a server
+    // holds of a range it lost may be only queued messages), so its epoch is not read.
+    if (req.getDirection() != TransferDirection.LATE && req.getHandoverEpoch() < 1) {
+      return "handover_epoch must be at least 1 for a " + req.getDirection() + " transfer";
     }
     if (req.getMapVersion() == 0) {
       return "map_version must be the sender's map version";
