@@ -495,6 +495,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     if (req.getDirection() != TransferDirection.LATE && req.getHandoverEpoch() < 1) {
       return "handover_epoch must be at least 1 for a " + req.getDirection() + " transfer";
     }
+    if (req.getDirection() == TransferDirection.LATE
+        && (req.getLateSession() < 1 || req.getLateBatch() < 1)) {
+      return "late_session and late_batch must be at least 1 for a LATE transfer";
+    }
     if (req.getMapVersion() == 0) {
       return "map_version must be the sender's map version";
     }
