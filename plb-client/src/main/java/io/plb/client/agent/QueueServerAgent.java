@@ -941,7 +941,7 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /**
    * The server a late message of ring position {@code hash} goes to now: its range's owner when
-   * that is another server, ACTIVE, and would queue it (no handover of the range past PREPARE);
+   * that is another server, not DOWN, and would queue it (no handover of the range past PREPARE);
    * null while it cannot be sent — our own range, unassigned, or in a handover we take part in or
    * that holds arrivals.
    */
@@ -952,7 +952,8 @@ public final class QueueServerAgent implements AutoCloseable {
       return null;
     }
     QueueServerInfo owner = image.server(r.owner());
-    return owner != null && owner.state() == ServerState.ACTIVE ? r.owner() : null;
+    // A DRAINING owner still serves its ranges; a DOWN one's are about to be forced.
+    return owner != null && owner.state() != ServerState.DOWN ? r.owner() : null;
   }
 
   /** Whether this buffered handover is one we take part in now. */
