@@ -828,7 +828,8 @@ public final class QueueServerAgent implements AutoCloseable {
       if (taken > 0) {
         progress = true;
         LOG.warn("{}: sent {} late message(s) to {}, their keys' owner{}", serverId, taken,
-            b.to(), taken < n ? "; " + (n - taken) + " not taken: " + resp.getDetail() : "");
+            b.to(), taken < n ? "; " + (n - taken) + " not its keys at version "
+                + resp.getMapVersion() + ", kept" : "");
       } else {
         refusing.add(b.to());
         LOG.info("{}: {} took none of {} late message(s) at version {}: {}", serverId, b.to(), n,
@@ -861,9 +862,9 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /**
    * The next late batch: queued messages of ranges we do not own, then the copies in buffers of
-   * handovers no longer open here, all of whose keys belong to one server now (the first one found that has not refused in
-   * this round), deduplicated by message id, within the batch limits. Null when nothing can be
-   * sent now. Under the lock.
+   * handovers no longer open here, all of whose keys belong to one server now (the first found
+   * that has not refused in this round), one per message id, within the batch limits. Null when
+   * nothing can be sent now. Under the lock.
    */
   private LateBatch nextLateBatch(Set<String> refusing) {
     if (image.version() == 0) {
