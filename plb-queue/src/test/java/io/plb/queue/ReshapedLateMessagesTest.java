@@ -132,6 +132,54 @@ class ReshapedLateMessagesTest {
   }
 
   /**
+   * The split case with many keys and small late batches (5 messages): q1 holds 12 queued
+   * messages and 12 in its hold buffer over six keys of each half, so its leftovers go out in
+   * several batches per owner, each of one owner's keys.
+   */
+  @Test
+  void manyLateMessagesGoOutInSmallBatchesToEachKeysOwner() throws Exception {
+    List<String> keys = new ArrayList<>();
+    for (int i = 0; i < 6; i++) {
+      keys.add(keyIn(false, i));
+      keys.add(keyIn(true, i));
+    }
+    try (QueueCluster c = QueueCluster.start(tmp, 3, FAST_DOWN, Map.of("lateBatch.messages", "5"));
+        Recorder got = new Recorder()) {
+      c.layOut(1);
+      long v = awaitBoth(c, c.map().version(), 0, 1);
+      long seq = 0;
+      for (String k : keys) {
+        got.publish(c, 0, ++seq, k, v);
+      }
+      long prepare = c.admin().move(0, "q2").getVersion();
+      awaitSwitch(c, 0, 0, 1);
+      for (String k : keys) {
+        got.publish(c, 0, ++seq, k, prepare);
+      }
+      assertEquals(12, c.queue(0).store().held());
+      c.stopQueue(0);
+      TestCluster.await(WAIT, "q1 DOWN and the ring forced to q2", () -> {
+        var m = c.map();
+        return m.server("q1").state() == ServerState.DOWN && m.rangeFor(0).owner().equals("q2")
+            && m.rangeFor(0).handover() == null;
+      });
+      got.subscribe(c, 1, "c2");
+      got.subscribe(c, 2, "c3");
+      c.admin().splitAtHash(0, HALF);
+      c.admin().move(HALF, "q3");
+      TestCluster.await(WAIT, "the upper half moved to q3", () -> {
+        RangeEntry r = c.map().rangeFor(HALF);
+        return r.owner().equals("q3") && r.handover() == null;
+      });
+      c.startQueue(0);
+      got.awaitAll(c, 3, 24);
+      assertEquals(24, got.all.stream().filter(Delivery::getLate).count());
+      assertEquals(12, c.queue(1).agent().lateReceived());
+      assertEquals(12, c.queue(2).agent().lateReceived());
+    }
+  }
+
+  /**
    * The receiving side by hand: a late batch of keys of two owners is taken in part, the answer
    * naming what was not taken; the same batch again (its answer lost) is answered the same and
    * stores nothing; an older batch of the sender, arriving after a newer one was taken, stores
@@ -181,10 +229,15 @@ class ReshapedLateMessagesTest {
 
   /** A key whose hash lies in the upper half of the ring ({@code upper}) or the lower. */
   private static String keyIn(boolean upper) {
+    return keyIn(upper, 0);
+  }
+
+  /** The {@code n}-th such key (from 0). */
+  private static String keyIn(boolean upper, int n) {
     String prefix = upper ? "b" : "a";
     for (int i = 0; ; i++) {
       String k = prefix + i;
-      if (KeyHash.hash(k.getBytes(StandardCharsets.UTF_8)) < 0 == upper) {
+      if (KeyHash.hash(k.getBytes(StandardCharsets.UTF_8)) < 0 == upper && n-- == 0) {
         return k;
       }
     }
