@@ -1,9 +1,12 @@
 package io.plb.queue;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.plb.core.check.History;
 import io.plb.core.check.HistoryChecker;
 import io.plb.core.keyspace.KeyHash;
@@ -210,6 +213,28 @@ class ReshapedLateMessagesTest {
       assertEquals(3, c.queue(0).store().queued());
       assertEquals(3, c.queue(0).agent().lateReceived());
       assertEquals(0, c.queue(1).store().queued());
+    }
+  }
+
+  /**
+   * Late messages count against {@code maxQueued}: a batch that would pass it is answered
+   * RESOURCE_EXHAUSTED and nothing of it is stored; one that fits is taken.
+   */
+  @Test
+  void aLateBatchBeyondMaxQueuedIsExhaustedAndStoresNothing() throws Exception {
+    String a = keyIn(false);
+    try (QueueCluster c = QueueCluster.start(tmp, 1, Map.of(), Map.of("maxQueued", "2"));
+        RawQueueClient q1 = new RawQueueClient(c.queue(0).address())) {
+      c.layOut(1);
+      long v = awaitBoth(c, c.map().version(), 0);
+      StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
+          () -> q1.transfer(late(v, 1, a + ":1", a + ":2", a + ":3")));
+      assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.getStatus().getCode());
+      assertTrue(e.getStatus().getDescription().contains("maxQueued"), e.getMessage());
+      assertEquals(0, c.queue(0).store().queued());
+      assertEquals(TransferOutcome.STORED,
+          q1.transfer(late(v, 1, a + ":1", a + ":2")).getOutcome());
+      assertEquals(2, c.queue(0).store().queued());
     }
   }
 

@@ -466,6 +466,17 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       out.onError(Status.INVALID_ARGUMENT.withDescription(bad).asRuntimeException());
       return;
     }
+    // Late messages may wait on their sender until there is room; a handover's transfers may
+    // not (the handover waits for them), so only LATE is held to maxQueued.
+    if (req.getDirection() == TransferDirection.LATE
+        && store.queued() + store.held() + req.getMessagesCount() > maxQueued) {
+      overloaded.incrementAndGet();
+      out.onError(Status.RESOURCE_EXHAUSTED.withDescription("queue server " + serverId
+          + " holds " + (store.queued() + store.held()) + " messages, at most " + maxQueued
+          + " (maxQueued): " + req.getMessagesCount() + " late messages wait")
+          .asRuntimeException());
+      return;
+    }
     workers.execute(() -> {
       try {
         out.onNext(agent.onTransfer(req));
