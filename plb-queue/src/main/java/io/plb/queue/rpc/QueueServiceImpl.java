@@ -470,7 +470,6 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     // not (the handover waits for them), so only LATE is held to maxQueued.
     if (req.getDirection() == TransferDirection.LATE
         && store.queued() + store.held() + req.getMessagesCount() > maxQueued) {
-      overloaded.incrementAndGet();
       out.onError(Status.RESOURCE_EXHAUSTED.withDescription("queue server " + serverId
           + " holds " + (store.queued() + store.held()) + " messages, at most " + maxQueued
           + " (maxQueued): " + req.getMessagesCount() + " late messages wait")
