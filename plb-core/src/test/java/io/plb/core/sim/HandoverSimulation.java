@@ -707,7 +707,8 @@ final class HandoverSimulation {
 
   /**
    * What survives a crash, as in the reference queue server's store: the deliverable queue, the
-   * handover buffers, and the agent's persisted state. Every method is one durable write.
+   * handover buffers, the agent's persisted state and the late receipts. Every method is one
+   * durable write.
    */
   private static final class Disk {
     final Map<String, ArrayDeque<Entry>> queue = new LinkedHashMap<>();
