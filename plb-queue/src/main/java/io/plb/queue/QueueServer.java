@@ -48,6 +48,7 @@ public final class QueueServer implements AutoCloseable {
         .plbEndpoints(config.plb())
         .resendInterval(config.resendInterval())
         .heartbeatInterval(config.heartbeatInterval())
+        .lateBatch(config.lateBatchMessages(), config.lateBatchBytes())
         .loadFigures(store::queued, store::held)
         .telemetry(config.reportInterval(), config.hotKeys())
         .loadGauges(store::sampleSlices)

@@ -358,6 +358,7 @@ class LateHandoverMessagesTest {
       long version, long seq) {
     return TransferHeldRequest.newBuilder().setFromServer(from).setRangeStart(0).setRangeEnd(0)
         .setHandoverEpoch(he).setDirection(dir).setMapVersion(version)
+        .setLateSession(dir == TransferDirection.LATE ? 1 : 0).setLateBatch(seq)
         .addMessages(StoredMessage.newBuilder().setKey(ByteString.copyFromUtf8("k"))
             .setPayload(ByteString.copyFromUtf8("m" + seq)).setProducer("p").setSeq(seq))
         .build();

@@ -36,8 +36,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class LeaseFencingTest {
   private static final Duration WAIT = Duration.ofSeconds(60);
-  private static final Map<String, String> PLB = Map.of("server.suspectAfter", "1s",
-      "server.downAfter", "4s", "server.lease", "2s", "server.leaseMargin", "1s");
+  private static final Map<String, String> PLB = TestCluster.liveness("4s", "2s");
   private static final Map<String, String> QUEUE = Map.of("heartbeatInterval", "200ms",
       "resendInterval", "100ms");
 

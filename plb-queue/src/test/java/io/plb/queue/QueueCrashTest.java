@@ -24,8 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class QueueCrashTest {
   private static final Duration WAIT = Duration.ofSeconds(60);
-  private static final Map<String, String> PLB = Map.of("server.suspectAfter", "1s",
-      "server.downAfter", "8s", "server.lease", "3s", "server.leaseMargin", "1s");
+  private static final Map<String, String> PLB = TestCluster.liveness("8s", "3s");
   private static final Map<String, String> QUEUE = Map.of("heartbeatInterval", "200ms",
       "resendInterval", "100ms");
 

@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import io.plb.client.agent.HandoverStore.BufferedHandover;
+import io.plb.client.agent.HandoverStore.Held;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.proto.v1.StoredMessage;
 import io.plb.queue.store.QueueStore;
@@ -104,11 +106,14 @@ class QueueStoreDurabilityTest {
       s.discard(range, 12, List.of(Buffer.HELD));
     }
     try (QueueStore s = QueueStore.open(tmp, true)) {
-      assertEquals(List.of(7L), s.bufferedHandovers(range));
-      assertEquals(List.of(3L), s.bufferedHandovers(0));
-      assertEquals(List.of(), s.bufferedHandovers(1));
-      s.releaseLate(range, 7);
-      assertEquals(List.of(), s.bufferedHandovers(range));
+      assertEquals(List.of(new BufferedHandover(0, 3), new BufferedHandover(range, 7)),
+          s.bufferedHandovers(), "by range start, unsigned");
+      List<Held> copies = s.buffered(range, 7, 100);
+      assertEquals(List.of(1L, 1L, 5L, 2L), seqs(copies), "HOLD, RETURNED, POST_ABORT");
+      assertEquals(List.of(1L, 1L), seqs(s.buffered(range, 7, 2)));
+      s.requeueLate(copies);
+      s.requeueLate(copies); // copies gone already: nothing
+      assertEquals(List.of(new BufferedHandover(0, 3)), s.bufferedHandovers());
       assertEquals(0, s.held(range, 7));
       List<Long> seqs = new ArrayList<>();
       for (var d : s.take(new Object(), 10, h -> true)) {
@@ -117,7 +122,47 @@ class QueueStoreDurabilityTest {
       }
       assertEquals(List.of(1L), seqs, "one head per key; a:1 queued once");
       assertEquals(3, s.queued()); // a:1, a:2, a:5
-      assertEquals(List.of(3L), s.bufferedHandovers(0));
     }
+  }
+
+  @Test
+  void leftoversAreDroppedCopyByCopyAndLateReceiptsSurviveReopen() throws Exception {
+    Object consumer = new Object();
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      s.append(List.of(Placed.queue(msg("a", 1), 0), Placed.queue(msg("a", 2), 0),
+          Placed.queue(msg("b", 3), 0),
+          new Placed(msg("c", 4), 0, Buffer.HOLD, 5, 2),
+          new Placed(msg("d", 5), 0, Buffer.HOLD, 5, 2)));
+      List<Held> queued = s.queued(0, 0, 10);
+      assertEquals(List.of(1L, 2L, 3L), seqs(queued));
+      var out = s.take(consumer, 10, h -> true); // a:1 and b:3 out with a consumer
+      assertEquals(2, out.size());
+      // a:1 (out with a consumer), b:3 and c:4 were taken by their owners; d:5 was not.
+      s.drop(List.of(queued.get(0), queued.get(2), s.buffered(5, 2, 1).get(0)));
+      assertEquals(1, s.queued());
+      assertEquals(0, s.inFlight());
+      assertEquals(List.of(2L), seqs(s.take(consumer, 10, h -> true)), "a:2 is a's head now");
+      assertEquals(List.of(5L), seqs(s.buffered(5, 2, 10)));
+      s.drop(List.of(queued.get(0))); // gone already: nothing
+      assertEquals(1, s.queued());
+      s.queueLate(List.of(msg("e", 6)), "q9", new byte[] {4, 2});
+    }
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      assertEquals(2, s.queued()); // a:2, e:6
+      assertEquals(1, s.held());
+      assertTrue(java.util.Arrays.equals(new byte[] {4, 2}, s.lateReceipt("q9")));
+      assertEquals(0, s.lateReceipt("q8").length);
+      assertEquals(List.of(2L, 6L), seqs(s.queued(0, 0, 10)));
+      assertTrue(s.queued(0, 0, 10).get(1).message().getLate());
+    }
+  }
+
+  private static List<Long> seqs(List<?> copies) {
+    List<Long> out = new ArrayList<>();
+    for (Object o : copies) {
+      out.add(o instanceof Held h ? h.message().getSeq()
+          : ((QueueStore.Delivered) o).message().getSeq());
+    }
+    return out;
   }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.plb.core.map.ServerState;
 import io.plb.proto.v1.Delivery;
+import io.plb.proto.v1.PublishStatus;
 import io.plb.queue.testing.QueueCluster;
 import io.plb.queue.testing.RawQueueClient;
 import io.plb.queue.testing.Staging;
@@ -51,8 +52,7 @@ class SourceFailureTest {
   @Test
   void sourceDeclaredDownHandsItsMessagesOverAsLateOnReturn() throws Exception {
     try (QueueCluster c = QueueCluster.start(tmp, 2,
-        Map.of("server.suspectAfter", "1s", "server.downAfter", "2s", "server.lease", "1s",
-            "server.leaseMargin", "500ms"), Map.of())) {
+        TestCluster.liveness("3s", "1s"), Map.of())) {
       List<Delivery> got = new CopyOnWriteArrayList<>();
       Staging.switchWithHoldBuffer(c);
       c.stopQueue(0);
@@ -73,6 +73,44 @@ class SourceFailureTest {
         assertEquals(List.of("m1", "m2", "m3", "m4"), payloads(got).subList(1, 5));
         assertEquals(4, got.stream().filter(Delivery::getLate).count());
         assertEquals(4, c.queue(1).agent().lateReceived());
+        TestCluster.await(Duration.ofSeconds(10), "q1 holds nothing any more",
+            () -> c.queue(0).store().queued() == 0 && c.queue(0).store().held() == 0);
+      }
+    }
+  }
+
+  /**
+   * An owner with a backlog and nothing in any handover buffer is declared DOWN; its range is
+   * forced to q2. On its return it sends its queued messages to q2 as late messages — a LATE
+   * transfer that belongs to no handover, so it carries no handover epoch. (It was refused as
+   * malformed, "handover_epoch must be at least 1", for as long as the backlog stayed.)
+   */
+  @Test
+  void ownerDeclaredDownHandsItsQueuedMessagesOverAsLateOnReturn() throws Exception {
+    try (QueueCluster c = QueueCluster.start(tmp, 2,
+        TestCluster.liveness("3s", "1s"), Map.of())) {
+      c.layOut(1);
+      try (RawQueueClient q1 = new RawQueueClient(c.queue(0).address())) {
+        long v = c.map().version();
+        TestCluster.await(Duration.ofSeconds(10), "q1 at the layout",
+            () -> c.queue(0).agent().version() >= v);
+        for (int i = 1; i <= 3; i++) {
+          assertEquals(PublishStatus.ACCEPTED, q1.publish("p", i, "k", "m" + i, v).getStatus());
+        }
+      }
+      assertEquals(0, c.queue(0).store().held());
+      c.stopQueue(0);
+      TestCluster.await(Duration.ofSeconds(30), "q1 DOWN and the range forced to q2", () -> {
+        var m = c.map();
+        return m.server("q1").state() == ServerState.DOWN && m.rangeFor(0).owner().equals("q2");
+      });
+      List<Delivery> got = new CopyOnWriteArrayList<>();
+      try (RawQueueClient q2 = new RawQueueClient(c.queue(1).address())) {
+        q2.subscribe("c2", got);
+        c.startQueue(0);
+        TestCluster.await(Duration.ofSeconds(30), "m1..m3 delivered by q2", () -> got.size() >= 3);
+        assertEquals(List.of("m1", "m2", "m3"), payloads(got));
+        assertEquals(3, got.stream().filter(Delivery::getLate).count());
         TestCluster.await(Duration.ofSeconds(10), "q1 holds nothing any more",
             () -> c.queue(0).store().queued() == 0 && c.queue(0).store().held() == 0);
       }

@@ -87,8 +87,7 @@ class TargetFailureTest {
   @Test
   void targetDeadInSwitchHandsBackOnReturnAndNothingIsLost() throws Exception {
     try (QueueCluster c = QueueCluster.start(tmp, 2,
-        Map.of("server.suspectAfter", "1s", "server.downAfter", "4s", "server.lease", "2s",
-            "server.leaseMargin", "1s"), Map.of());
+        TestCluster.liveness("4s", "2s"), Map.of());
         RawQueueClient q1 = new RawQueueClient(c.queue(0).address())) {
       c.layOut(1);
       long epoch = c.map().rangeFor(0).epoch();

@@ -39,31 +39,61 @@ public interface HandoverStore {
   void discard(long rangeStart, long handoverEpoch, List<Buffer> buffers);
 
   /**
-   * Takes every message of {@code [start, end)} the server still has — the deliverable queue and
-   * the buffers of {@code handoverEpoch} — for sending to the range's new owner as late messages.
-   * Nothing is deleted until {@link #dropOrphans} is called with the same arguments.
+   * One stored copy of a message: in the deliverable queue ({@code buffer} null, handover fields
+   * 0) or in a buffer of handover {@code (rangeStart, handoverEpoch)}. {@code hash} is its key's
+   * ring position; {@code position} tells the store which copy it is.
    */
-  List<StoredMessage> orphans(long start, long end, long handoverEpoch);
+  record Held(StoredMessage message, long hash, long rangeStart, long handoverEpoch,
+      Buffer buffer, long position) {
+    /** The message id, {@code (producer, seq)}, as one string. */
+    public String id() {
+      return message.getProducer() + "\u0000" + message.getSeq();
+    }
+  }
 
-  /** Deletes what {@link #orphans} returned, after the new owner stored it. */
-  void dropOrphans(long start, long end, long handoverEpoch, List<StoredMessage> sent);
-
-  /** Appends late messages (marked late) to the back of the deliverable queue, durably. */
-  void queueLate(List<StoredMessage> messages);
+  /** A handover whose buffers hold messages here. */
+  record BufferedHandover(long rangeStart, long handoverEpoch) {}
 
   /**
-   * The handover epochs of the range starting at {@code rangeStart} that still have messages in
-   * any buffer, in increasing order. The agent compares them with its open handovers to find
-   * what a crash kept it from handing on.
+   * Every handover that still has messages in any buffer, ordered by range start (unsigned),
+   * then epoch. The agent compares them with its open handovers to find what a crash or a lost
+   * range kept it from handing on.
    */
-  List<Long> bufferedHandovers(long rangeStart);
+  List<BufferedHandover> bufferedHandovers();
 
   /**
-   * Moves every buffer of the handover to the back of the deliverable queue, marked late, in one
-   * durable write; a message id repeated among them is queued once. For what a server still held
-   * of a range it lost while DOWN and owns again.
+   * Up to {@code max} copies in the buffers of a handover, buffer by buffer in the order a
+   * release would list them ({@code HOLD, PREFIX, RETURNED, HELD, POST_ABORT}), each in the
+   * order it was filled.
    */
-  void releaseLate(long rangeStart, long handoverEpoch);
+  List<Held> buffered(long rangeStart, long handoverEpoch, int max);
+
+  /** Up to {@code max} messages of {@code [start, end)} in the deliverable queue, in its order. */
+  List<Held> queued(long start, long end, int max);
+
+  /**
+   * Deletes these copies (their messages were stored by the owner of their keys) in one durable
+   * write. A copy that is gone already (acknowledged by a consumer meanwhile) is skipped.
+   */
+  void drop(List<Held> copies);
+
+  /**
+   * Moves these buffer copies to the back of the deliverable queue, marked late, in this order
+   * and in one durable write; a message id repeated among them is queued once, and a copy gone
+   * already is skipped. For what a server still held of ranges it lost while DOWN, where the
+   * keys are its own again.
+   */
+  void requeueLate(List<Held> copies);
+
+  /**
+   * Appends late messages (marked late) to the back of the deliverable queue and records
+   * {@code receipt} as the answer to the last late batch taken from {@code fromServer}, in one
+   * durable write: a resend of that batch is answered from the receipt and stores nothing.
+   */
+  void queueLate(List<StoredMessage> messages, String fromServer, byte[] receipt);
+
+  /** The receipt last recorded for {@code fromServer} by {@link #queueLate}, or an empty array. */
+  byte[] lateReceipt(String fromServer);
 
   /** Persists the agent's state (open handover sides and refusal fences). */
   void saveAgentState(byte[] state);

@@ -11,6 +11,8 @@ import io.plb.core.error.ErrorCode;
 import io.plb.core.load.HotKeys;
 import io.plb.core.load.LoadReport;
 import io.plb.core.load.SliceLoadAccumulator;
+import io.plb.client.agent.HandoverStore.BufferedHandover;
+import io.plb.client.agent.HandoverStore.Held;
 import io.plb.client.watch.MapWatcher;
 import io.plb.core.handover.OwnerLease;
 import io.plb.core.handover.Participant;
@@ -22,9 +24,11 @@ import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.map.ClusterImage;
+import io.plb.core.map.HandoverPhase;
 import io.plb.core.map.MapDelta;
 import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
+import io.plb.core.map.ServerState;
 import io.plb.core.time.Ticker;
 import io.plb.proto.v1.HeartbeatRequest;
 import io.plb.proto.v1.HeartbeatResponse;
@@ -48,6 +52,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
@@ -75,7 +80,11 @@ import org.slf4j.LoggerFactory;
  * again every {@code resendInterval} ({@link Participant#resend}): every one of them is keyed by
  * {@code (range, handoverEpoch)} and a late or duplicated one is ignored by its receiver. What
  * the server still holds of ranges it lost while DOWN is found in the store on every map version
- * and resend round, and sent on as late messages until nothing is left.
+ * and resend round and placed by key in the current map, whatever splits and merges happened
+ * since: taken back into the server's own queue, or sent to the keys' owners as late messages
+ * until nothing is left. One late sender runs at a time (on an I/O thread, outside the lock but
+ * for reading and dropping copies); it has at most one batch unanswered and sends it again
+ * unchanged, so its receiver, which keeps a receipt of the last batch per sender, stores it once.
  *
  * <p><b>Load reports</b> (DESIGN §6). The server counts its traffic into {@link #load()}; every
  * {@code reportInterval} the agent's own reporter thread drains it, adds the queue depth and
@@ -124,7 +133,15 @@ public final class QueueServerAgent implements AutoCloseable {
   private final Condition versionAdvanced = lock.newCondition();
   private final Set<Long> awaitingBacklog = new HashSet<>();
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
-  private final Set<Long> orphansInFlight = ConcurrentHashMap.newKeySet();
+  /** Copies in the late batch awaiting its answer: not taken back meanwhile. Under the lock. */
+  private final Set<Held> lateInFlight = new HashSet<>();
+  private final AtomicBoolean lateRunning = new AtomicBoolean();
+  private volatile boolean lateKicked;
+  /** The late batch sent and not yet answered; only the late sender touches it. */
+  private volatile LateBatch pendingLate;
+  private long lateBatchSeq;
+  private final int lateBatchMessages;
+  private final long lateBatchBytes;
   /** Reports and transfers that leave once the state that led to them is persisted. */
   private final List<Runnable> pendingSends = new ArrayList<>();
   private final Map<String, ManagedChannel> peers = new ConcurrentHashMap<>();
@@ -147,6 +164,24 @@ public final class QueueServerAgent implements AutoCloseable {
   private long lastReportMillis;
   private volatile ClusterImage image = ClusterImage.EMPTY;
 
+  /** Messages a late transfer carries at most, by default. */
+  public static final int DEFAULT_LATE_BATCH_MESSAGES = 1000;
+  /** Message bytes a late transfer carries at most, by default. */
+  public static final long DEFAULT_LATE_BATCH_BYTES = 4L << 20;
+  public static final int MAX_LATE_BATCH_MESSAGES = 100_000;
+
+  /** Refuses late batch limits outside their ranges (see {@link Builder#lateBatch}). */
+  public static void checkLateBatch(long messages, long bytes) {
+    if (messages < 1 || messages > MAX_LATE_BATCH_MESSAGES) {
+      throw new IllegalArgumentException("lateBatch.messages must be 1.."
+          + MAX_LATE_BATCH_MESSAGES + ", not " + messages);
+    }
+    if (bytes < (64 << 10) || bytes > (64 << 20)) {
+      throw new IllegalArgumentException("lateBatch.bytes must be 65536..67108864 (64 KiB..64 "
+          + "MiB), not " + bytes);
+    }
+  }
+
   /** Load reports kept for resending while the leader does not take them. */
   public static final int MAX_PENDING_REPORTS = 10;
   private volatile boolean closed;
@@ -161,6 +196,8 @@ public final class QueueServerAgent implements AutoCloseable {
     this.resendInterval = b.resendInterval;
     this.heartbeatInterval = b.heartbeatInterval;
     this.transferDeadline = b.transferDeadline;
+    this.lateBatchMessages = b.lateBatchMessages;
+    this.lateBatchBytes = b.lateBatchBytes;
     this.heldCount = b.heldCount;
     this.queuedCount = b.queuedCount;
     this.ticker = b.ticker;
@@ -199,6 +236,8 @@ public final class QueueServerAgent implements AutoCloseable {
     private Duration resendInterval = Duration.ofMillis(500);
     private Duration heartbeatInterval = Duration.ofSeconds(1);
     private Duration transferDeadline = Duration.ofSeconds(10);
+    private int lateBatchMessages = DEFAULT_LATE_BATCH_MESSAGES;
+    private long lateBatchBytes = DEFAULT_LATE_BATCH_BYTES;
     private LongSupplier heldCount = () -> 0;
     private LongSupplier queuedCount = () -> 0;
     private Duration reportInterval = Duration.ofSeconds(1);
@@ -231,6 +270,18 @@ public final class QueueServerAgent implements AutoCloseable {
     /** How long a transfer waits for its receiver to reach the sender's map version. */
     public Builder transferDeadline(Duration d) {
       this.transferDeadline = positive(d, "transferDeadline");
+      return this;
+    }
+
+    /**
+     * The most messages ({@code lateBatch.messages}, 1..{@value #MAX_LATE_BATCH_MESSAGES}) and
+     * payload bytes ({@code lateBatch.bytes}, 64 KiB..64 MiB; a larger message goes alone) one
+     * late transfer carries.
+     */
+    public Builder lateBatch(long messages, long bytes) {
+      checkLateBatch(messages, bytes);
+      this.lateBatchMessages = (int) messages;
+      this.lateBatchBytes = bytes;
       return this;
     }
 
@@ -500,31 +551,62 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
-  /** Late messages from a server that lost a range while DOWN; placed like new arrivals. */
+  /**
+   * Late messages from a server that lost ranges while DOWN. Each is placed like a new arrival of
+   * no producer session: taken when its key is ours to queue now (we own its range, outside a
+   * handover that holds arrivals), otherwise left for the sender to send on — the answer names
+   * those. Late messages lost their order guarantee with their server; they join the back of the
+   * queue. What we took is stored with a receipt of the batch, so a resend of it (a lost answer)
+   * is answered the same and stores nothing again.
+   */
   private TransferHeldResponse onLate(TransferHeldRequest req) throws InterruptedException {
-    awaitVersion(req.getMapVersion(), transferDeadline);
+    if (!awaitVersion(req.getMapVersion(), transferDeadline)) {
+      return transferReply(TransferOutcome.TRANSFER_REFUSED,
+          "this server has not reached map version " + req.getMapVersion());
+    }
     lock.lock();
     try {
+      LateReceipt last = LateReceipt.decode(store.lateReceipt(req.getFromServer()));
+      if (last.session() == req.getLateSession()) {
+        if (last.batch() == req.getLateBatch()) {
+          return transferReply(TransferOutcome.ALREADY_STORED, "")
+              .toBuilder().addAllNotTaken(last.notTaken()).build();
+        }
+        if (Long.compareUnsigned(req.getLateBatch(), last.batch()) < 0) {
+          return transferReply(TransferOutcome.TRANSFER_REFUSED, "late batch "
+              + req.getLateBatch() + " of " + req.getFromServer() + " was answered before batch "
+              + last.batch() + ", which this server took");
+        }
+      }
       if (!holdsLease()) {
         // Its map may be stale: the sender tries again once this server is fenced no more.
         return transferReply(TransferOutcome.TRANSFER_REFUSED,
             "queue server " + serverId + " holds no ownership lease now");
       }
-      // Late messages lost their order guarantee with their server; they join the back of the
-      // queue of an owner that is not in a handover of the range, or wait for one.
-      for (StoredMessage m : req.getMessagesList()) {
+      List<StoredMessage> taken = new ArrayList<>();
+      List<Integer> notTaken = new ArrayList<>();
+      for (int i = 0; i < req.getMessagesCount(); i++) {
+        StoredMessage m = req.getMessages(i);
         Decision d = participant.place(KeyHash.hash(m.getKey().toByteArray()),
             participant.version(), LATE_PRODUCER);
-        if (d.placement() != Participant.Placement.QUEUE) {
-          return transferReply(TransferOutcome.TRANSFER_REFUSED,
-              "this server does not take range " + Ring.hex(req.getRangeStart()) + " now");
+        if (d.placement() == Participant.Placement.QUEUE) {
+          taken.add(m);
+        } else {
+          notTaken.add(i);
         }
       }
-      store.queueLate(req.getMessagesList());
-      lateReceived.addAndGet(req.getMessagesCount());
-      LOG.warn("{}: took {} late message(s) of range {} from {}", serverId,
-          req.getMessagesCount(), Ring.hex(req.getRangeStart()), req.getFromServer());
-      return transferReply(TransferOutcome.STORED, "");
+      if (taken.isEmpty()) {
+        return transferReply(TransferOutcome.TRANSFER_REFUSED,
+            "this server takes none of these keys now");
+      }
+      store.queueLate(taken, req.getFromServer(),
+          new LateReceipt(req.getLateSession(), req.getLateBatch(), notTaken).encode());
+      lateReceived.addAndGet(taken.size());
+      LOG.warn("{}: took {} late message(s) from {}{}", serverId, taken.size(),
+          req.getFromServer(), notTaken.isEmpty() ? ""
+              : "; " + notTaken.size() + " are not this server's to take now");
+      return transferReply(notTaken.isEmpty() ? TransferOutcome.STORED
+          : TransferOutcome.PARTLY_STORED, "").toBuilder().addAllNotTaken(notTaken).build();
     } finally {
       lock.unlock();
     }
@@ -585,7 +667,9 @@ public final class QueueServerAgent implements AutoCloseable {
       } else if (a instanceof Action.Discard d) {
         store.discard(d.rangeStart(), d.handoverEpoch(), d.buffers());
       } else if (a instanceof Action.Orphaned o) {
-        sendOrphans(o.rangeStart());
+        // What we hold of it is found in the store by findOrphans, after these actions.
+        LOG.info("{}: lost range {} (handover epoch {}) without handing it over", serverId,
+            Ring.hex(o.rangeStart()), o.handoverEpoch());
       }
     }
   }
@@ -692,85 +776,245 @@ public final class QueueServerAgent implements AutoCloseable {
     });
   }
 
-  /** Hands what this server still holds of a range it lost while DOWN to the new owner. */
-  private void sendOrphans(long rangeStart) {
-    if (closed || !orphansInFlight.add(rangeStart)) {
+  /** Starts the late sender unless it runs; it looks again even if it is finishing a round. */
+  private void kickLate() {
+    if (closed) {
       return;
     }
-    io.execute(() -> {
-      try {
-        sendOrphansNow(rangeStart);
-      } finally {
-        orphansInFlight.remove(rangeStart);
-      }
-    });
+    lateKicked = true;
+    if (lateRunning.compareAndSet(false, true)) {
+      io.execute(this::sendLate);
+    }
   }
 
   /**
-   * Sends what is left of the range — its queued messages and the buffers of one closed handover
-   * at a time — to the owner as late messages, until nothing is left. Stops when the range is
-   * ours again or we take part in a handover of it: {@link #findOrphans} takes it up from there.
+   * The late sender: one at a time per server, rounds while anything moves. A round ends when
+   * nothing it can send is taken; the next map version or resend round starts another.
    */
-  private void sendOrphansNow(long rangeStart) {
-    for (int attempt = 0; !closed; ) {
-      ClusterImage now = image;
-      int i = now.indexOfStart(rangeStart);
-      if (i < 0) {
-        LOG.error("{}: range {} is gone from the map; its late messages are kept", serverId,
-            Ring.hex(rangeStart));
-        return;
-      }
-      RangeEntry r = now.range(i);
-      long he;
-      List<StoredMessage> held;
-      lock.lock();
-      try {
-        if (r.owner().equals(serverId) || participant.side(rangeStart) != null) {
-          return;
+  private void sendLate() {
+    try {
+      while (!closed) {
+        lateKicked = false;
+        if (!sendLateRound()) {
+          lateRunning.set(false);
+          if (!lateKicked || closed || !lateRunning.compareAndSet(false, true)) {
+            return;
+          }
         }
-        List<Long> leftover = store.bufferedHandovers(rangeStart);
-        he = leftover.isEmpty() ? 0 : leftover.get(0);
-        held = store.orphans(r.start(), r.end(), he);
-      } finally {
-        lock.unlock();
       }
-      if (held.isEmpty()) {
-        return;
-      }
-      QueueServerInfo owner = now.server(r.owner());
-      try {
-        TransferHeldResponse resp = QueueServiceGrpc.newBlockingStub(
-                peerChannel(owner.address()))
-            .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
-            .transferHeld(TransferHeldRequest.newBuilder()
-                .setFromServer(serverId).setRangeStart(r.start()).setRangeEnd(r.end())
-                .setHandoverEpoch(he).setDirection(TransferDirection.LATE)
-                .setMapVersion(now.version()).addAllMessages(held).build());
-        if (resp.getOutcome() == TransferOutcome.STORED) {
-          store.dropOrphans(r.start(), r.end(), he, held);
-          LOG.warn("{}: sent {} late message(s) of {} to its owner {}", serverId, held.size(),
-              r.rangeText(), r.owner());
-          attempt = 0;
-          continue; // another handover's buffers may be left
-        }
-      } catch (RuntimeException e) {
-        LOG.info("{}: late messages of {} not taken yet: {}", serverId, r.rangeText(),
-            e.getMessage());
-      }
-      try {
-        lock.lock();
-        try {
-          versionAdvanced.await(Math.min(5_000, 100L << Math.min(attempt, 5)),
-              TimeUnit.MILLISECONDS);
-        } finally {
-          lock.unlock();
-        }
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-      attempt++;
+    } catch (RuntimeException e) {
+      LOG.warn("{}: sending late messages failed", serverId, e);
     }
+    lateRunning.set(false);
+  }
+
+  /**
+   * Sends late batches — each to the owner of its messages' keys now, one destination at a time
+   * — until nothing sendable is left or every destination refused. Returns whether anything was
+   * taken. A batch whose answer was lost is sent again, the same, first: the receiver answers it
+   * from its receipt.
+   */
+  private boolean sendLateRound() {
+    boolean progress = false;
+    Set<String> refusing = new HashSet<>();
+    while (!closed) {
+      LateBatch b = pendingLate;
+      if (b != null && !stillReachable(b.to())) {
+        // Its owner went DOWN or away with the outcome unknown: the messages are kept and go to
+        // the new owners (at least once — the old one, if it took them, hands them on too).
+        LOG.warn("{}: late batch {} to {} left unanswered; sending its messages anew", serverId,
+            b.request().getLateBatch(), b.to());
+        forget(b);
+        b = null;
+      }
+      if (b == null) {
+        b = locked(() -> nextLateBatch(refusing));
+        if (b == null) {
+          return progress;
+        }
+        pendingLate = b;
+      }
+      TransferHeldResponse resp;
+      try {
+        resp = QueueServiceGrpc.newBlockingStub(peerChannel(b.address()))
+            .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
+            .transferHeld(b.request());
+      } catch (RuntimeException e) {
+        LOG.info("{}: late batch {} to {} not answered (will send it again): {}", serverId,
+            b.request().getLateBatch(), b.to(), e.getMessage());
+        return progress;
+      }
+      int n = b.request().getMessagesCount();
+      Set<Integer> notTaken = new HashSet<>();
+      switch (resp.getOutcome()) {
+        case STORED -> { }
+        case PARTLY_STORED, ALREADY_STORED -> notTaken.addAll(resp.getNotTakenList());
+        case TRANSFER_REFUSED -> {
+          for (int i = 0; i < n; i++) {
+            notTaken.add(i);
+          }
+        }
+        default -> {
+          LOG.warn("{}: late batch {} to {}: unknown answer {}", serverId,
+              b.request().getLateBatch(), b.to(), resp.getOutcome());
+          return progress;
+        }
+      }
+      List<Held> sent = new ArrayList<>();
+      for (int i = 0; i < n; i++) {
+        if (!notTaken.contains(i)) {
+          sent.addAll(b.copies().get(i));
+        }
+      }
+      LateBatch done = b;
+      locked(() -> {
+        store.drop(sent);
+        forget(done);
+        return null;
+      });
+      int taken = n - (int) notTaken.stream().filter(i -> i >= 0 && i < n).count();
+      if (taken > 0) {
+        progress = true;
+        LOG.warn("{}: sent {} late message(s) to {}, their keys' owner{}", serverId, taken,
+            b.to(), taken < n ? "; " + (n - taken) + " not its keys at version "
+                + resp.getMapVersion() + ", kept" : "");
+      } else {
+        refusing.add(b.to());
+        LOG.info("{}: {} took none of {} late message(s) at version {}: {}", serverId, b.to(), n,
+            resp.getMapVersion(), resp.getDetail());
+      }
+    }
+    return progress;
+  }
+
+  /** A late batch: its request and, per message, the stored copies it came from. */
+  private record LateBatch(String to, String address, TransferHeldRequest request,
+      List<List<Held>> copies) {}
+
+  /** Whether a batch's receiver is still in the map and not DOWN. */
+  private boolean stillReachable(String server) {
+    QueueServerInfo info = image.server(server);
+    return info != null && info.state() != ServerState.DOWN;
+  }
+
+  /** The batch is answered or given up: its copies may be taken back again. */
+  private void forget(LateBatch b) {
+    locked(() -> {
+      for (List<Held> l : b.copies()) {
+        lateInFlight.removeAll(l);
+      }
+      return null;
+    });
+    pendingLate = null;
+  }
+
+  /**
+   * The next late batch: queued messages of ranges we do not own, then the copies in buffers of
+   * handovers no longer open here, all of whose keys belong to one server now (the first found
+   * that has not refused in this round), one per message id, within the batch limits. Null when
+   * nothing can be sent now. Under the lock.
+   */
+  private LateBatch nextLateBatch(Set<String> refusing) {
+    if (image.version() == 0) {
+      return null;
+    }
+    // The queue first: a key's queued messages came before what its handover buffers hold.
+    LateCollector c = new LateCollector(refusing);
+    for (RangeEntry r : image.ranges()) {
+      if (leftoverQueue(r) && !c.offerAll(store.queued(r.start(), r.end(), lateBatchMessages))) {
+        break;
+      }
+    }
+    for (BufferedHandover h : store.bufferedHandovers()) {
+      if (c.full()) {
+        break;
+      }
+      if (!isOpen(h)) {
+        c.offerAll(store.buffered(h.rangeStart(), h.handoverEpoch(), lateBatchMessages));
+      }
+    }
+    if (c.to == null) {
+      return null;
+    }
+    TransferHeldRequest.Builder req = TransferHeldRequest.newBuilder().setFromServer(serverId)
+        .setDirection(TransferDirection.LATE).setMapVersion(image.version())
+        .setLateSession(session).setLateBatch(++lateBatchSeq);
+    List<List<Held>> copies = new ArrayList<>();
+    for (List<Held> l : c.byId.values()) {
+      req.addMessages(l.get(0).message());
+      copies.add(l);
+      lateInFlight.addAll(l);
+    }
+    return new LateBatch(c.to, image.server(c.to).address(), req.build(), copies);
+  }
+
+  /** Gathers one late batch. Under the lock. */
+  private final class LateCollector {
+    final Set<String> refusing;
+    final Map<String, List<Held>> byId = new java.util.LinkedHashMap<>();
+    String to;
+    long bytes;
+
+    LateCollector(Set<String> refusing) {
+      this.refusing = refusing;
+    }
+
+    boolean full() {
+      return byId.size() >= lateBatchMessages || bytes >= lateBatchBytes;
+    }
+
+    /** Offers copies in order; false once the batch is full. */
+    boolean offerAll(List<Held> copies) {
+      for (Held h : copies) {
+        String dest = lateDestination(h.hash());
+        if (dest == null || refusing.contains(dest) || lateInFlight.contains(h)
+            || to != null && !to.equals(dest)) {
+          continue;
+        }
+        List<Held> same = byId.get(h.id());
+        if (same != null) {
+          same.add(h); // another copy of a message in the batch: dropped with it
+          continue;
+        }
+        long size = h.message().getSerializedSize();
+        if (full() || !byId.isEmpty() && bytes + size > lateBatchBytes) {
+          return false;
+        }
+        to = dest;
+        bytes += size;
+        byId.computeIfAbsent(h.id(), k -> new ArrayList<>()).add(h);
+      }
+      return !full();
+    }
+  }
+
+  /**
+   * The server a late message of ring position {@code hash} goes to now: its range's owner when
+   * that is another server, not DOWN, and would queue it (no handover of the range past PREPARE);
+   * null while it cannot be sent — our own range, unassigned, or in a handover we take part in or
+   * that holds arrivals.
+   */
+  private String lateDestination(long hash) {
+    RangeEntry r = image.rangeFor(hash);
+    if (!r.isAssigned() || r.owner().equals(serverId) || participant.side(r.start()) != null
+        || r.handover() != null && r.handover().phase() != HandoverPhase.PREPARE) {
+      return null;
+    }
+    QueueServerInfo owner = image.server(r.owner());
+    // A DRAINING owner still serves its ranges; a DOWN one's are about to be forced.
+    return owner != null && owner.state() != ServerState.DOWN ? r.owner() : null;
+  }
+
+  /** Whether this buffered handover is one we take part in now. */
+  private boolean isOpen(BufferedHandover h) {
+    Participant.Side side = participant.side(h.rangeStart());
+    return side != null && side.handoverEpoch() == h.handoverEpoch();
+  }
+
+  /** Whether our queue may hold messages of {@code r} that are no longer ours. */
+  private boolean leftoverQueue(RangeEntry r) {
+    return r.isAssigned() && !r.owner().equals(serverId) && participant.side(r.start()) == null
+        && store.backlog(r.start(), r.end()) > 0;
   }
 
   private void resendOwed() {
@@ -885,32 +1129,46 @@ public final class QueueServerAgent implements AutoCloseable {
   }
 
   /**
-   * What this server still holds of ranges it lost while DOWN: queued messages of a range it does
-   * not own (outside any handover of it), and the buffers of handovers no longer open here —
-   * found in the store, since the participant's {@code Orphaned} action is not persisted and a
-   * crash may come before its messages are sent. They go to the owner as late messages; a range
-   * this server owns again takes them back into its own queue, marked late. Under the lock.
+   * What this server still holds of ranges it lost while DOWN: the buffers of handovers no longer
+   * open here, and queued messages of ranges it does not own — found in the store, since the
+   * participant's {@code Orphaned} action is not persisted and a crash may come before its
+   * messages are sent. Held by the range they came in, they are placed by key now, whatever
+   * splits and merges happened since: buffered messages whose keys are ours again go back into
+   * our own queue, marked late; the rest are sent to their keys' owners as late messages.
+   * Under the lock.
    */
   private void findOrphans() {
-    for (RangeEntry r : image.ranges()) {
-      if (!r.isAssigned()) {
+    if (image.version() == 0) {
+      return;
+    }
+    boolean toSend = false;
+    for (BufferedHandover h : store.bufferedHandovers()) {
+      if (isOpen(h)) {
         continue;
       }
-      Participant.Side side = participant.side(r.start());
-      List<Long> leftover = new ArrayList<>(store.bufferedHandovers(r.start()));
-      if (side != null) {
-        leftover.remove(Long.valueOf(side.handoverEpoch()));
-      }
-      if (r.owner().equals(serverId)) {
-        for (long he : leftover) {
-          LOG.warn("{}: took back what it still held of {} (handover epoch {}) as late messages",
-              serverId, r.rangeText(), he);
-          store.releaseLate(r.start(), he);
+      List<Held> copies = store.buffered(h.rangeStart(), h.handoverEpoch(), lateBatchMessages);
+      List<Held> ours = new ArrayList<>();
+      for (Held c : copies) {
+        if (!lateInFlight.contains(c) && image.rangeFor(c.hash()).owner().equals(serverId)) {
+          ours.add(c);
         }
-      } else if (side == null
-          && (!leftover.isEmpty() || store.backlog(r.start(), r.end()) > 0)) {
-        sendOrphans(r.start());
       }
+      if (!ours.isEmpty()) {
+        LOG.warn("{}: took back {} message(s) it still held of range {} (handover epoch {}) "
+            + "as late messages", serverId, ours.size(), Ring.hex(h.rangeStart()),
+            h.handoverEpoch());
+        store.requeueLate(ours);
+      }
+      toSend |= ours.size() < copies.size();
+    }
+    for (RangeEntry r : image.ranges()) {
+      if (toSend) {
+        break;
+      }
+      toSend = leftoverQueue(r);
+    }
+    if (toSend) {
+      kickLate();
     }
   }
 

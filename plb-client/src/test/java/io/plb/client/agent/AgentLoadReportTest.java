@@ -64,19 +64,27 @@ class AgentLoadReportTest {
 
     public void discard(long r, long e, List<Buffer> b) {}
 
-    public List<StoredMessage> orphans(long start, long end, long e) {
+    public List<BufferedHandover> bufferedHandovers() {
       return List.of();
     }
 
-    public void dropOrphans(long start, long end, long e, List<StoredMessage> sent) {}
-
-    public void queueLate(List<StoredMessage> m) {}
-
-    public List<Long> bufferedHandovers(long rangeStart) {
+    public List<Held> buffered(long rangeStart, long handoverEpoch, int max) {
       return List.of();
     }
 
-    public void releaseLate(long rangeStart, long handoverEpoch) {}
+    public List<Held> queued(long start, long end, int max) {
+      return List.of();
+    }
+
+    public void drop(List<Held> copies) {}
+
+    public void requeueLate(List<Held> copies) {}
+
+    public void queueLate(List<StoredMessage> m, String fromServer, byte[] receipt) {}
+
+    public byte[] lateReceipt(String fromServer) {
+      return new byte[0];
+    }
 
     public void saveAgentState(byte[] state) {}
 

@@ -122,7 +122,9 @@ final class HandoverSimulation {
      * action (lost in a crash) and the queue backlog, and sent to the range's owner even when
      * that is this server (whose store then drops what it has just queued).
      */
-    LATE_AS_BEFORE
+    LATE_AS_BEFORE,
+    /** The late sender deletes every copy of an answered batch, the ones not taken too. */
+    LATE_DROPS_NOT_TAKEN
   }
 
   /** Run parameters. */
@@ -163,6 +165,20 @@ final class HandoverSimulation {
   record Result(long seed, long events, long delivered, long handoversCompleted,
       long handoversAborted, long refusals, long versions, long crashes, long downDeclared,
       long forced, long lateDelivered, long duplicates, Set<String> coverage) {}
+
+  /** One stored copy: in the queue ({@code buffer} null, {@code ref} its entry) or a buffer. */
+  record Copy(Msg msg, long range, long he, Buffer buffer, Entry ref) {}
+
+  /** The answer to a sender's last late batch taken: its run, number, and what was not taken. */
+  record LateReceipt(long session, long batch, Set<Integer> notTaken) {}
+
+  /** A late batch sent and not yet answered: to one owner, with the copies of each message. */
+  record LateBatch(String to, long session, long batch, long tag, List<Msg> msgs,
+      List<List<Copy>> copies) {}
+
+  /** The order a release lists a handover's buffers in (QueueStore). */
+  private static final List<Buffer> RELEASE_ORDER = List.of(Buffer.HOLD, Buffer.PREFIX,
+      Buffer.RETURNED, Buffer.HELD, Buffer.POST_ABORT);
 
   /** A queued message; {@code late} once it came to this server through a LATE transfer. */
   record Entry(Msg msg, boolean late) {}
@@ -691,13 +707,16 @@ final class HandoverSimulation {
 
   /**
    * What survives a crash, as in the reference queue server's store: the deliverable queue, the
-   * handover buffers, and the agent's persisted state. Every method is one durable write.
+   * handover buffers, the agent's persisted state and the late receipts. Every method is one
+   * durable write.
    */
   private static final class Disk {
     final Map<String, ArrayDeque<Entry>> queue = new LinkedHashMap<>();
     final Map<String, List<Msg>> buffers = new LinkedHashMap<>();
     List<Side> sides = List.of();
     List<Fence> fences = List.of();
+    /** Per sending server, the receipt of the last late batch taken from it. */
+    final Map<String, LateReceipt> receipts = new HashMap<>();
 
     static String name(long range, long he, Buffer b) {
       return range + "/" + he + "/" + b;
@@ -825,6 +844,90 @@ final class HandoverSimulation {
       }
     }
 
+    /**
+     * The handovers whose buffers hold messages, ordered by range start (unsigned), then epoch
+     * (QueueStore.bufferedHandovers).
+     */
+    List<long[]> bufferedHandovers() {
+      TreeSet<long[]> out = new TreeSet<>((a, b) -> a[0] != b[0]
+          ? Long.compareUnsigned(a[0], b[0]) : Long.compare(a[1], b[1]));
+      for (Map.Entry<String, List<Msg>> e : buffers.entrySet()) {
+        if (!e.getValue().isEmpty()) {
+          String[] parts = e.getKey().split("/");
+          out.add(new long[] {Long.parseLong(parts[0]), Long.parseLong(parts[1])});
+        }
+      }
+      return new ArrayList<>(out);
+    }
+
+    /** The copies in a handover's buffers, in release order (QueueStore.buffered). */
+    List<Copy> buffered(long range, long he) {
+      List<Copy> out = new ArrayList<>();
+      for (Buffer b : RELEASE_ORDER) {
+        for (Msg m : buffers.getOrDefault(name(range, he, b), List.of())) {
+          out.add(new Copy(m, range, he, b, null));
+        }
+      }
+      return out;
+    }
+
+    /** The queued messages of {@code [start, end)}. */
+    List<Copy> queued(long start, long end) {
+      List<Copy> out = new ArrayList<>();
+      for (ArrayDeque<Entry> q : queue.values()) {
+        for (Entry e : q) {
+          if (Ring.contains(start, end, e.msg().hash())) {
+            out.add(new Copy(e.msg(), 0, 0, null, e));
+          }
+        }
+      }
+      return out;
+    }
+
+    /** Deletes these copies in one write; a copy gone already is skipped. */
+    void drop(List<Copy> copies) {
+      for (Copy c : copies) {
+        remove(c);
+      }
+    }
+
+    /** These buffer copies to the back of the queue, marked late, each id once, in one write. */
+    void requeueLate(List<Copy> copies) {
+      Set<String> ids = new HashSet<>();
+      for (Copy c : copies) {
+        if (c.buffer() != null && remove(c) && ids.add(c.msg().id())) {
+          enqueue(c.msg(), true);
+        }
+      }
+    }
+
+    private boolean remove(Copy c) {
+      if (c.buffer() == null) {
+        ArrayDeque<Entry> q = queue.get(c.msg().key());
+        if (q == null || !q.removeIf(e -> e == c.ref())) {
+          return false;
+        }
+        if (q.isEmpty()) {
+          queue.remove(c.msg().key());
+        }
+        return true;
+      }
+      List<Msg> l = buffers.get(name(c.range(), c.he(), c.buffer()));
+      if (l == null || !l.remove(c.msg())) {
+        return false;
+      }
+      if (l.isEmpty()) {
+        buffers.remove(name(c.range(), c.he(), c.buffer()));
+      }
+      return true;
+    }
+
+    /** Late messages to the back of the queue and the batch's receipt, in one write. */
+    void queueLate(List<Msg> messages, String from, LateReceipt receipt) {
+      queueLate(messages);
+      receipts.put(from, receipt);
+    }
+
     boolean isEmpty() {
       if (!queue.isEmpty()) {
         return false;
@@ -869,6 +972,13 @@ final class HandoverSimulation {
     final Set<Long> awaitingBacklog = new LinkedHashSet<>();
     final Map<String, Long> transfersInFlight = new LinkedHashMap<>();
     final Map<Long, Long> orphansInFlight = new LinkedHashMap<>();
+    /** The late sender (QueueServerAgent): its unanswered batch, copies in it, its call. */
+    LateBatch pendingLate;
+    final Set<Copy> lateInFlight = new HashSet<>();
+    boolean lateBusy;
+    boolean lateKicked;
+    long lateCall;
+    long lateSeq;
     final List<Command> pendingReports = new ArrayList<>();
     final List<Runnable> pendingSends = new ArrayList<>();
     final Map<String, ArrayDeque<Runnable>> blocked = new LinkedHashMap<>();
@@ -891,6 +1001,11 @@ final class HandoverSimulation {
       awaitingBacklog.clear();
       transfersInFlight.clear();
       orphansInFlight.clear();
+      pendingLate = null;
+      lateInFlight.clear();
+      lateBusy = false;
+      lateKicked = false;
+      lateCall++;
       pendingReports.clear();
       pendingSends.clear();
       blocked.clear();
@@ -977,7 +1092,9 @@ final class HandoverSimulation {
           if (!config.crashes().on()) {
             violation(id + " orphaned range " + x.rangeStart() + " without any server going down");
           }
-          sendOrphans(x.rangeStart(), x.handoverEpoch());
+          if (config.mutation() == Mutation.LATE_AS_BEFORE) {
+            sendOrphans(x.rangeStart(), x.handoverEpoch());
+          } // else findOrphans, after these actions, finds what we hold of it in the store
         }
       }
     }
@@ -1139,33 +1256,235 @@ final class HandoverSimulation {
       if (!config.crashes().on() || config.mutation() == Mutation.NO_LATE) {
         return;
       }
-      for (RangeEntry r : applied.ranges()) {
-        if (!r.isAssigned()) {
-          continue;
-        }
-        if (config.mutation() == Mutation.LATE_AS_BEFORE) {
-          if (!r.owner().equals(id) && rules.side(r.start()) == null
+      if (config.mutation() == Mutation.LATE_AS_BEFORE) {
+        for (RangeEntry r : applied.ranges()) {
+          if (r.isAssigned() && !r.owner().equals(id) && rules.side(r.start()) == null
               && disk.backlog(r.start(), r.end()) > 0) {
             sendOrphans(r.start(), 0);
           }
+        }
+        return;
+      }
+      // As the agent: leftovers are placed by key in the current map, not by the range they
+      // are stored under.
+      boolean toSend = false;
+      for (long[] h : disk.bufferedHandovers()) {
+        if (isOpen(h[0], h[1])) {
           continue;
         }
-        Side side = rules.side(r.start());
-        List<Long> leftover = disk.handovers(r.start());
-        if (side != null) {
-          leftover.remove(side.handoverEpoch());
-        }
-        if (r.owner().equals(id)) {
-          for (long he : leftover) {
-            trace(id + " takes back late " + ids(disk.read(r.start(), he,
-                List.of(Buffer.values()))) + " of " + r.start() + "/" + he);
-            disk.releaseLate(r.start(), he);
+        List<Copy> copies = disk.buffered(h[0], h[1]);
+        List<Copy> ours = new ArrayList<>();
+        for (Copy c : copies) {
+          if (!lateInFlight.contains(c) && applied.rangeFor(c.msg().hash()).owner().equals(id)) {
+            ours.add(c);
           }
-        } else if (side == null
-            && (!leftover.isEmpty() || disk.backlog(r.start(), r.end()) > 0)) {
-          sendOrphans(r.start(), 0);
+        }
+        if (!ours.isEmpty()) {
+          trace(id + " takes back late " + ids(ours.stream().map(Copy::msg).toList()) + " of "
+              + h[0] + "/" + h[1]);
+          disk.requeueLate(ours);
+        }
+        toSend |= ours.size() < copies.size();
+      }
+      for (RangeEntry r : applied.ranges()) {
+        toSend |= leftoverQueue(r);
+      }
+      if (toSend) {
+        kickLate();
+      }
+    }
+
+    boolean isOpen(long range, long he) {
+      Side side = rules.side(range);
+      return side != null && side.handoverEpoch() == he;
+    }
+
+    boolean leftoverQueue(RangeEntry r) {
+      return r.isAssigned() && !r.owner().equals(id) && rules.side(r.start()) == null
+          && disk.backlog(r.start(), r.end()) > 0;
+    }
+
+    /** QueueServerAgent.lateDestination. */
+    String lateDestination(long hash) {
+      RangeEntry r = applied.rangeFor(hash);
+      if (!r.isAssigned() || r.owner().equals(id) || rules.side(r.start()) != null
+          || r.handover() != null && r.handover().phase() != HandoverPhase.PREPARE) {
+        return null;
+      }
+      QueueServerInfo owner = applied.server(r.owner());
+      return owner != null && owner.state() != ServerState.DOWN ? r.owner() : null;
+    }
+
+    /** QueueServerAgent.kickLate: one late sender at a time. */
+    void kickLate() {
+      lateKicked = true;
+      if (!lateBusy) {
+        lateBusy = true;
+        lateKicked = false;
+        lateRound(new HashSet<>(), false);
+      }
+    }
+
+    /** QueueServerAgent.sendLateRound, one batch per step; the answer continues the round. */
+    void lateRound(Set<String> refusing, boolean progress) {
+      LateBatch b = pendingLate;
+      if (b != null) {
+        QueueServerInfo to = applied.server(b.to());
+        if (to == null || to.state() == ServerState.DOWN) {
+          trace(id + " gives up late batch " + b.batch() + " to " + b.to());
+          forgetLate(b);
+          b = null;
         }
       }
+      if (b == null) {
+        b = nextLateBatch(refusing);
+        if (b == null) {
+          endLateRound(progress);
+          return;
+        }
+        pendingLate = b;
+      }
+      LateBatch batch = b;
+      long call = ++lateCall;
+      Server owner = servers.get(b.to());
+      int myIncarnation = incarnation;
+      trace(id + " sends late batch " + b.batch() + " " + ids(b.msgs()) + " to " + owner.id);
+      if (!lost()) {
+        link(id, owner.id).send(() -> owner.receiveLate(id, batch.session(), batch.batch(),
+            batch.msgs(), batch.tag(), notTaken -> {
+              if (!lost()) {
+                link(owner.id, id).send(() -> {
+                  if (call == lateCall) {
+                    onLateAnswer(batch, notTaken, refusing, progress);
+                  }
+                }, null, 0, () -> alive && incarnation == myIncarnation, null);
+              }
+            }), b.msgs());
+      }
+      atFor(this, 40L * d, () -> {
+        if (call == lateCall) {
+          lateCall++; // the call's deadline passed: the batch waits for the next round
+          endLateRound(progress);
+        }
+      });
+    }
+
+    void onLateAnswer(LateBatch b, Set<Integer> notTaken, Set<String> refusing,
+        boolean progress) {
+      fail("late-sent", 25);
+      List<Copy> sent = new ArrayList<>();
+      for (int i = 0; i < b.msgs().size(); i++) {
+        if (!notTaken.contains(i) || config.mutation() == Mutation.LATE_DROPS_NOT_TAKEN) {
+          sent.addAll(b.copies().get(i));
+        }
+      }
+      disk.drop(sent);
+      forgetLate(b);
+      boolean taken = notTaken.size() < b.msgs().size();
+      if (!taken) {
+        refusing.add(b.to());
+      }
+      lateRound(refusing, progress || taken);
+    }
+
+    void endLateRound(boolean progress) {
+      lateBusy = false;
+      if (lateKicked) {
+        kickLate();
+      }
+    }
+
+    void forgetLate(LateBatch b) {
+      for (List<Copy> l : b.copies()) {
+        l.forEach(lateInFlight::remove);
+      }
+      pendingLate = null;
+    }
+
+    /** QueueServerAgent.nextLateBatch, without batch limits. */
+    LateBatch nextLateBatch(Set<String> refusing) {
+      String to = null;
+      Map<String, List<Copy>> byId = new LinkedHashMap<>();
+      List<Copy> candidates = new ArrayList<>();
+      for (RangeEntry r : applied.ranges()) {
+        if (leftoverQueue(r)) {
+          candidates.addAll(disk.queued(r.start(), r.end()));
+        }
+      }
+      for (long[] h : disk.bufferedHandovers()) {
+        if (!isOpen(h[0], h[1])) {
+          candidates.addAll(disk.buffered(h[0], h[1]));
+        }
+      }
+      for (Copy c : candidates) {
+        String dest = lateDestination(c.msg().hash());
+        if (dest == null || refusing.contains(dest) || lateInFlight.contains(c)
+            || to != null && !to.equals(dest)) {
+          continue;
+        }
+        to = dest;
+        byId.computeIfAbsent(c.msg().id(), k -> new ArrayList<>()).add(c);
+      }
+      if (to == null) {
+        return null;
+      }
+      List<Msg> msgs = new ArrayList<>();
+      List<List<Copy>> copies = new ArrayList<>();
+      for (List<Copy> l : byId.values()) {
+        msgs.add(l.get(0).msg());
+        copies.add(l);
+        lateInFlight.addAll(l);
+      }
+      return new LateBatch(to, incarnation, ++lateSeq, applied.version(), msgs, copies);
+    }
+
+    /**
+     * QueueServerAgent.onLate: each message placed like a new arrival of no session, taken when
+     * it would be queued; the rest named in the answer. A batch answered before (its answer
+     * lost) is answered from the receipt and stores nothing.
+     */
+    void receiveLate(String from, long session, long batch, List<Msg> msgs, long tag,
+        Consumer<Set<Integer>> answer) {
+      if (tag > rules.version()) {
+        blocked.computeIfAbsent("late", k -> new ArrayDeque<>())
+            .add(() -> receiveLate(from, session, batch, msgs, tag, answer));
+        return;
+      }
+      Set<Integer> all = new HashSet<>();
+      for (int i = 0; i < msgs.size(); i++) {
+        all.add(i);
+      }
+      LateReceipt last = disk.receipts.get(from);
+      if (last != null && last.session() == session) {
+        if (last.batch() == batch) {
+          trace(id + " answers late batch " + batch + " of " + from + " from its receipt");
+          answer.accept(last.notTaken());
+          return;
+        }
+        if (batch < last.batch()) {
+          answer.accept(all);
+          return;
+        }
+      }
+      List<Msg> taken = new ArrayList<>();
+      Set<Integer> notTaken = new HashSet<>();
+      for (int i = 0; i < msgs.size(); i++) {
+        Decision dec = rules.place(msgs.get(i).hash(), rules.version(), LATE_PRODUCER);
+        if (dec.placement() == Participant.Placement.QUEUE) {
+          taken.add(msgs.get(i));
+        } else {
+          notTaken.add(i);
+        }
+      }
+      if (taken.isEmpty()) {
+        trace(id + " refuses late " + ids(msgs));
+        answer.accept(all);
+        return;
+      }
+      disk.queueLate(taken, from, new LateReceipt(session, batch, notTaken));
+      trace(id + " queues late " + ids(taken) + (notTaken.isEmpty() ? "" : ", not " + notTaken));
+      fail("late-queued", 25);
+      answer.accept(notTaken);
     }
 
     void sendOrphans(long rangeStart, long handoverEpoch) {
@@ -1207,7 +1526,7 @@ final class HandoverSimulation {
         }
       };
       if (!lost()) {
-        link(id, owner.id).send(() -> owner.receiveLate(held, tag, stored -> {
+        link(id, owner.id).send(() -> owner.receiveLateAsBefore(held, tag, stored -> {
           if (!lost()) {
             link(owner.id, id).send(() -> {
               if (!Long.valueOf(call).equals(orphansInFlight.get(rangeStart))) {
@@ -1235,11 +1554,11 @@ final class HandoverSimulation {
       });
     }
 
-    /** QueueServerAgent.onLate: late messages are placed like new arrivals of no session. */
-    void receiveLate(List<Msg> msgs, long tag, Consumer<Boolean> answer) {
+    /** The receiving side as it was: the batch taken whole or refused whole, no receipt. */
+    void receiveLateAsBefore(List<Msg> msgs, long tag, Consumer<Boolean> answer) {
       if (tag > rules.version()) {
         blocked.computeIfAbsent("late", k -> new ArrayDeque<>())
-            .add(() -> receiveLate(msgs, tag, answer));
+            .add(() -> receiveLateAsBefore(msgs, tag, answer));
         return;
       }
       for (Msg m : msgs) {

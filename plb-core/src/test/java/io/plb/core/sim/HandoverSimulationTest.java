@@ -151,8 +151,9 @@ class HandoverSimulationTest {
   }
 
   /**
-   * The checkers can fail: each deliberate defect makes a seed fail within a few dozen. The
-   * last two are the agent as it was before the simulation modelled crashes.
+   * The checkers can fail: each deliberate defect makes a seed fail within a few dozen.
+   * TRANSFER_BEFORE_PERSIST and LATE_AS_BEFORE are the agent as it was before the simulation
+   * modelled crashes.
    */
   @ParameterizedTest
   @EnumSource(value = Mutation.class, names = "NONE", mode = EnumSource.Mode.EXCLUDE)

@@ -1,5 +1,6 @@
 package io.plb.queue.config;
 
+import io.plb.client.agent.QueueServerAgent;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,6 +39,12 @@ public final class QueueConfig {
     KEYS.put("resendInterval", new String[] {"500ms", "how often owed reports and transfers "
         + "are sent again"});
     KEYS.put("heartbeatInterval", new String[] {"1s", "heartbeat to the PLB leader"});
+    KEYS.put("lateBatch.messages", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_LATE_BATCH_MESSAGES), "most messages one late "
+        + "transfer carries (1-" + QueueServerAgent.MAX_LATE_BATCH_MESSAGES + ")"});
+    KEYS.put("lateBatch.bytes", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_LATE_BATCH_BYTES), "most message bytes one late "
+        + "transfer carries (64 KiB-64 MiB; a larger message goes alone)"});
     KEYS.put("telemetry.reportInterval", new String[] {"1s", "how often a load report goes to "
         + "the PLB leader"});
     KEYS.put("telemetry.hotKeys", new String[] {"32", "hot keys a load report tracks (1-1024)"});
@@ -60,6 +67,7 @@ public final class QueueConfig {
     mapWait();
     resendInterval();
     heartbeatInterval();
+    QueueServerAgent.checkLateBatch(lateBatchMessages(), lateBatchBytes());
     reportInterval();
     hotKeys();
     bool("sync");
@@ -177,6 +185,14 @@ public final class QueueConfig {
 
   public Duration heartbeatInterval() {
     return duration("heartbeatInterval");
+  }
+
+  public long lateBatchMessages() {
+    return positive("lateBatch.messages");
+  }
+
+  public long lateBatchBytes() {
+    return positive("lateBatch.bytes");
   }
 
   public Duration reportInterval() {

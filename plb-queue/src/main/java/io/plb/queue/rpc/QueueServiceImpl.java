@@ -493,6 +493,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       out.onError(Status.INVALID_ARGUMENT.withDescription(bad).asRuntimeException());
       return;
     }
+    // Late messages may wait on their sender until there is room; a handover's transfers may
+    // not (the handover waits for them), so only LATE is held to maxQueued.
+    if (req.getDirection() == TransferDirection.LATE
+        && store.queued() + store.held() + req.getMessagesCount() > maxQueued) {
+      out.onError(Status.RESOURCE_EXHAUSTED.withDescription("queue server " + serverId
+          + " holds " + (store.queued() + store.held()) + " messages, at most " + maxQueued
+          + " (maxQueued): " + req.getMessagesCount() + " late messages wait")
+          .asRuntimeException());
+      return;
+    }
     workers.execute(() -> {
       try {
         out.onNext(agent.onTransfer(req));
@@ -517,8 +527,14 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         || req.getDirection() == TransferDirection.UNRECOGNIZED) {
       return "direction must be FORWARD, REVERSE or LATE";
     }
-    if (req.getHandoverEpoch() < 1) {
-      return "handover_epoch must be at least 1";
+    // A FORWARD or REVERSE transfer belongs to one handover; a LATE one to none (what a server
+    // holds of a range it lost may be only queued messages), so its epoch is not read.
+    if (req.getDirection() != TransferDirection.LATE && req.getHandoverEpoch() < 1) {
+      return "handover_epoch must be at least 1 for a " + req.getDirection() + " transfer";
+    }
+    if (req.getDirection() == TransferDirection.LATE
+        && (req.getLateSession() < 1 || req.getLateBatch() < 1)) {
+      return "late_session and late_batch must be at least 1 for a LATE transfer";
     }
     if (req.getMapVersion() == 0) {
       return "map_version must be the sender's map version";

@@ -43,8 +43,9 @@ import org.rocksdb.WriteOptions;
  * <p><b>Layout.</b> Column family {@code queue}: 8-byte big-endian local sequence number (lsn) →
  * {@link StoredMessage}; a key's messages are delivered in lsn order. Column family {@code
  * buffers}: {@code rangeStart(8) handoverEpoch(8) buffer(1) lsn(8)} → {@link StoredMessage}.
- * Default column family: the agent's state. Lsns grow across both families, so a buffer keeps
- * arrival order, and a release appends to the queue with fresh lsns in the order it lists buffers.
+ * Default column family: the agent's state, and per sending server the receipt of the last late
+ * batch taken from it. Lsns grow across both families, so a buffer keeps arrival order, and a
+ * release appends to the queue with fresh lsns in the order it lists buffers.
  * Writes that acknowledge a producer or a transfer are synced ({@code sync}); acknowledgements by
  * consumers are not (losing one redelivers a message, which at-least-once allows).
  *
@@ -403,29 +404,197 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   @Override
   public void release(long rangeStart, long handoverEpoch, List<Buffer> list) {
-    move(rangeStart, handoverEpoch, list, false);
+    move(rangeStart, handoverEpoch, list);
   }
 
   @Override
-  public void releaseLate(long rangeStart, long handoverEpoch) {
-    move(rangeStart, handoverEpoch, List.of(Buffer.values()), true);
-  }
-
-  @Override
-  public synchronized List<Long> bufferedHandovers(long rangeStart) {
-    TreeSet<Long> out = new TreeSet<>();
-    String prefix = rangeStart + "/";
+  public synchronized List<BufferedHandover> bufferedHandovers() {
+    TreeSet<BufferedHandover> out = new TreeSet<>(BY_RANGE_THEN_EPOCH);
     for (Map.Entry<String, Integer> e : bufferSizes.entrySet()) {
-      if (e.getValue() > 0 && e.getKey().startsWith(prefix)) {
-        String rest = e.getKey().substring(prefix.length());
-        out.add(Long.parseLong(rest.substring(0, rest.indexOf('/'))));
+      if (e.getValue() > 0) {
+        String[] parts = e.getKey().split("/");
+        out.add(new BufferedHandover(Long.parseLong(parts[0]), Long.parseLong(parts[1])));
       }
     }
     return new ArrayList<>(out);
   }
 
+  private static final java.util.Comparator<BufferedHandover> BY_RANGE_THEN_EPOCH =
+      java.util.Comparator.comparing(BufferedHandover::rangeStart, Long::compareUnsigned)
+          .thenComparing(BufferedHandover::handoverEpoch, Long::compareUnsigned);
+
+  /** The order a release lists a handover's buffers in: a source's, then a target's. */
+  private static final List<Buffer> RELEASE_ORDER = List.of(Buffer.HOLD, Buffer.PREFIX,
+      Buffer.RETURNED, Buffer.HELD, Buffer.POST_ABORT);
+
+  @Override
+  public synchronized List<Held> buffered(long rangeStart, long handoverEpoch, int max) {
+    List<Held> out = new ArrayList<>();
+    for (Buffer b : RELEASE_ORDER) {
+      if (out.size() >= max) {
+        break;
+      }
+      scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> {
+        if (out.size() < max) {
+          StoredMessage m = parse(v);
+          out.add(new Held(m, KeyHash.hash(m.getKey().toByteArray()), rangeStart,
+              handoverEpoch, b, ByteBuffer.wrap(k, 17, 8).getLong()));
+        }
+      });
+    }
+    return out;
+  }
+
+  @Override
+  public synchronized List<Held> queued(long start, long end, int max) {
+    List<Held> out = new ArrayList<>();
+    for (long lsn : queuedLsnsIn(start, end)) {
+      if (out.size() >= max) {
+        break;
+      }
+      try {
+        StoredMessage m = parse(db.get(queue, lsnKey(lsn)));
+        out.add(new Held(m, KeyHash.hash(m.getKey().toByteArray()), 0, 0, null, lsn));
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store read failed: " + e.getMessage(), e);
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public void drop(List<Held> copies) {
+    boolean becameReady = false;
+    synchronized (this) {
+      List<Held> present = present(copies);
+      if (present.isEmpty()) {
+        return;
+      }
+      try (WriteBatch batch = new WriteBatch()) {
+        for (Held h : present) {
+          batch.delete(h.buffer() == null ? queue : buffers, keyOf(h));
+        }
+        db.write(durable, batch);
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store drop failed: " + e.getMessage(), e);
+      }
+      for (Held h : present) {
+        becameReady |= unindex(h);
+      }
+    }
+    if (becameReady) {
+      readyListener.run();
+    }
+  }
+
+  @Override
+  public void requeueLate(List<Held> copies) {
+    boolean becameReady = false;
+    synchronized (this) {
+      List<Held> present = new ArrayList<>();
+      for (Held h : present(copies)) {
+        if (h.buffer() != null) {
+          present.add(h);
+        }
+      }
+      if (present.isEmpty()) {
+        return;
+      }
+      List<StoredMessage> moved = new ArrayList<>();
+      Set<String> ids = new HashSet<>();
+      try (WriteBatch batch = new WriteBatch()) {
+        long lsn = nextLsn;
+        for (Held h : present) {
+          batch.delete(buffers, keyOf(h));
+          if (ids.add(h.id())) {
+            StoredMessage m = h.message().toBuilder().setLate(true).build();
+            moved.add(m);
+            batch.put(queue, lsnKey(lsn++), m.toByteArray());
+          }
+        }
+        db.write(durable, batch);
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store requeue failed: " + e.getMessage(), e);
+      }
+      for (Held h : present) {
+        unindex(h);
+      }
+      long now = clock.micros();
+      for (StoredMessage m : moved) {
+        becameReady |= index(nextLsn++, m);
+        if (m.getAcceptedAtMicros() > 0) {
+          holdTimes.record(now - m.getAcceptedAtMicros());
+        }
+      }
+    }
+    if (becameReady) {
+      readyListener.run();
+    }
+  }
+
+  /** The copies still stored (a consumer may have acknowledged a queued one meanwhile). */
+  private List<Held> present(List<Held> copies) {
+    List<Held> out = new ArrayList<>();
+    Set<Long> seen = new HashSet<>();
+    for (Held h : copies) {
+      if (!seen.add(h.position())) {
+        continue;
+      }
+      if (h.buffer() == null) {
+        KeyQueue q = keys.get(h.message().getKey());
+        if (q != null && q.lsns.contains(h.position())) {
+          out.add(h);
+        }
+      } else {
+        try {
+          if (db.get(buffers, keyOf(h)) != null) {
+            out.add(h);
+          }
+        } catch (RocksDBException e) {
+          throw new IllegalStateException("queue store read failed: " + e.getMessage(), e);
+        }
+      }
+    }
+    return out;
+  }
+
+  private static byte[] keyOf(Held h) {
+    return h.buffer() == null ? lsnKey(h.position())
+        : bufferKey(h.rangeStart(), h.handoverEpoch(), h.buffer(), h.position());
+  }
+
+  /** Takes a deleted copy out of the in-memory index; true if its key became ready. Locked. */
+  private boolean unindex(Held h) {
+    if (h.buffer() != null) {
+      bufferSizes.computeIfPresent(bufferName(h.rangeStart(), h.handoverEpoch(), h.buffer()),
+          (k, n) -> n == 1 ? null : n - 1);
+      held--;
+      return false;
+    }
+    long lsn = h.position();
+    KeyQueue q = keys.get(h.message().getKey());
+    if (q == null || !q.lsns.remove(lsn)) {
+      return false;
+    }
+    queued--;
+    deliveredBefore.remove(lsn);
+    queuedAt.compute(q.hash ^ Long.MIN_VALUE, (k, n) -> n == 1 ? null : n - 1);
+    if (q.inFlight == lsn) {
+      // Out with a consumer: its acknowledgement will find nothing; the owner delivers it.
+      q.inFlight = -1;
+      q.holder = null;
+      inFlight--;
+    }
+    if (q.lsns.isEmpty()) {
+      keys.remove(h.message().getKey());
+      ready.remove(q);
+      return false;
+    }
+    return q.inFlight < 0 && ready.add(q);
+  }
+
   /** Buffers to the back of the queue, in this order, in one durable write. */
-  private void move(long rangeStart, long handoverEpoch, List<Buffer> list, boolean late) {
+  private void move(long rangeStart, long handoverEpoch, List<Buffer> list) {
     boolean becameReady = false;
     synchronized (this) {
       List<byte[]> oldKeys = new ArrayList<>();
@@ -436,7 +605,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
           oldKeys.add(k);
           StoredMessage m = parse(v);
           if (ids.add(m.getProducer() + "\u0000" + m.getSeq())) {
-            moved.add(late ? m.toBuilder().setLate(true).build() : m);
+            moved.add(m);
           }
         });
       }
@@ -492,65 +661,43 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   }
 
   @Override
-  public synchronized List<StoredMessage> orphans(long start, long end, long handoverEpoch) {
-    List<StoredMessage> out = new ArrayList<>();
-    for (long lsn : queuedLsnsIn(start, end)) {
-      try {
-        out.add(parse(db.get(queue, lsnKey(lsn))));
-      } catch (RocksDBException e) {
-        throw new IllegalStateException(e);
-      }
-    }
-    for (Buffer b : Buffer.values()) {
-      scanBuffer(start, handoverEpoch, b, (k, v) -> out.add(parse(v)));
-    }
-    return out;
-  }
-
-  @Override
-  public void dropOrphans(long start, long end, long handoverEpoch, List<StoredMessage> sent) {
+  public void queueLate(List<StoredMessage> messages, String fromServer, byte[] receipt) {
+    boolean becameReady = false;
     synchronized (this) {
-      Set<String> ids = new HashSet<>();
-      for (StoredMessage m : sent) {
-        ids.add(m.getProducer() + "\u0000" + m.getSeq());
-      }
-      for (long lsn : queuedLsnsIn(start, end)) {
-        StoredMessage m;
-        try {
-          m = parse(db.get(queue, lsnKey(lsn)));
-          if (!ids.contains(m.getProducer() + "\u0000" + m.getSeq())) {
-            continue;
-          }
-          db.delete(queue, durable, lsnKey(lsn));
-        } catch (RocksDBException e) {
-          throw new IllegalStateException(e);
+      List<StoredMessage> late = new ArrayList<>(messages.size());
+      try (WriteBatch batch = new WriteBatch()) {
+        long lsn = nextLsn;
+        for (StoredMessage m : messages) {
+          StoredMessage l = m.toBuilder().setLate(true).build();
+          late.add(l);
+          batch.put(queue, lsnKey(lsn++), l.toByteArray());
         }
-        KeyQueue q = keys.get(m.getKey());
-        if (q != null && q.lsns.remove(lsn)) {
-          queued--;
-          queuedAt.compute(q.hash ^ Long.MIN_VALUE, (k, n) -> n == 1 ? null : n - 1);
-          if (q.inFlight == lsn) {
-            q.inFlight = -1;
-            q.holder = null;
-            inFlight--;
-          }
-          if (q.lsns.isEmpty()) {
-            keys.remove(m.getKey());
-            ready.remove(q);
-          }
-        }
+        batch.put(meta, lateReceiptKey(fromServer), receipt);
+        db.write(durable, batch);
+      } catch (RocksDBException e) {
+        throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
       }
-      discard(start, handoverEpoch, List.of(Buffer.values()));
+      for (StoredMessage l : late) {
+        becameReady |= index(nextLsn++, l);
+      }
+    }
+    if (becameReady) {
+      readyListener.run();
     }
   }
 
   @Override
-  public void queueLate(List<StoredMessage> messages) {
-    List<Placed> placed = new ArrayList<>(messages.size());
-    for (StoredMessage m : messages) {
-      placed.add(Placed.queue(m.toBuilder().setLate(true).build(), 0));
+  public synchronized byte[] lateReceipt(String fromServer) {
+    try {
+      byte[] v = db.get(meta, lateReceiptKey(fromServer));
+      return v == null ? new byte[0] : v;
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("reading a late receipt failed: " + e.getMessage(), e);
     }
-    append(placed);
+  }
+
+  private static byte[] lateReceiptKey(String fromServer) {
+    return ("late.receipt." + fromServer).getBytes(StandardCharsets.UTF_8);
   }
 
   @Override

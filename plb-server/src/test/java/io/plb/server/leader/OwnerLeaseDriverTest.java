@@ -26,8 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class OwnerLeaseDriverTest {
   private static final Duration T = Duration.ofSeconds(30);
-  private static final Map<String, String> LIVENESS = Map.of("server.suspectAfter", "1s",
-      "server.downAfter", "4s", "server.lease", "2s", "server.leaseMargin", "1s");
+  private static final Map<String, String> LIVENESS = TestCluster.liveness("4s", "2s");
 
   @TempDir Path dir;
 

@@ -130,6 +130,21 @@ public final class TestCluster implements AutoCloseable {
     return s;
   }
 
+  /**
+   * Queue-server liveness on a short clock, for fault tests: suspect after 1 s of silence, DOWN
+   * after {@code downAfter}, with an ownership lease of {@code lease} and a 1 s margin (so
+   * {@code downAfter} must exceed {@code lease} + 1 s). Queue servers in such tests heartbeat
+   * every 200-250 ms.
+   */
+  public static Map<String, String> liveness(String downAfter, String lease) {
+    Map<String, String> s = new java.util.LinkedHashMap<>();
+    s.put("server.suspectAfter", "1s");
+    s.put("server.downAfter", downAfter);
+    s.put("server.lease", lease);
+    s.put("server.leaseMargin", "1s");
+    return s;
+  }
+
   public static TestCluster start(Path root) throws IOException {
     return start(root, 3, Map.of());
   }
