@@ -35,6 +35,9 @@ public final class QueueConfig {
     KEYS.put("maxMessageBytes", new String[] {"1048576", "largest payload accepted"});
     KEYS.put("mapWait", new String[] {"5s", "longest a publish waits for the map version it "
         + "was routed under"});
+    KEYS.put("maxWorkers", new String[] {"256", "threads that handle publish requests and "
+        + "transfers at once (2-10000); a request that finds none free is answered "
+        + "RESOURCE_EXHAUSTED"});
     KEYS.put("resendInterval", new String[] {"500ms", "how often owed reports and transfers "
         + "are sent again"});
     KEYS.put("heartbeatInterval", new String[] {"1s", "heartbeat to the PLB leader"});
@@ -58,6 +61,7 @@ public final class QueueConfig {
     maxQueued();
     maxMessageBytes();
     mapWait();
+    maxWorkers();
     resendInterval();
     heartbeatInterval();
     reportInterval();
@@ -169,6 +173,15 @@ public final class QueueConfig {
 
   public Duration mapWait() {
     return duration("mapWait");
+  }
+
+  /** The worker pool's bound: Publish requests and TransferHeld calls being handled at once. */
+  public int maxWorkers() {
+    long v = positive("maxWorkers");
+    if (v < 2 || v > 10_000) {
+      throw new IllegalArgumentException("maxWorkers '" + v + "' must be 2..10000");
+    }
+    return (int) v;
   }
 
   public Duration resendInterval() {

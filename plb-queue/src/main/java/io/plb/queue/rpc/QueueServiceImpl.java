@@ -38,6 +38,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -52,7 +53,10 @@ import org.slf4j.LoggerFactory;
  * server's worker pool (the stream asks gRPC for its next request only when the previous one is
  * answered, which is also its back-pressure). Subscribe streams are fed by the
  * {@link Dispatcher}. TransferHeld calls run on the worker pool and may block while this server
- * catches up with the sender's map version.
+ * catches up with the sender's map version. The pool is bounded and has no queue: a request
+ * that finds every worker busy is answered RESOURCE_EXHAUSTED (a Publish stream is ended with
+ * it, nothing of the request stored, and the router sends it again), so a flood of streams
+ * costs neither unbounded threads nor an unbounded queue.
  */
 public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServiceImpl.class);
@@ -119,7 +123,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     return new StreamObserver<>() {
       @Override
       public void onNext(PublishRequest req) {
-        workers.execute(() -> {
+        Runnable step = () -> {
           synchronized (call) {
             if (stopping || stream.ended) {
               endStopping(stream); // nothing of it was stored: the router resends it all
@@ -159,7 +163,17 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             call.onError(Status.INTERNAL.withDescription("publish failed: " + e.getMessage())
                 .asRuntimeException());
           }
-        });
+        };
+        if (!offer(step)) {
+          // Nothing of this request was stored: the router resends it all on a new stream.
+          synchronized (call) {
+            publishStreams.remove(stream);
+            if (!stream.ended) {
+              stream.ended = true;
+              call.onError(busy().asRuntimeException());
+            }
+          }
+        }
       }
 
       @Override
@@ -170,7 +184,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
       @Override
       public void onCompleted() {
-        workers.execute(() -> {
+        Runnable step = () -> {
           synchronized (call) {
             publishStreams.remove(stream);
             if (!call.isCancelled() && !stream.ended) {
@@ -178,9 +192,28 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
               call.onCompleted();
             }
           }
-        });
+        };
+        if (!offer(step)) {
+          step.run(); // short, and it never blocks
+        }
       }
     };
+  }
+
+  /** Runs {@code step} on a free worker; false when every worker is busy (or stopped). */
+  private boolean offer(Runnable step) {
+    try {
+      workers.execute(step);
+      return true;
+    } catch (RejectedExecutionException e) {
+      return false;
+    }
+  }
+
+  /** The answer to a request that found no free worker. */
+  private Status busy() {
+    return Status.RESOURCE_EXHAUSTED.withDescription("queue server " + serverId + " is handling "
+        + "as many publish requests and transfers as it has workers (maxWorkers); try again");
   }
 
   /** Ends a Publish stream because the server is stopping. Under the stream's call lock. */
@@ -466,7 +499,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       out.onError(Status.INVALID_ARGUMENT.withDescription(bad).asRuntimeException());
       return;
     }
-    workers.execute(() -> {
+    boolean taken = offer(() -> {
       try {
         out.onNext(agent.onTransfer(req));
         out.onCompleted();
@@ -480,6 +513,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             .asRuntimeException());
       }
     });
+    if (!taken) {
+      out.onError(busy().asRuntimeException()); // the sender sends it again on its timer
+    }
   }
 
   private static String checkTransfer(TransferHeldRequest req) {
