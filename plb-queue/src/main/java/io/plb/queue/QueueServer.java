@@ -66,7 +66,8 @@ public final class QueueServer implements AutoCloseable {
           return t;
         }, new ThreadPoolExecutor.AbortPolicy());
     this.service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
-        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(), WallClock.SYSTEM);
+        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(),
+        config.maxMapWaiters(), config.maxVersionLead(), WallClock.SYSTEM);
     String listen = config.listen();
     int colon = listen.lastIndexOf(':');
     this.grpc = NettyServerBuilder

@@ -35,6 +35,12 @@ public final class QueueConfig {
     KEYS.put("maxMessageBytes", new String[] {"1048576", "largest payload accepted"});
     KEYS.put("mapWait", new String[] {"5s", "longest a publish waits for the map version it "
         + "was routed under"});
+    KEYS.put("maxMapWaiters", new String[] {"64", "publish requests and transfers that may "
+        + "wait at once for a map version this server has not reached; past it a publish is "
+        + "answered OVERLOADED, a transfer RESOURCE_EXHAUSTED"});
+    KEYS.put("maxVersionLead", new String[] {"1000000", "how far ahead of this server's map "
+        + "version a message or transfer may be tagged and still wait for it; further ahead is "
+        + "answered at once as above"});
     KEYS.put("maxWorkers", new String[] {"256", "threads that handle publish requests and "
         + "transfers at once (2-10000); a request that finds none free is answered "
         + "RESOURCE_EXHAUSTED"});
@@ -61,6 +67,8 @@ public final class QueueConfig {
     maxQueued();
     maxMessageBytes();
     mapWait();
+    maxMapWaiters();
+    maxVersionLead();
     maxWorkers();
     resendInterval();
     heartbeatInterval();
@@ -173,6 +181,20 @@ public final class QueueConfig {
 
   public Duration mapWait() {
     return duration("mapWait");
+  }
+
+  /** Requests that may wait at once for a map version (C2); at most maxWorkers do anyway. */
+  public int maxMapWaiters() {
+    long v = positive("maxMapWaiters");
+    if (v > 10_000) {
+      throw new IllegalArgumentException("maxMapWaiters '" + v + "' must be 1..10000");
+    }
+    return (int) v;
+  }
+
+  /** How many versions ahead of this server's map a tag may be and still be waited for. */
+  public long maxVersionLead() {
+    return positive("maxVersionLead");
   }
 
   /** The worker pool's bound: Publish requests and TransferHeld calls being handled at once. */

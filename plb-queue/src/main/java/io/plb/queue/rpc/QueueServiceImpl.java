@@ -39,6 +39,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -56,7 +57,8 @@ import org.slf4j.LoggerFactory;
  * catches up with the sender's map version. The pool is bounded and has no queue: a request
  * that finds every worker busy is answered RESOURCE_EXHAUSTED (a Publish stream is ended with
  * it, nothing of the request stored, and the router sends it again), so a flood of streams
- * costs neither unbounded threads nor an unbounded queue.
+ * costs neither unbounded threads nor an unbounded queue. Waits for a map version are bounded
+ * as well ({@code maxMapWaiters} at once, tags at most {@code maxVersionLead} ahead).
  */
 public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServiceImpl.class);
@@ -72,6 +74,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final int maxMessageBytes;
   private final long maxQueued;
   private final Duration mapWait;
+  private final int maxMapWaiters;
+  /** Permits of the requests that may wait for a map version at once (publish and transfer). */
+  private final Semaphore mapWaiters;
+  private final long maxVersionLead;
   /** Stamps accepted messages ({@code accepted_at_micros}). */
   private final WallClock clock;
   private final AtomicLong accepted = new AtomicLong();
@@ -80,7 +86,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
       Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
-      Duration mapWait, WallClock clock) {
+      Duration mapWait, int maxMapWaiters, long maxVersionLead, WallClock clock) {
     this.serverId = serverId;
     this.clock = clock;
     this.agent = agent;
@@ -90,6 +96,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     this.maxMessageBytes = maxMessageBytes;
     this.maxQueued = maxQueued;
     this.mapWait = mapWait;
+    this.maxMapWaiters = maxMapWaiters;
+    this.mapWaiters = new Semaphore(maxMapWaiters);
+    this.maxVersionLead = maxVersionLead;
   }
 
   // ------------------------------------------------------------------ Publish
@@ -380,13 +389,13 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       accepted.addAndGet(batchIdx.size());
       i = next[0];
       long waitFor = wait[0];
-      if (waitFor >= 0 && !agent.awaitVersion(waitFor, mapWait)) {
-        // This server's watch is behind; the router will send it again.
+      String notReached = waitFor >= 0 ? awaitTag(waitFor) : null;
+      if (notReached != null) {
+        // This server's watch is behind (or the tag is wrong); the router will send it again.
         PublishItem it = items.get(i);
         fence.overloaded(req, it);
         overloaded.incrementAndGet();
-        results[i] = result(it, PublishStatus.OVERLOADED,
-            "queue server " + serverId + " has not reached map version " + waitFor);
+        results[i] = result(it, PublishStatus.OVERLOADED, notReached);
         i++;
       }
     }
@@ -395,6 +404,45 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       b.addResults(r);
     }
     return b.build();
+  }
+
+  /**
+   * Waits up to {@code mapWait} for map version {@code tag} (C2), within the bounds: a tag more
+   * than {@code maxVersionLead} ahead of this server's version, or one that finds
+   * {@code maxMapWaiters} requests waiting already, is not waited for — a wait for a version
+   * that may never come would hold a worker for the whole {@code mapWait}. Null once the version
+   * is reached, else why not.
+   */
+  private String awaitTag(long tag) throws InterruptedException {
+    String refused = waitRefusal(tag);
+    if (refused != null) {
+      return refused;
+    }
+    try {
+      if (agent.awaitVersion(tag, mapWait)) {
+        return null;
+      }
+    } finally {
+      mapWaiters.release();
+    }
+    return "queue server " + serverId + " has not reached map version " + tag;
+  }
+
+  /**
+   * Why a request tagged {@code tag} may not wait for it, or null after taking one of the
+   * {@code maxMapWaiters} permits (the caller releases it when done waiting).
+   */
+  private String waitRefusal(long tag) {
+    long have = agent.version();
+    if (tag - have > maxVersionLead) {
+      return "map version " + tag + " is " + (tag - have) + " versions ahead of queue server "
+          + serverId + "'s " + have + " (maxVersionLead " + maxVersionLead + ")";
+    }
+    if (!mapWaiters.tryAcquire()) {
+      return "queue server " + serverId + " already has " + maxMapWaiters
+          + " requests waiting for a map version (maxMapWaiters)";
+    }
+    return null;
   }
 
   private String checkItem(PublishItem it) {
@@ -499,6 +547,15 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       out.onError(Status.INVALID_ARGUMENT.withDescription(bad).asRuntimeException());
       return;
     }
+    // A transfer tagged ahead of this server waits for that version (C2): within the bounds.
+    boolean waits = req.getMapVersion() > agent.version();
+    if (waits) {
+      String refused = waitRefusal(req.getMapVersion());
+      if (refused != null) {
+        out.onError(Status.RESOURCE_EXHAUSTED.withDescription(refused).asRuntimeException());
+        return;
+      }
+    }
     boolean taken = offer(() -> {
       try {
         out.onNext(agent.onTransfer(req));
@@ -511,9 +568,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         LOG.error("{}: transfer failed", serverId, e);
         out.onError(Status.INTERNAL.withDescription("transfer failed: " + e.getMessage())
             .asRuntimeException());
+      } finally {
+        if (waits) {
+          mapWaiters.release();
+        }
       }
     });
     if (!taken) {
+      if (waits) {
+        mapWaiters.release();
+      }
       out.onError(busy().asRuntimeException()); // the sender sends it again on its timer
     }
   }

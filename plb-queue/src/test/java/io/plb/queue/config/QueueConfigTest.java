@@ -32,4 +32,14 @@ class QueueConfigTest {
     refused("maxWorkers", "10001");
     refused("maxWorkers", "many");
   }
+
+  @Test
+  void waitsForMapVersionsAreBounded() {
+    assertEquals(64, with(null, null).maxMapWaiters());
+    assertEquals(1_000_000, with(null, null).maxVersionLead());
+    refused("maxMapWaiters", "0");
+    refused("maxMapWaiters", "10001");
+    refused("maxVersionLead", "0");
+    refused("maxVersionLead", "-5");
+  }
 }
