@@ -191,7 +191,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     stateMachine.addLeadershipListener(balancer);
     this.mapService =
         new MapServiceImpl(
-            publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
+            publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
+            config.progressInterval());
     NodeConfig.Peer self = config.self();
     this.grpcServer =
         NettyServerBuilder.forAddress(new InetSocketAddress(self.apiHost(), self.apiPort()))
@@ -288,6 +289,11 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
 
   public int watcherCount() {
     return mapService.watcherCount();
+  }
+
+  /** GetMap calls waiting for a version on this node. */
+  public int getMapWaiterCount() {
+    return mapService.getMapWaiterCount();
   }
 
   private RaftServer.Division division() throws IOException {

@@ -70,6 +70,9 @@ public final class NodeConfig {
     k.put("watch.historyEntries", new String[] {"10000",
         "map changes each node keeps for watchers to resume from"});
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
+    k.put("watch.maxGetMapWaiters", new String[] {"10000",
+        "GetMap calls one node keeps waiting for a version it has not applied yet; past it "
+            + "RESOURCE_EXHAUSTED"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
     k.put("handover.maxPerServer", new String[] {"2",
@@ -173,6 +176,7 @@ public final class NodeConfig {
   private final boolean purgeUpToSnapshot;
   private final int historyEntries;
   private final int maxWatchers;
+  private final int maxGetMapWaiters;
   private final Duration progressInterval;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
@@ -241,6 +245,7 @@ public final class NodeConfig {
     purgeUpToSnapshot = bool(v, "raft.purgeUpToSnapshot");
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
+    maxGetMapWaiters = (int) positive(v, "watch.maxGetMapWaiters");
     progressInterval = duration(v, "watch.progressInterval");
     handoverMaxPerServer = (int) positive(v, "handover.maxPerServer");
     handoverMaxTotal = (int) positive(v, "handover.maxTotal");
@@ -440,6 +445,11 @@ public final class NodeConfig {
 
   public int maxWatchers() {
     return maxWatchers;
+  }
+
+  /** GetMap calls waiting for a version, at once, on this node. */
+  public int maxGetMapWaiters() {
+    return maxGetMapWaiters;
   }
 
   public Duration progressInterval() {

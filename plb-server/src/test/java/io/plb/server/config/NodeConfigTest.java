@@ -411,6 +411,15 @@ class NodeConfigTest {
     }
   }
 
+  @Test
+  void getMapWaitersAreBounded() {
+    assertEquals(10_000, NodeConfig.of(valid()).maxGetMapWaiters());
+    assertEquals(3, NodeConfig.of(with("watch.maxGetMapWaiters", "3")).maxGetMapWaiters());
+    refused(with("watch.maxGetMapWaiters", "0"),
+        "watch.maxGetMapWaiters must be between 1 and 2147483647");
+    assertTrue(NodeConfig.KEYS.containsKey("watch.maxGetMapWaiters"));
+  }
+
   // ------------------------------------------------------------------ overflow and odd numbers
 
   @ParameterizedTest
