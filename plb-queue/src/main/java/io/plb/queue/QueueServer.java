@@ -67,7 +67,8 @@ public final class QueueServer implements AutoCloseable {
         }, new ThreadPoolExecutor.AbortPolicy());
     this.service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
         workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(),
-        config.maxMapWaiters(), config.maxVersionLead(), WallClock.SYSTEM);
+        config.maxMapWaiters(), config.maxVersionLead(), config.maxProducers(),
+        WallClock.SYSTEM);
     String listen = config.listen();
     int colon = listen.lastIndexOf(':');
     this.grpc = NettyServerBuilder
@@ -146,6 +147,11 @@ public final class QueueServer implements AutoCloseable {
 
   public QueueServerAgent agent() {
     return agent;
+  }
+
+  /** Producer sessions with publish streams open here (at most {@code maxProducers}). */
+  public int openSessions() {
+    return service.openSessions();
   }
 
   /** Workers handling a publish request or a transfer now (at most {@code maxWorkers}). */

@@ -71,7 +71,9 @@ import org.slf4j.LoggerFactory;
  * again every {@code resendInterval} ({@link Participant#resend}): every one of them is keyed by
  * {@code (range, handoverEpoch)} and a late or duplicated one is ignored by its receiver. What
  * the server still holds of ranges it lost while DOWN is found in the store on every map version
- * and resend round, and sent on as late messages until nothing is left.
+ * and resend round, and sent on as late messages until nothing is left. Only the sides are
+ * persisted, and only when they changed; refusal fences live while their producer session has a
+ * publish stream here ({@link #streamsEnded}).
  *
  * <p><b>Load reports</b> (DESIGN §6). The server counts its traffic into {@link #load()}; every
  * {@code reportInterval} the agent's own reporter thread drains it, adds the queue depth and
@@ -103,6 +105,9 @@ public final class QueueServerAgent implements AutoCloseable {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition versionAdvanced = lock.newCondition();
   private final Set<Long> awaitingBacklog = new HashSet<>();
+  /** The sides as last written to the store. Under the lock. */
+  private Set<Participant.Side> persistedSides = Set.of();
+  private final AtomicLong statesWritten = new AtomicLong();
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
   private final Set<Long> orphansInFlight = ConcurrentHashMap.newKeySet();
   /** Reports and transfers that leave once the state that led to them is persisted. */
@@ -255,6 +260,7 @@ public final class QueueServerAgent implements AutoCloseable {
     lock.lock();
     try {
       AgentState.decode(store.loadAgentState()).restoreInto(participant);
+      persistedSides = new HashSet<>(participant.sides());
       if (!participant.sides().isEmpty()) {
         LOG.info("{}: restored {} open handover side(s)", serverId, participant.sides().size());
       }
@@ -375,6 +381,30 @@ public final class QueueServerAgent implements AutoCloseable {
     return participant.place(hash, tag, producer);
   }
 
+  /**
+   * Every publish stream of producer session {@code producer} to this server has ended, after
+   * its last request was handled: drops the session's refusal fences (DESIGN §5). Whatever the
+   * producer has no answer for comes again on a new stream, in its order.
+   */
+  public void streamsEnded(String producer) {
+    lock.lock();
+    try {
+      participant.dropFences(producer);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Producer sessions holding refusal fences here. */
+  public int fencedProducers() {
+    return locked(participant::fencedProducers);
+  }
+
+  /** How many times the agent state was written to the store since start. */
+  public long statesWritten() {
+    return statesWritten.get();
+  }
+
   /** Waits until this server has applied map {@code version}; false on timeout. */
   public boolean awaitVersion(long version, Duration timeout) throws InterruptedException {
     long nanos = timeout.toNanos();
@@ -476,6 +506,8 @@ public final class QueueServerAgent implements AutoCloseable {
         Decision d = participant.place(KeyHash.hash(m.getKey().toByteArray()),
             participant.version(), LATE_PRODUCER);
         if (d.placement() != Participant.Placement.QUEUE) {
+          // No order to keep among late messages, so no fence either.
+          participant.dropFences(LATE_PRODUCER);
           return transferReply(TransferOutcome.TRANSFER_REFUSED,
               "this server does not take range " + Ring.hex(req.getRangeStart()) + " now");
         }
@@ -755,9 +787,18 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
-  /** Persists the participant's state, then sends the reports it led to. Under the lock. */
+  /**
+   * Persists the participant's sides, then sends the reports it led to. Under the lock. Sides
+   * equal to the last ones written are not written again: the resend round persists every
+   * {@code resendInterval}, and each write is synced.
+   */
   private void persist() {
-    store.saveAgentState(AgentState.of(participant).encode());
+    Set<Participant.Side> sides = new HashSet<>(participant.sides());
+    if (!sides.equals(persistedSides)) {
+      store.saveAgentState(new AgentState(List.copyOf(sides)).encode());
+      persistedSides = sides;
+      statesWritten.incrementAndGet();
+    }
     for (Runnable r : pendingSends) {
       io.execute(r);
     }

@@ -8,7 +8,6 @@ import io.plb.core.handover.Participant.Action;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.handover.Participant.Direction;
-import io.plb.core.handover.Participant.Fence;
 import io.plb.core.handover.Participant.Side;
 import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.handover.SendBarrier;
@@ -52,14 +51,15 @@ import java.util.function.Consumer;
  * {@link Participant}, the waits, the transfers and late sends in flight, the reports not yet sent —
  * and every message on its way to it; of what it had already sent, a random prefix of each link
  * still arrives (a request already on the wire). What survives is what the queue server's agent
- * keeps durable, at the points it keeps it: the queue, the handover buffers, and the sides and
- * fences saved by each persist. The server restarts after a delay, restores the persisted sides and
- * fences, watches the map again from a full image (possibly after a slow reconnect), and resumes
- * what the agent resumes: owed reports and transfers, the wait for a source's backlog, and late
- * messages of ranges it lost. Routers see their links fail and treat every unsettled send on them
- * as refused. The leader hears heartbeats, declares a silent server DOWN, aborts handovers whose
- * target is not ACTIVE and forces ranges off DOWN owners, as {@code HandoverDriver} does; a DOWN
- * server heard again becomes ACTIVE. One router may watch the map through a slow link (a stale
+ * keeps durable, at the points it keeps it: the queue, the handover buffers, and the sides saved
+ * by each persist. Its refusal fences are not kept: a crash ends every link to it, and the agent
+ * drops a session's fences once its links are gone. The server restarts after a delay, restores
+ * the persisted sides, watches the map again from a full image (possibly after a slow reconnect),
+ * and resumes what the agent resumes: owed reports and transfers, the wait for a source's backlog,
+ * and late messages of ranges it lost. Routers see their links fail and treat every unsettled
+ * send on them as refused. The leader hears heartbeats, declares a silent server DOWN, aborts
+ * handovers whose target is not ACTIVE and forces ranges off DOWN owners, as
+ * {@code HandoverDriver} does; a DOWN server heard again becomes ACTIVE. One router may watch the map through a slow link (a stale
  * map).
  *
  * <p><b>Invariants</b>, checked after every event: the map's own invariants (one owner per key at
@@ -697,7 +697,6 @@ final class HandoverSimulation {
     final Map<String, ArrayDeque<Entry>> queue = new LinkedHashMap<>();
     final Map<String, List<Msg>> buffers = new LinkedHashMap<>();
     List<Side> sides = List.of();
-    List<Fence> fences = List.of();
 
     static String name(long range, long he, Buffer b) {
       return range + "/" + he + "/" + b;
@@ -898,13 +897,12 @@ final class HandoverSimulation {
       incarnationVersion = -1;
     }
 
-    /** QueueServerAgent.start: restore the persisted sides and fences. */
+    /** QueueServerAgent.start: restore the persisted sides (no fences: no link survived). */
     void boot() {
       forget();
       rules = new Participant(id);
       if (config.mutation() != Mutation.FORGET_SIDES) {
         rules.restore(disk.sides);
-        rules.restoreFences(disk.fences);
       }
     }
 
@@ -983,7 +981,7 @@ final class HandoverSimulation {
     }
 
     /**
-     * Saves the participant's sides and fences, then sends the reports and transfers they led
+     * Saves the participant's sides, then sends the reports and transfers they led
      * to: a forward transfer must not leave before its seal is durable (a restarted source that
      * forgot the seal would take more into its hold buffer and send it again; the target, which
      * stored the first, would answer DUPLICATE and the rest would be lost).
@@ -991,7 +989,6 @@ final class HandoverSimulation {
     void persist() {
       fail("before-persist");
       disk.sides = rules.sides();
-      disk.fences = rules.fences();
       fail("after-persist");
       for (Command c : pendingReports) {
         report(id, c);

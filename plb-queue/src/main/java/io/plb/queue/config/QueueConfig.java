@@ -41,6 +41,9 @@ public final class QueueConfig {
     KEYS.put("maxVersionLead", new String[] {"1000000", "how far ahead of this server's map "
         + "version a message or transfer may be tagged and still wait for it; further ahead is "
         + "answered at once as above"});
+    KEYS.put("maxProducers", new String[] {"10000", "producer sessions with publish streams "
+        + "open here at once (each may hold refusal fences); a request of another session ends "
+        + "its stream RESOURCE_EXHAUSTED"});
     KEYS.put("maxWorkers", new String[] {"256", "threads that handle publish requests and "
         + "transfers at once (2-10000); a request that finds none free is answered "
         + "RESOURCE_EXHAUSTED"});
@@ -69,6 +72,7 @@ public final class QueueConfig {
     mapWait();
     maxMapWaiters();
     maxVersionLead();
+    maxProducers();
     maxWorkers();
     resendInterval();
     heartbeatInterval();
@@ -195,6 +199,15 @@ public final class QueueConfig {
   /** How many versions ahead of this server's map a tag may be and still be waited for. */
   public long maxVersionLead() {
     return positive("maxVersionLead");
+  }
+
+  /** Producer sessions with open publish streams at once (and so sessions holding fences). */
+  public int maxProducers() {
+    long v = positive("maxProducers");
+    if (v > 1_000_000) {
+      throw new IllegalArgumentException("maxProducers '" + v + "' must be 1..1000000");
+    }
+    return (int) v;
   }
 
   /** The worker pool's bound: Publish requests and TransferHeld calls being handled at once. */

@@ -32,6 +32,7 @@ import io.plb.queue.store.QueueStore.Placed;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -78,6 +79,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   /** Permits of the requests that may wait for a map version at once (publish and transfer). */
   private final Semaphore mapWaiters;
   private final long maxVersionLead;
+  private final int maxProducers;
   /** Stamps accepted messages ({@code accepted_at_micros}). */
   private final WallClock clock;
   private final AtomicLong accepted = new AtomicLong();
@@ -86,7 +88,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
       Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
-      Duration mapWait, int maxMapWaiters, long maxVersionLead, WallClock clock) {
+      Duration mapWait, int maxMapWaiters, long maxVersionLead, int maxProducers,
+      WallClock clock) {
     this.serverId = serverId;
     this.clock = clock;
     this.agent = agent;
@@ -99,18 +102,22 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     this.maxMapWaiters = maxMapWaiters;
     this.mapWaiters = new Semaphore(maxMapWaiters);
     this.maxVersionLead = maxVersionLead;
+    this.maxProducers = maxProducers;
   }
 
   // ------------------------------------------------------------------ Publish
 
   /**
    * One Publish stream's place in an orderly stop: whether a request is being handled and
-   * whether the stream was ended. Guarded by the stream's call object.
+   * whether the stream was ended; and the producer sessions it carried, until it is released
+   * (ended, its last request handled). Guarded by the stream's call object.
    */
   private static final class PublishStream {
     final ServerCallStreamObserver<PublishResponse> call;
+    final Set<String> producers = new HashSet<>();
     boolean handling;
     boolean ended;
+    boolean released;
 
     PublishStream(ServerCallStreamObserver<PublishResponse> call) {
       this.call = call;
@@ -119,6 +126,11 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   private final Set<PublishStream> publishStreams = ConcurrentHashMap.newKeySet();
   private volatile boolean stopping;
+  /**
+   * Producer session → how many unreleased Publish streams carried it here. Guarded by itself;
+   * the agent's lock is taken inside it (never the other way round).
+   */
+  private final Map<String, Integer> sessions = new HashMap<>();
 
   @Override
   public StreamObserver<PublishRequest> publish(StreamObserver<PublishResponse> out) {
@@ -126,7 +138,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     call.disableAutoRequest();
     PublishStream stream = new PublishStream(call);
     publishStreams.add(stream);
-    call.setOnCancelHandler(() -> publishStreams.remove(stream));
+    call.setOnCancelHandler(() -> {
+      publishStreams.remove(stream);
+      release(stream);
+    });
     call.request(1);
     OverloadFence fence = new OverloadFence();
     return new StreamObserver<>() {
@@ -137,6 +152,19 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             if (stopping || stream.ended) {
               endStopping(stream); // nothing of it was stored: the router resends it all
               return;
+            }
+            if (stream.released) {
+              return; // cancelled: the router resends what it has no answer for
+            }
+            if (!stream.producers.contains(req.getProducer())) {
+              if (!openSession(req.getProducer())) {
+                // Nothing of it was stored: the router resends it on a new stream.
+                endWith(stream, Status.RESOURCE_EXHAUSTED.withDescription("queue server "
+                    + serverId + " has publish streams of " + maxProducers + " producer "
+                    + "sessions open (maxProducers); try again"));
+                return;
+              }
+              stream.producers.add(req.getProducer());
             }
             stream.handling = true;
           }
@@ -152,6 +180,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
                 call.notifyAll();
                 return;
               }
+              if (call.isCancelled() || stream.ended) {
+                release(stream);
+                return;
+              }
             }
             call.request(1);
           } catch (InterruptedException e) {
@@ -165,22 +197,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             LOG.error("{}: publish failed", serverId, e);
             synchronized (call) {
               stream.handling = false;
-              stream.ended = true;
-              publishStreams.remove(stream);
               call.notifyAll();
+              endWith(stream, Status.INTERNAL.withDescription("publish failed: "
+                  + e.getMessage()));
             }
-            call.onError(Status.INTERNAL.withDescription("publish failed: " + e.getMessage())
-                .asRuntimeException());
           }
         };
         if (!offer(step)) {
           // Nothing of this request was stored: the router resends it all on a new stream.
           synchronized (call) {
-            publishStreams.remove(stream);
-            if (!stream.ended) {
-              stream.ended = true;
-              call.onError(busy().asRuntimeException());
-            }
+            endWith(stream, busy());
           }
         }
       }
@@ -189,6 +215,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       public void onError(Throwable t) {
         // the router went away; what it did not get an answer for it will resend
         publishStreams.remove(stream);
+        release(stream);
       }
 
       @Override
@@ -200,6 +227,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
               stream.ended = true;
               call.onCompleted();
             }
+            release(stream);
           }
         };
         if (!offer(step)) {
@@ -207,6 +235,67 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         }
       }
     };
+  }
+
+  /** Ends a Publish stream with {@code status}, and releases it. Under the stream's call lock. */
+  private void endWith(PublishStream stream, Status status) {
+    publishStreams.remove(stream);
+    if (!stream.ended) {
+      stream.ended = true;
+      try {
+        stream.call.onError(status.asRuntimeException());
+      } catch (RuntimeException e) {
+        // the stream is already gone
+      }
+    }
+    release(stream);
+  }
+
+  /**
+   * Counts one more stream of producer session {@code producer}; false when it has none here
+   * and {@code maxProducers} sessions have (its messages could need refusal fences, and those
+   * live as long as the session's streams, so the sessions with streams are what is bounded).
+   */
+  private boolean openSession(String producer) {
+    synchronized (sessions) {
+      if (!sessions.containsKey(producer) && sessions.size() >= maxProducers) {
+        return false;
+      }
+      sessions.merge(producer, 1, Integer::sum);
+      return true;
+    }
+  }
+
+  /**
+   * Once a stream has ended and its last request is handled (no request of it is taken after
+   * that), each producer session it carried has one stream fewer here; a session left with none
+   * loses its refusal fences (DESIGN §5): whatever its producer has no answer for comes again
+   * on a new stream, in the producer's order. Idempotent.
+   */
+  private void release(PublishStream stream) {
+    List<String> producers;
+    synchronized (stream.call) {
+      if (stream.released || stream.handling) {
+        return; // the worker handling a request releases it when done
+      }
+      stream.released = true;
+      producers = List.copyOf(stream.producers);
+    }
+    synchronized (sessions) {
+      for (String p : producers) {
+        if (sessions.merge(p, -1, Integer::sum) <= 0) {
+          sessions.remove(p);
+          agent.streamsEnded(p);
+        }
+      }
+    }
+  }
+
+  /** Producer sessions with unreleased Publish streams here. */
+  public int openSessions() {
+    synchronized (sessions) {
+      return sessions.size();
+    }
   }
 
   /** Runs {@code step} on a free worker; false when every worker is busy (or stopped). */
@@ -227,17 +316,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   /** Ends a Publish stream because the server is stopping. Under the stream's call lock. */
   private void endStopping(PublishStream stream) {
-    publishStreams.remove(stream);
-    if (stream.ended) {
-      return;
-    }
-    stream.ended = true;
-    try {
-      stream.call.onError(Status.UNAVAILABLE.withDescription("queue server " + serverId
-          + " is stopping").asRuntimeException());
-    } catch (RuntimeException e) {
-      // the stream is already gone
-    }
+    endWith(stream, Status.UNAVAILABLE.withDescription("queue server " + serverId
+        + " is stopping"));
   }
 
   /**

@@ -34,6 +34,13 @@ class QueueConfigTest {
   }
 
   @Test
+  void producerSessionsAreBounded() {
+    assertEquals(10_000, with(null, null).maxProducers());
+    refused("maxProducers", "0");
+    refused("maxProducers", "1000001");
+  }
+
+  @Test
   void waitsForMapVersionsAreBounded() {
     assertEquals(64, with(null, null).maxMapWaiters());
     assertEquals(1_000_000, with(null, null).maxVersionLead());
