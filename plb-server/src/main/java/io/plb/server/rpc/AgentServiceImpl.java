@@ -38,15 +38,19 @@ public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBas
 
   @Override
   public void reportLoad(LoadReport r, StreamObserver<LoadReportResponse> o) {
-    io.plb.core.load.LoadReport report;
     try {
-      report = Wire.fromProto(r).check();
+      Limits.checkServerId(r.getServerId());
     } catch (PlbException e) {
       o.onError(GrpcErrors.toStatus(e));
       return;
     }
     AdminServiceImpl.reply(telemetry.get()
-        .thenCompose(t -> t.report(report))
+        .thenCompose(t -> {
+          // Who reports first: a report from a server the map does not list is refused before
+          // it is read or queued.
+          t.checkRegistered(r.getServerId());
+          return t.report(Wire.fromProto(r).check());
+        })
         .thenApply(offer -> LoadReportResponse.newBuilder()
             .setDuplicate(offer.verdict() == LoadAggregator.Verdict.DUPLICATE)
             .setBucketStartMillis(Math.max(0, offer.bucketStartMillis()))
