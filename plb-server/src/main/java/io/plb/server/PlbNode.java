@@ -29,6 +29,7 @@ import io.plb.server.publish.MapPublisher;
 import io.plb.core.time.Ticker;
 import io.plb.server.leader.Balancer;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.server.leader.RequestLimit;
 import io.plb.server.leader.TelemetryIntake;
 import io.plb.server.rpc.AdminServiceImpl;
 import io.plb.server.rpc.AgentServiceImpl;
@@ -105,6 +106,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final TelemetryIntake telemetry;
   private final ScheduledExecutorService balancerLoop;
   private final Balancer balancer;
+  private final RequestLimit driverReports;
+  private final RequestLimit loadReports;
   private final ScheduledExecutorService commitPushLoop;
   private final FollowerCommitPush commitPush;
   private final long liveWindowMs;
@@ -193,6 +196,10 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
             config.progressInterval());
+    this.driverReports = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
+        config.leaderMaxQueuedRequests());
+    this.loadReports = new RequestLimit("the telemetry intake", "leader.maxQueuedRequests",
+        config.leaderMaxQueuedRequests());
     NodeConfig.Peer self = config.self();
     this.grpcServer =
         NettyServerBuilder.forAddress(new InetSocketAddress(self.apiHost(), self.apiPort()))
@@ -200,7 +207,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .permitKeepAliveWithoutCalls(true)
             .addService(mapService)
             .addService(new AdminServiceImpl(this))
-            .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry))
+            .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry,
+                driverReports, loadReports))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .build();

@@ -82,6 +82,9 @@ public final class NodeConfig {
         "the leader aborts a handover whose target has not opened its held queue by then"});
     k.put("handover.drainTimeout", new String[] {"60s",
         "the leader aborts (reverses) a handover whose source has not drained by then"});
+    k.put("leader.maxQueuedRequests", new String[] {"1000",
+        "requests from the API (handover and load reports, balancer requests) each leader loop "
+            + "holds queued or in progress; past it RESOURCE_EXHAUSTED"});
     k.put("server.suspectAfter", new String[] {"3s",
         "a queue server silent this long is logged as suspect"});
     k.put("server.downAfter", new String[] {"10s",
@@ -180,6 +183,7 @@ public final class NodeConfig {
   private final Duration progressInterval;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
+  private final int leaderMaxQueuedRequests;
   private final Duration prepareTimeout;
   private final Duration drainTimeout;
   private final Duration suspectAfter;
@@ -249,6 +253,7 @@ public final class NodeConfig {
     progressInterval = duration(v, "watch.progressInterval");
     handoverMaxPerServer = (int) positive(v, "handover.maxPerServer");
     handoverMaxTotal = (int) positive(v, "handover.maxTotal");
+    leaderMaxQueuedRequests = (int) positive(v, "leader.maxQueuedRequests");
     prepareTimeout = duration(v, "handover.prepareTimeout");
     drainTimeout = duration(v, "handover.drainTimeout");
     suspectAfter = duration(v, "server.suspectAfter");
@@ -462,6 +467,11 @@ public final class NodeConfig {
 
   public int handoverMaxTotal() {
     return handoverMaxTotal;
+  }
+
+  /** API requests each leader loop holds queued or in progress at once. */
+  public int leaderMaxQueuedRequests() {
+    return leaderMaxQueuedRequests;
   }
 
   public Duration prepareTimeout() {

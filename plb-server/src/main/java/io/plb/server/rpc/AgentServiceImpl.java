@@ -16,6 +16,7 @@ import io.plb.proto.v1.LoadReportResponse;
 import io.plb.client.wire.Wire;
 import io.plb.core.load.LoadAggregator;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.server.leader.RequestLimit;
 import io.plb.server.leader.TelemetryIntake;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Supplier;
@@ -24,16 +25,26 @@ import java.util.function.Supplier;
  * Reports from queue servers to the leader: ready, drained, reversed, heartbeats and load. A thin
  * adapter: it checks the report's fields and hands it to the {@link HandoverDriver}, which
  * recognises late and duplicated reports and proposes the rest, or — for load — to the
- * {@link TelemetryIntake}. Thread-safe: holds no state.
+ * {@link TelemetryIntake}. Reports handed to either loop are bounded ({@link RequestLimit});
+ * heartbeats are not. Thread-safe.
  */
 public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBase {
   private final Supplier<CompletableFuture<HandoverDriver>> driver;
   private final Supplier<CompletableFuture<TelemetryIntake>> telemetry;
+  private final RequestLimit driverReports;
+  private final RequestLimit loadReports;
 
+  /**
+   * @param driverReports bounds the handover reports handed to the driver's loop
+   * @param loadReports bounds the load reports handed to the telemetry intake's loop
+   */
   public AgentServiceImpl(Supplier<CompletableFuture<HandoverDriver>> driver,
-      Supplier<CompletableFuture<TelemetryIntake>> telemetry) {
+      Supplier<CompletableFuture<TelemetryIntake>> telemetry, RequestLimit driverReports,
+      RequestLimit loadReports) {
     this.driver = driver;
     this.telemetry = telemetry;
+    this.driverReports = driverReports;
+    this.loadReports = loadReports;
   }
 
   @Override
@@ -49,7 +60,8 @@ public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBas
           // Who reports first: a report from a server the map does not list is refused before
           // it is read or queued.
           t.checkRegistered(r.getServerId());
-          return t.report(Wire.fromProto(r).check());
+          io.plb.core.load.LoadReport report = Wire.fromProto(r).check();
+          return loadReports.submit(() -> t.report(report));
         })
         .thenApply(offer -> LoadReportResponse.newBuilder()
             .setDuplicate(offer.verdict() == LoadAggregator.Verdict.DUPLICATE)
@@ -98,7 +110,8 @@ public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBas
       return;
     }
     AdminServiceImpl.reply(driver.get()
-        .thenCompose(d -> d.report(command, r.getRangeStart(), r.getServerId()))
+        .thenCompose(d -> driverReports.submit(
+            () -> d.report(command, r.getRangeStart(), r.getServerId())))
         .thenApply(out -> HandoverReportResponse.newBuilder()
             .setVersion(out.version())
             .setIgnored(out.ignored())
