@@ -59,8 +59,8 @@ import java.util.function.Consumer;
  * and late messages of ranges it lost. Routers see their links fail and treat every unsettled
  * send on them as refused. The leader hears heartbeats, declares a silent server DOWN, aborts
  * handovers whose target is not ACTIVE and forces ranges off DOWN owners, as
- * {@code HandoverDriver} does; a DOWN server heard again becomes ACTIVE. One router may watch the map through a slow link (a stale
- * map).
+ * {@code HandoverDriver} does; a DOWN server heard again becomes ACTIVE. One router may watch
+ * the map through a slow link (a stale map).
  *
  * <p><b>Invariants</b>, checked after every event: the map's own invariants (one owner per key at
  * every committed version); versions only grow at every subscriber; a message delivered without
