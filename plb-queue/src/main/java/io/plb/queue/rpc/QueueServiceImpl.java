@@ -514,7 +514,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
    */
   private String waitRefusal(long tag) {
     long have = agent.version();
-    if (tag - have > maxVersionLead) {
+    // Before its first map a server cannot tell a far tag from a wrong one: it waits, bounded
+    // by the number of waiters only.
+    if (have > 0 && tag - have > maxVersionLead) {
       return "map version " + tag + " is " + (tag - have) + " versions ahead of queue server "
           + serverId + "'s " + have + " (maxVersionLead " + maxVersionLead + ")";
     }
