@@ -57,7 +57,10 @@ import java.util.function.Consumer;
  * the persisted sides, watches the map again from a full image (possibly after a slow reconnect),
  * and resumes what the agent resumes: owed reports and transfers, the wait for a source's backlog,
  * and late messages of ranges it lost. Routers see their links fail and treat every unsettled
- * send on them as refused. The leader hears heartbeats, declares a silent server DOWN, aborts
+ * send on them as refused. In some runs publish streams also break with no crash: nothing more
+ * of the stream reaches the server, which drops the session's refusal fences (as the agent does
+ * once a session's last stream is released), and the router takes back what it had no answer
+ * for. The leader hears heartbeats, declares a silent server DOWN, aborts
  * handovers whose target is not ACTIVE and forces ranges off DOWN owners, as
  * {@code HandoverDriver} does; a DOWN server heard again becomes ACTIVE. One router may watch
  * the map through a slow link (a stale map).
@@ -111,6 +114,12 @@ final class HandoverSimulation {
     C2_NO_WAIT,
     /** The refusal fence defeated: every message looks like a new producer session. */
     NO_FENCE,
+    /**
+     * Refusal fences dropped whenever the map moves on, while the streams live on: a plausible
+     * rule (the reason for refusing may have passed) in place of dropping a session's fences
+     * only once its stream has ended.
+     */
+    FENCES_DROPPED_ON_NEW_VERSION,
     /** A restarted agent forgets its persisted handover sides. */
     FORGET_SIDES,
     /** A server that lost ranges while DOWN never sends their messages to the owner. */
@@ -128,27 +137,40 @@ final class HandoverSimulation {
   /** Run parameters. */
   record Config(int servers, int ranges, int producers, int messagesPerProducer, int keys,
       int window, double abortChance, double duplicateReportChance, int maxDelay,
-      double lossChance, Crashes crashes, Mutation mutation) {
+      double lossChance, Crashes crashes, Mutation mutation, double streamBreakChance) {
     /** Two servers, two ranges, no losses, no crashes. */
     static Config of(int producers, int messagesPerProducer, int keys, int window,
         double abortChance, double duplicateReportChance, int maxDelay) {
       return new Config(2, 2, producers, messagesPerProducer, keys, window, abortChance,
-          duplicateReportChance, maxDelay, 0, Crashes.NONE, Mutation.NONE);
+          duplicateReportChance, maxDelay, 0, Crashes.NONE, Mutation.NONE, 0);
     }
 
     Config lossy(double chance) {
       return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
-          abortChance, duplicateReportChance, maxDelay, chance, crashes, mutation);
+          abortChance, duplicateReportChance, maxDelay, chance, crashes, mutation,
+          streamBreakChance);
     }
 
     Config crashing(int serverCount, int rangeCount, Crashes c) {
       return new Config(serverCount, rangeCount, producers, messagesPerProducer, keys, window,
-          abortChance, duplicateReportChance, maxDelay, lossChance, c, mutation);
+          abortChance, duplicateReportChance, maxDelay, lossChance, c, mutation,
+          streamBreakChance);
     }
 
     Config with(Mutation m) {
       return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
-          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, m);
+          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, m,
+          streamBreakChance);
+    }
+
+    /**
+     * Publish streams break now and then with no crash, each open stream with this chance per
+     * leader tick: the server sees it end and drops the session's refusal fences, the router
+     * takes back what it had no answer for.
+     */
+    Config breakingStreams(double chance) {
+      return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
+          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, mutation, chance);
     }
   }
 
@@ -251,6 +273,7 @@ final class HandoverSimulation {
   private final List<String> violations = new ArrayList<>();
   private final Set<String> coverage = new TreeSet<>();
   private long crashCount;
+  private long streamBreaks;
   private long lateDelivered;
   private long duplicates;
 
@@ -517,6 +540,7 @@ final class HandoverSimulation {
       checkLiveness();
       chaos();
     }
+    breakStreams();
     if (!quiet()) {
       at(5L * d, this::leaderTick);
     }
@@ -592,6 +616,38 @@ final class HandoverSimulation {
         && (focus == null || focus.equals(point))
         && config.crashes().failpointChance() > 0
         && rnd.nextDouble() < weight * config.crashes().failpointChance();
+  }
+
+  /**
+   * Breaks open publish streams at random (no crash), while moves go on: nothing more of the
+   * stream reaches the server, the router notices a little later and takes back every unsettled
+   * send, and the server — with nothing of the stream left to handle — drops the session's
+   * refusal fences, as the agent does when a session's last stream is released. A stream with a
+   * request still waiting for a map version (C2) is being handled, so it is not released then.
+   */
+  private void breakStreams() {
+    if (!movesAllowed || config.streamBreakChance() == 0) {
+      return;
+    }
+    for (Producer p : producers) {
+      for (Server s : servers.values()) {
+        Conn c = p.conns.get(s.id);
+        if (c == null || !c.bound || c.broken || c.failed || !s.alive
+            || c.incarnation != s.incarnation) {
+          continue;
+        }
+        if (!s.blocked.getOrDefault("pub:" + p.index, new ArrayDeque<>()).isEmpty()
+            || rnd.nextDouble() >= config.streamBreakChance()) {
+          continue;
+        }
+        streamBreaks++;
+        coverage.add("stream-break");
+        s.rules.dropFences("p" + p.index);
+        trace(p.name() + "'s stream to " + s.id + " breaks");
+        c.broken = true;
+        at(1 + rnd.nextInt(3 * (int) d), () -> p.linkFailed(c));
+      }
+    }
   }
 
   private void crash(Server s, String point) {
@@ -934,6 +990,11 @@ final class HandoverSimulation {
       incarnationVersion = next.version();
       seenVersion = Math.max(seenVersion, next.version());
       applied = next;
+      if (config.mutation() == Mutation.FENCES_DROPPED_ON_NEW_VERSION) {
+        for (int i = 0; i < config.producers(); i++) {
+          rules.dropFences("p" + i);
+        }
+      }
       List<Action> acts = rules.onMap(next);
       trace(id + " sees v" + next.version() + " -> " + acts);
       execute(acts);
@@ -1343,11 +1404,11 @@ final class HandoverSimulation {
     int n = deliveredCount.merge(m.id(), 1, Integer::sum);
     if (n > 1) {
       duplicates++;
-      if (!config.crashes().on()) {
+      if (!config.crashes().on() && config.streamBreakChance() == 0) {
         violation("message " + m.id() + " delivered twice (second by " + server.id + ")");
       } else if (!late && !touched.contains(m.id())) {
         violation("message " + m.id() + " delivered twice (second by " + server.id
-            + ") though no crash touched it and it is not late");
+            + ") though no crash or broken stream touched it and it is not late");
       }
       return; // order is promised for first deliveries
     }
