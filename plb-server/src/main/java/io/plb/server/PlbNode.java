@@ -106,7 +106,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final TelemetryIntake telemetry;
   private final ScheduledExecutorService balancerLoop;
   private final Balancer balancer;
-  private final RequestLimit driverReports;
+  private final RequestLimit driverRequests;
   private final RequestLimit loadReports;
   private final ScheduledExecutorService commitPushLoop;
   private final FollowerCommitPush commitPush;
@@ -196,7 +196,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
             config.progressInterval());
-    this.driverReports = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
+    this.driverRequests = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
         config.leaderMaxQueuedRequests());
     this.loadReports = new RequestLimit("the telemetry intake", "leader.maxQueuedRequests",
         config.leaderMaxQueuedRequests());
@@ -208,7 +208,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .addService(mapService)
             .addService(new AdminServiceImpl(this))
             .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry,
-                driverReports, loadReports))
+                driverRequests, loadReports))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .build();
@@ -297,6 +297,11 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
 
   public int watcherCount() {
     return mapService.watcherCount();
+  }
+
+  @Override
+  public RequestLimit driverRequests() {
+    return driverRequests;
   }
 
   /** GetMap calls waiting for a version on this node. */

@@ -31,19 +31,19 @@ import java.util.function.Supplier;
 public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBase {
   private final Supplier<CompletableFuture<HandoverDriver>> driver;
   private final Supplier<CompletableFuture<TelemetryIntake>> telemetry;
-  private final RequestLimit driverReports;
+  private final RequestLimit driverRequests;
   private final RequestLimit loadReports;
 
   /**
-   * @param driverReports bounds the handover reports handed to the driver's loop
+   * @param driverRequests bounds the handover reports handed to the driver's loop
    * @param loadReports bounds the load reports handed to the telemetry intake's loop
    */
   public AgentServiceImpl(Supplier<CompletableFuture<HandoverDriver>> driver,
-      Supplier<CompletableFuture<TelemetryIntake>> telemetry, RequestLimit driverReports,
+      Supplier<CompletableFuture<TelemetryIntake>> telemetry, RequestLimit driverRequests,
       RequestLimit loadReports) {
     this.driver = driver;
     this.telemetry = telemetry;
-    this.driverReports = driverReports;
+    this.driverRequests = driverRequests;
     this.loadReports = loadReports;
   }
 
@@ -110,7 +110,7 @@ public final class AgentServiceImpl extends AgentServiceGrpc.AgentServiceImplBas
       return;
     }
     AdminServiceImpl.reply(driver.get()
-        .thenCompose(d -> driverReports.submit(
+        .thenCompose(d -> driverRequests.submit(
             () -> d.report(command, r.getRangeStart(), r.getServerId())))
         .thenApply(out -> HandoverReportResponse.newBuilder()
             .setVersion(out.version())

@@ -93,9 +93,11 @@ class LoadReportLimitTest {
           @Override
           public void onCompleted() {}
         });
+        // In order: a report numbered below one already counted would be a duplicate.
+        int n = seq;
+        TestCluster.await(Duration.ofSeconds(10), n + " report(s) queued",
+            () -> limit.inFlight() == n);
       }
-      TestCluster.await(Duration.ofSeconds(10), "two reports queued",
-          () -> limit.inFlight() == 2);
       for (int seq = 3; seq <= 20; seq++) {
         long s = seq;
         StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
