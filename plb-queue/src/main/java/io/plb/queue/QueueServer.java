@@ -15,8 +15,8 @@ import io.plb.queue.store.QueueStore;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -36,7 +36,7 @@ public final class QueueServer implements AutoCloseable {
   private final QueueServerAgent agent;
   private final Dispatcher dispatcher;
   private final QueueServiceImpl service;
-  private final ExecutorService workers;
+  private final ThreadPoolExecutor workers;
   private final Server grpc;
   private final String address;
 
@@ -59,13 +59,19 @@ public final class QueueServer implements AutoCloseable {
     store.onAck(agent::onAcked);
     store.onReady(dispatcher::wake);
     AtomicLong n = new AtomicLong();
-    this.workers = Executors.newCachedThreadPool(r -> {
-      Thread t = new Thread(r, "plb-queue-worker-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    });
+    // Bounded and without a queue: a request that finds every worker busy is refused at once
+    // (RESOURCE_EXHAUSTED, see QueueServiceImpl) instead of waiting in an unbounded queue or
+    // starting a thread per request for any number of streams.
+    this.workers = new ThreadPoolExecutor(0, config.maxWorkers(), 60, TimeUnit.SECONDS,
+        new SynchronousQueue<>(), r -> {
+          Thread t = new Thread(r, "plb-queue-worker-" + n.incrementAndGet());
+          t.setDaemon(true);
+          return t;
+        }, new ThreadPoolExecutor.AbortPolicy());
     this.service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
-        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(), WallClock.SYSTEM);
+        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(),
+        config.maxMapWaiters(), config.maxVersionLead(), config.maxProducers(),
+        WallClock.SYSTEM);
     String listen = config.listen();
     int colon = listen.lastIndexOf(':');
     this.grpc = NettyServerBuilder
@@ -144,6 +150,16 @@ public final class QueueServer implements AutoCloseable {
 
   public QueueServerAgent agent() {
     return agent;
+  }
+
+  /** Producer sessions with publish streams open here (at most {@code maxProducers}). */
+  public int openSessions() {
+    return service.openSessions();
+  }
+
+  /** Workers handling a publish request or a transfer now (at most {@code maxWorkers}). */
+  public int busyWorkers() {
+    return workers.getActiveCount();
   }
 
   /**

@@ -29,6 +29,7 @@ import io.plb.server.publish.MapPublisher;
 import io.plb.core.time.Ticker;
 import io.plb.server.leader.Balancer;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.server.leader.RequestLimit;
 import io.plb.server.leader.TelemetryIntake;
 import io.plb.server.rpc.AdminServiceImpl;
 import io.plb.server.rpc.AgentServiceImpl;
@@ -106,6 +107,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final TelemetryIntake telemetry;
   private final ScheduledExecutorService balancerLoop;
   private final Balancer balancer;
+  private final RequestLimit driverRequests;
+  private final RequestLimit loadReports;
   private final ScheduledExecutorService commitPushLoop;
   private final FollowerCommitPush commitPush;
   private final long liveWindowMs;
@@ -193,7 +196,12 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     stateMachine.addLeadershipListener(balancer);
     this.mapService =
         new MapServiceImpl(
-            publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
+            publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
+            config.progressInterval());
+    this.driverRequests = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
+        config.leaderMaxQueuedRequests());
+    this.loadReports = new RequestLimit("the telemetry intake", "leader.maxQueuedRequests",
+        config.leaderMaxQueuedRequests());
     NodeConfig.Peer self = config.self();
     this.grpcServer =
         NettyServerBuilder.forAddress(new InetSocketAddress(self.apiHost(), self.apiPort()))
@@ -201,7 +209,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .permitKeepAliveWithoutCalls(true)
             .addService(mapService)
             .addService(new AdminServiceImpl(this))
-            .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry))
+            .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry,
+                driverRequests, loadReports))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())
             .build();
@@ -290,6 +299,16 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
 
   public int watcherCount() {
     return mapService.watcherCount();
+  }
+
+  @Override
+  public RequestLimit driverRequests() {
+    return driverRequests;
+  }
+
+  /** GetMap calls waiting for a version on this node. */
+  public int getMapWaiterCount() {
+    return mapService.getMapWaiterCount();
   }
 
   private RaftServer.Division division() throws IOException {

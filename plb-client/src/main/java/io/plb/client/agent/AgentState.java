@@ -1,7 +1,6 @@
 package io.plb.client.agent;
 
 import io.plb.core.handover.Participant;
-import io.plb.core.handover.Participant.Fence;
 import io.plb.core.handover.Participant.Side;
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -13,19 +12,20 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * What a queue server's agent persists: the open handover sides and the refusal fences of its
- * {@link Participant}. A small versioned binary format; immutable.
+ * What a queue server's agent persists: the open handover sides of its {@link Participant}. A
+ * small versioned binary format; immutable. The format has a list of refusal fences after the
+ * sides: written empty, and skipped when read. Fences are not kept across a restart: they only
+ * guard messages on publish streams, and a restart ends every stream (DESIGN §5).
  */
-record AgentState(List<Side> sides, List<Fence> fences) {
+record AgentState(List<Side> sides) {
   private static final int FORMAT = 1;
 
   static AgentState of(Participant p) {
-    return new AgentState(p.sides(), p.fences());
+    return new AgentState(p.sides());
   }
 
   void restoreInto(Participant p) {
     p.restore(sides);
-    p.restoreFences(fences);
   }
 
   byte[] encode() {
@@ -45,13 +45,7 @@ record AgentState(List<Side> sides, List<Fence> fences) {
         out.writeBoolean(s.returned());
         out.writeLong(s.switchVersion());
       }
-      out.writeInt(fences.size());
-      for (Fence f : fences) {
-        out.writeUTF(f.producer());
-        out.writeLong(f.start());
-        out.writeLong(f.end());
-        out.writeLong(f.version());
-      }
+      out.writeInt(0); // refusal fences: not kept
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -60,7 +54,7 @@ record AgentState(List<Side> sides, List<Fence> fences) {
 
   static AgentState decode(byte[] data) {
     if (data == null || data.length == 0) {
-      return new AgentState(List.of(), List.of());
+      return new AgentState(List.of());
     }
     try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(data))) {
       int format = in.readInt();
@@ -76,11 +70,14 @@ record AgentState(List<Side> sides, List<Fence> fences) {
             in.readLong()));
       }
       int m = in.readInt();
-      List<Fence> fences = new ArrayList<>(m);
       for (int i = 0; i < m; i++) {
-        fences.add(new Fence(in.readUTF(), in.readLong(), in.readLong(), in.readLong()));
+        // Fences written by an older build: they guarded streams the restart has ended.
+        in.readUTF();
+        in.readLong();
+        in.readLong();
+        in.readLong();
       }
-      return new AgentState(sides, fences);
+      return new AgentState(sides);
     } catch (IOException e) {
       throw new UncheckedIOException("agent state is corrupt", e);
     }

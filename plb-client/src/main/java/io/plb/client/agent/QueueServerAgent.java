@@ -85,6 +85,8 @@ import org.slf4j.LoggerFactory;
  * until nothing is left. One late sender runs at a time (on an I/O thread, outside the lock but
  * for reading and dropping copies); it has at most one batch unanswered and sends it again
  * unchanged, so its receiver, which keeps a receipt of the last batch per sender, stores it once.
+ * Only the sides are persisted, and only when they changed; refusal fences live while their
+ * producer session has a publish stream here ({@link #streamsEnded}).
  *
  * <p><b>Load reports</b> (DESIGN §6). The server counts its traffic into {@link #load()}; every
  * {@code reportInterval} the agent's own reporter thread drains it, adds the queue depth and
@@ -132,6 +134,9 @@ public final class QueueServerAgent implements AutoCloseable {
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition versionAdvanced = lock.newCondition();
   private final Set<Long> awaitingBacklog = new HashSet<>();
+  /** The sides as last written to the store. Under the lock. */
+  private Set<Participant.Side> persistedSides = Set.of();
+  private final AtomicLong statesWritten = new AtomicLong();
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
   /** Copies in the late batch awaiting its answer: not taken back meanwhile. Under the lock. */
   private final Set<Held> lateInFlight = new HashSet<>();
@@ -341,6 +346,7 @@ public final class QueueServerAgent implements AutoCloseable {
     lock.lock();
     try {
       AgentState.decode(store.loadAgentState()).restoreInto(participant);
+      persistedSides = new HashSet<>(participant.sides());
       if (!participant.sides().isEmpty()) {
         LOG.info("{}: restored {} open handover side(s)", serverId, participant.sides().size());
       }
@@ -459,6 +465,30 @@ public final class QueueServerAgent implements AutoCloseable {
       throw new IllegalStateException("place must be called inside locked()");
     }
     return participant.place(hash, tag, producer);
+  }
+
+  /**
+   * Every publish stream of producer session {@code producer} to this server has ended, after
+   * its last request was handled: drops the session's refusal fences (DESIGN §5). Whatever the
+   * producer has no answer for comes again on a new stream, in its order.
+   */
+  public void streamsEnded(String producer) {
+    lock.lock();
+    try {
+      participant.dropFences(producer);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Producer sessions holding refusal fences here. */
+  public int fencedProducers() {
+    return locked(participant::fencedProducers);
+  }
+
+  /** How many times the agent state was written to the store since start. */
+  public long statesWritten() {
+    return statesWritten.get();
   }
 
   /** Waits until this server has applied map {@code version}; false on timeout. */
@@ -594,6 +624,10 @@ public final class QueueServerAgent implements AutoCloseable {
         } else {
           notTaken.add(i);
         }
+      }
+      if (!notTaken.isEmpty()) {
+        // No order to keep among late messages, so no fence either.
+        participant.dropFences(LATE_PRODUCER);
       }
       if (taken.isEmpty()) {
         return transferReply(TransferOutcome.TRANSFER_REFUSED,
@@ -1119,9 +1153,18 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
-  /** Persists the participant's state, then sends the reports it led to. Under the lock. */
+  /**
+   * Persists the participant's sides, then sends the reports it led to. Under the lock. Sides
+   * equal to the last ones written are not written again: the resend round persists every
+   * {@code resendInterval}, and each write is synced.
+   */
   private void persist() {
-    store.saveAgentState(AgentState.of(participant).encode());
+    Set<Participant.Side> sides = new HashSet<>(participant.sides());
+    if (!sides.equals(persistedSides)) {
+      store.saveAgentState(new AgentState(List.copyOf(sides)).encode());
+      persistedSides = sides;
+      statesWritten.incrementAndGet();
+    }
     for (Runnable r : pendingSends) {
       io.execute(r);
     }

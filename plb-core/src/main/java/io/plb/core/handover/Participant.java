@@ -206,6 +206,13 @@ public final class Participant {
    * refusing had passed — an aborted handover cleared, a range come back — and the resent first
    * would land behind it. The producer resends at V or later, so the fence never refuses a
    * resend; other producers are not affected.
+   *
+   * <p>A fence only has to outlive the messages of its session that could still arrive tagged
+   * below V, and those all travel on the session's publish streams to this server, in order: once
+   * every such stream has ended here, whatever the producer had not got an answer for comes again
+   * on a new stream, in its sequence order, so the refused message comes before anything it had
+   * sent after it. The agent then drops the session's fences ({@link #dropFences}); a restart,
+   * which ends every stream, keeps none.
    */
   public Decision place(long hash, long tag, String producer) {
     if (tag > image.version()) {
@@ -301,7 +308,7 @@ public final class Participant {
     list.add(new Fence(producer, start, end, version));
   }
 
-  /** The refusal fences, for the agent to persist with the sides. */
+  /** The refusal fences. */
   public List<Fence> fences() {
     List<Fence> out = new ArrayList<>();
     for (List<Fence> list : fences.values()) {
@@ -310,11 +317,18 @@ public final class Participant {
     return out;
   }
 
-  /** Restores persisted fences (after a restart). */
-  public void restoreFences(List<Fence> persisted) {
-    for (Fence f : persisted) {
-      fences.computeIfAbsent(f.producer(), k -> new ArrayList<>()).add(f);
-    }
+  /**
+   * Drops every refusal fence of producer session {@code producer}: call it once no message of
+   * the session sent before its refusals can still arrive (see {@link #place}). True if it had
+   * any.
+   */
+  public boolean dropFences(String producer) {
+    return fences.remove(producer) != null;
+  }
+
+  /** Producer sessions holding refusal fences here. */
+  public int fencedProducers() {
+    return fences.size();
   }
 
   private Decision queue(RangeEntry r) {

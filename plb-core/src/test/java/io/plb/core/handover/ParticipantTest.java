@@ -1,6 +1,7 @@
 package io.plb.core.handover;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.plb.core.command.Command;
@@ -186,12 +187,33 @@ class ParticipantTest {
   }
 
   @Test
-  void sidesAndFencesSurviveARestart() {
+  void droppedFencesRefuseNothingAndOnlyTheirSessionsAreDropped() {
+    long he = startAndSwitch();
+    long preAbortTag = image.version() - 1;
+    commit(new Command.AbortHandover(0, he, "test"));
+    s.onMap(image);
+    assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p1").placement());
+    assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p2").placement());
+    assertEquals(2, s.fencedProducers());
+    s.acceptTransfer(0, he, Direction.REVERSE, image.version());
+    s.onTransferStored(0, he, Direction.REVERSE);
+    commit(new Command.FinishAbort(0, he));
+    s.onMap(image);
+    assertTrue(s.dropFences("p1"));
+    assertFalse(s.dropFences("p1"), "nothing left to drop");
+    assertEquals(1, s.fencedProducers());
+    // p1's streams have all ended: anything of it arrives on a new stream, in its order.
+    assertEquals(Placement.QUEUE, s.place(H, preAbortTag, "p1").placement());
+    assertEquals(Placement.REFUSE, s.place(H, preAbortTag, "p2").placement(),
+        "p2's fence stands");
+  }
+
+  @Test
+  void sidesSurviveARestart() {
     long he = startAndSwitch();
     s.onBacklogEmpty(0);
     Participant restarted = new Participant("S");
     restarted.restore(s.sides());
-    restarted.restoreFences(s.fences());
     restarted.onMap(image);
     assertEquals(Placement.REFUSE, restarted.place(H, image.version(), "p").placement(),
         "still sealed after a restart");
@@ -234,7 +256,6 @@ class ParticipantTest {
       List<Action> expected) {
     Participant p = new Participant(id);
     p.restore(before.sides());
-    p.restoreFences(before.fences());
     assertEquals(expected, p.onMap(latest));
     return p;
   }

@@ -8,7 +8,6 @@ import io.plb.core.handover.Participant.Action;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.handover.Participant.Direction;
-import io.plb.core.handover.Participant.Fence;
 import io.plb.core.handover.Participant.Side;
 import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.handover.SendBarrier;
@@ -52,15 +51,19 @@ import java.util.function.Consumer;
  * {@link Participant}, the waits, the transfers and late sends in flight, the reports not yet sent —
  * and every message on its way to it; of what it had already sent, a random prefix of each link
  * still arrives (a request already on the wire). What survives is what the queue server's agent
- * keeps durable, at the points it keeps it: the queue, the handover buffers, and the sides and
- * fences saved by each persist. The server restarts after a delay, restores the persisted sides and
- * fences, watches the map again from a full image (possibly after a slow reconnect), and resumes
- * what the agent resumes: owed reports and transfers, the wait for a source's backlog, and late
- * messages of ranges it lost. Routers see their links fail and treat every unsettled send on them
- * as refused. The leader hears heartbeats, declares a silent server DOWN, aborts handovers whose
- * target is not ACTIVE and forces ranges off DOWN owners, as {@code HandoverDriver} does; a DOWN
- * server heard again becomes ACTIVE. One router may watch the map through a slow link (a stale
- * map).
+ * keeps durable, at the points it keeps it: the queue, the handover buffers, and the sides saved
+ * by each persist. Its refusal fences are not kept: a crash ends every link to it, and the agent
+ * drops a session's fences once its links are gone. The server restarts after a delay, restores
+ * the persisted sides, watches the map again from a full image (possibly after a slow reconnect),
+ * and resumes what the agent resumes: owed reports and transfers, the wait for a source's backlog,
+ * and late messages of ranges it lost. Routers see their links fail and treat every unsettled
+ * send on them as refused. In some runs publish streams also break with no crash: nothing more
+ * of the stream reaches the server, which drops the session's refusal fences (as the agent does
+ * once a session's last stream is released), and the router takes back what it had no answer
+ * for. The leader hears heartbeats, declares a silent server DOWN, aborts
+ * handovers whose target is not ACTIVE and forces ranges off DOWN owners, as
+ * {@code HandoverDriver} does; a DOWN server heard again becomes ACTIVE. One router may watch
+ * the map through a slow link (a stale map).
  *
  * <p><b>Invariants</b>, checked after every event: the map's own invariants (one owner per key at
  * every committed version); versions only grow at every subscriber; a message delivered without
@@ -111,6 +114,12 @@ final class HandoverSimulation {
     C2_NO_WAIT,
     /** The refusal fence defeated: every message looks like a new producer session. */
     NO_FENCE,
+    /**
+     * Refusal fences dropped whenever the map moves on, while the streams live on: a plausible
+     * rule (the reason for refusing may have passed) in place of dropping a session's fences
+     * only once its stream has ended.
+     */
+    FENCES_DROPPED_ON_NEW_VERSION,
     /** A restarted agent forgets its persisted handover sides. */
     FORGET_SIDES,
     /** A server that lost ranges while DOWN never sends their messages to the owner. */
@@ -130,27 +139,40 @@ final class HandoverSimulation {
   /** Run parameters. */
   record Config(int servers, int ranges, int producers, int messagesPerProducer, int keys,
       int window, double abortChance, double duplicateReportChance, int maxDelay,
-      double lossChance, Crashes crashes, Mutation mutation) {
+      double lossChance, Crashes crashes, Mutation mutation, double streamBreakChance) {
     /** Two servers, two ranges, no losses, no crashes. */
     static Config of(int producers, int messagesPerProducer, int keys, int window,
         double abortChance, double duplicateReportChance, int maxDelay) {
       return new Config(2, 2, producers, messagesPerProducer, keys, window, abortChance,
-          duplicateReportChance, maxDelay, 0, Crashes.NONE, Mutation.NONE);
+          duplicateReportChance, maxDelay, 0, Crashes.NONE, Mutation.NONE, 0);
     }
 
     Config lossy(double chance) {
       return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
-          abortChance, duplicateReportChance, maxDelay, chance, crashes, mutation);
+          abortChance, duplicateReportChance, maxDelay, chance, crashes, mutation,
+          streamBreakChance);
     }
 
     Config crashing(int serverCount, int rangeCount, Crashes c) {
       return new Config(serverCount, rangeCount, producers, messagesPerProducer, keys, window,
-          abortChance, duplicateReportChance, maxDelay, lossChance, c, mutation);
+          abortChance, duplicateReportChance, maxDelay, lossChance, c, mutation,
+          streamBreakChance);
     }
 
     Config with(Mutation m) {
       return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
-          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, m);
+          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, m,
+          streamBreakChance);
+    }
+
+    /**
+     * Publish streams break now and then with no crash, each open stream with this chance per
+     * leader tick: the server sees it end and drops the session's refusal fences, the router
+     * takes back what it had no answer for.
+     */
+    Config breakingStreams(double chance) {
+      return new Config(servers, ranges, producers, messagesPerProducer, keys, window,
+          abortChance, duplicateReportChance, maxDelay, lossChance, crashes, mutation, chance);
     }
   }
 
@@ -267,6 +289,7 @@ final class HandoverSimulation {
   private final List<String> violations = new ArrayList<>();
   private final Set<String> coverage = new TreeSet<>();
   private long crashCount;
+  private long streamBreaks;
   private long lateDelivered;
   private long duplicates;
 
@@ -533,6 +556,7 @@ final class HandoverSimulation {
       checkLiveness();
       chaos();
     }
+    breakStreams();
     if (!quiet()) {
       at(5L * d, this::leaderTick);
     }
@@ -608,6 +632,38 @@ final class HandoverSimulation {
         && (focus == null || focus.equals(point))
         && config.crashes().failpointChance() > 0
         && rnd.nextDouble() < weight * config.crashes().failpointChance();
+  }
+
+  /**
+   * Breaks open publish streams at random (no crash), while moves go on: nothing more of the
+   * stream reaches the server, the router notices a little later and takes back every unsettled
+   * send, and the server — with nothing of the stream left to handle — drops the session's
+   * refusal fences, as the agent does when a session's last stream is released. A stream with a
+   * request still waiting for a map version (C2) is being handled, so it is not released then.
+   */
+  private void breakStreams() {
+    if (!movesAllowed || config.streamBreakChance() == 0) {
+      return;
+    }
+    for (Producer p : producers) {
+      for (Server s : servers.values()) {
+        Conn c = p.conns.get(s.id);
+        if (c == null || !c.bound || c.broken || c.failed || !s.alive
+            || c.incarnation != s.incarnation) {
+          continue;
+        }
+        if (!s.blocked.getOrDefault("pub:" + p.index, new ArrayDeque<>()).isEmpty()
+            || rnd.nextDouble() >= config.streamBreakChance()) {
+          continue;
+        }
+        streamBreaks++;
+        coverage.add("stream-break");
+        s.rules.dropFences("p" + p.index);
+        trace(p.name() + "'s stream to " + s.id + " breaks");
+        c.broken = true;
+        at(1 + rnd.nextInt(3 * (int) d), () -> p.linkFailed(c));
+      }
+    }
   }
 
   private void crash(Server s, String point) {
@@ -714,7 +770,6 @@ final class HandoverSimulation {
     final Map<String, ArrayDeque<Entry>> queue = new LinkedHashMap<>();
     final Map<String, List<Msg>> buffers = new LinkedHashMap<>();
     List<Side> sides = List.of();
-    List<Fence> fences = List.of();
     /** Per sending server, the receipt of the last late batch taken from it. */
     final Map<String, LateReceipt> receipts = new HashMap<>();
 
@@ -1013,13 +1068,12 @@ final class HandoverSimulation {
       incarnationVersion = -1;
     }
 
-    /** QueueServerAgent.start: restore the persisted sides and fences. */
+    /** QueueServerAgent.start: restore the persisted sides (no fences: no link survived). */
     void boot() {
       forget();
       rules = new Participant(id);
       if (config.mutation() != Mutation.FORGET_SIDES) {
         rules.restore(disk.sides);
-        rules.restoreFences(disk.fences);
       }
     }
 
@@ -1051,6 +1105,11 @@ final class HandoverSimulation {
       incarnationVersion = next.version();
       seenVersion = Math.max(seenVersion, next.version());
       applied = next;
+      if (config.mutation() == Mutation.FENCES_DROPPED_ON_NEW_VERSION) {
+        for (int i = 0; i < config.producers(); i++) {
+          rules.dropFences("p" + i);
+        }
+      }
       List<Action> acts = rules.onMap(next);
       trace(id + " sees v" + next.version() + " -> " + acts);
       execute(acts);
@@ -1100,7 +1159,7 @@ final class HandoverSimulation {
     }
 
     /**
-     * Saves the participant's sides and fences, then sends the reports and transfers they led
+     * Saves the participant's sides, then sends the reports and transfers they led
      * to: a forward transfer must not leave before its seal is durable (a restarted source that
      * forgot the seal would take more into its hold buffer and send it again; the target, which
      * stored the first, would answer DUPLICATE and the rest would be lost).
@@ -1108,7 +1167,6 @@ final class HandoverSimulation {
     void persist() {
       fail("before-persist");
       disk.sides = rules.sides();
-      disk.fences = rules.fences();
       fail("after-persist");
       for (Command c : pendingReports) {
         report(id, c);
@@ -1665,11 +1723,11 @@ final class HandoverSimulation {
     int n = deliveredCount.merge(m.id(), 1, Integer::sum);
     if (n > 1) {
       duplicates++;
-      if (!config.crashes().on()) {
+      if (!config.crashes().on() && config.streamBreakChance() == 0) {
         violation("message " + m.id() + " delivered twice (second by " + server.id + ")");
       } else if (!late && !touched.contains(m.id())) {
         violation("message " + m.id() + " delivered twice (second by " + server.id
-            + ") though no crash touched it and it is not late");
+            + ") though no crash or broken stream touched it and it is not late");
       }
       return; // order is promised for first deliveries
     }

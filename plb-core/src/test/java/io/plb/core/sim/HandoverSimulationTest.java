@@ -49,6 +49,14 @@ class HandoverSimulationTest {
   private static final Config CRASH_AT_SEAL = Config.of(3, 80, 6, 3, 0.05, 0.2, 8)
       .crashing(3, 3, new Crashes(4, 0, 0.5, 0, 40, "sealed"));
 
+  /**
+   * The crash configurations with publish streams that also break with no crash; a server drops
+   * a session's refusal fences once its stream has ended (the agent's rule, DESIGN §5).
+   */
+  private static Config breaking(long seed) {
+    return crashing(seed).breakingStreams(0.03);
+  }
+
   private static Config plain(long seed) {
     return switch ((int) (seed % 4)) {
       case 0 -> PIPELINED;
@@ -150,6 +158,17 @@ class HandoverSimulationTest {
     }
   }
 
+  @Test
+  void fencesDroppedWithTheirStreamsKeepProducerOrder() {
+    Totals t = runSeeds("fencesDroppedWithTheirStreamsKeepProducerOrder", "plb.sim.breakCount",
+        400, HandoverSimulationTest::breaking);
+    if (t != null) {
+      assertTrue(t.coverage.contains("stream-break"), "no stream broke: " + t.coverage);
+      assertTrue(t.refusals > 100, "WRONG_OWNER refusals: " + t.refusals);
+      assertTrue(t.aborted > 50, "handovers aborted: " + t.aborted);
+    }
+  }
+
   /**
    * The checkers can fail: each deliberate defect makes a seed fail within a few dozen.
    * TRANSFER_BEFORE_PERSIST and LATE_AS_BEFORE are the agent as it was before the simulation
@@ -161,6 +180,7 @@ class HandoverSimulationTest {
     LongFunction<Config> configs = switch (mutation) {
       case C1_DRAINED_BEFORE_ACK, C2_NO_WAIT -> HandoverSimulationTest::plain;
       case TRANSFER_BEFORE_PERSIST -> seed -> CRASH_AT_SEAL;
+      case FENCES_DROPPED_ON_NEW_VERSION -> HandoverSimulationTest::crashing;
       default -> HandoverSimulationTest::crashing;
     };
     for (long seed = 1; seed <= 200; seed++) {

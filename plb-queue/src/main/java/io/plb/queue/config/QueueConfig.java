@@ -36,6 +36,18 @@ public final class QueueConfig {
     KEYS.put("maxMessageBytes", new String[] {"1048576", "largest payload accepted"});
     KEYS.put("mapWait", new String[] {"5s", "longest a publish waits for the map version it "
         + "was routed under"});
+    KEYS.put("maxMapWaiters", new String[] {"64", "publish requests and transfers that may "
+        + "wait at once for a map version this server has not reached; past it a publish is "
+        + "answered OVERLOADED, a transfer RESOURCE_EXHAUSTED"});
+    KEYS.put("maxVersionLead", new String[] {"1000000", "how far ahead of this server's map "
+        + "version a message or transfer may be tagged and still wait for it; further ahead is "
+        + "answered at once as above"});
+    KEYS.put("maxProducers", new String[] {"10000", "producer sessions with publish streams "
+        + "open here at once (each may hold refusal fences); a request of another session ends "
+        + "its stream RESOURCE_EXHAUSTED"});
+    KEYS.put("maxWorkers", new String[] {"256", "threads that handle publish requests and "
+        + "transfers at once (2-10000); a request that finds none free is answered "
+        + "RESOURCE_EXHAUSTED"});
     KEYS.put("resendInterval", new String[] {"500ms", "how often owed reports and transfers "
         + "are sent again"});
     KEYS.put("heartbeatInterval", new String[] {"1s", "heartbeat to the PLB leader"});
@@ -65,6 +77,10 @@ public final class QueueConfig {
     maxQueued();
     maxMessageBytes();
     mapWait();
+    maxMapWaiters();
+    maxVersionLead();
+    maxProducers();
+    maxWorkers();
     resendInterval();
     heartbeatInterval();
     QueueServerAgent.checkLateBatch(lateBatchMessages(), lateBatchBytes());
@@ -177,6 +193,38 @@ public final class QueueConfig {
 
   public Duration mapWait() {
     return duration("mapWait");
+  }
+
+  /** Requests that may wait at once for a map version (C2); at most maxWorkers do anyway. */
+  public int maxMapWaiters() {
+    long v = positive("maxMapWaiters");
+    if (v > 10_000) {
+      throw new IllegalArgumentException("maxMapWaiters '" + v + "' must be 1..10000");
+    }
+    return (int) v;
+  }
+
+  /** How many versions ahead of this server's map a tag may be and still be waited for. */
+  public long maxVersionLead() {
+    return positive("maxVersionLead");
+  }
+
+  /** Producer sessions with open publish streams at once (and so sessions holding fences). */
+  public int maxProducers() {
+    long v = positive("maxProducers");
+    if (v > 1_000_000) {
+      throw new IllegalArgumentException("maxProducers '" + v + "' must be 1..1000000");
+    }
+    return (int) v;
+  }
+
+  /** The worker pool's bound: Publish requests and TransferHeld calls being handled at once. */
+  public int maxWorkers() {
+    long v = positive("maxWorkers");
+    if (v < 2 || v > 10_000) {
+      throw new IllegalArgumentException("maxWorkers '" + v + "' must be 2..10000");
+    }
+    return (int) v;
   }
 
   public Duration resendInterval() {

@@ -32,12 +32,15 @@ import io.plb.queue.store.QueueStore.Placed;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -52,7 +55,11 @@ import org.slf4j.LoggerFactory;
  * server's worker pool (the stream asks gRPC for its next request only when the previous one is
  * answered, which is also its back-pressure). Subscribe streams are fed by the
  * {@link Dispatcher}. TransferHeld calls run on the worker pool and may block while this server
- * catches up with the sender's map version.
+ * catches up with the sender's map version. The pool is bounded and has no queue: a request
+ * that finds every worker busy is answered RESOURCE_EXHAUSTED (a Publish stream is ended with
+ * it, nothing of the request stored, and the router sends it again), so a flood of streams
+ * costs neither unbounded threads nor an unbounded queue. Waits for a map version are bounded
+ * as well ({@code maxMapWaiters} at once, tags at most {@code maxVersionLead} ahead).
  */
 public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServiceImpl.class);
@@ -68,6 +75,11 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final int maxMessageBytes;
   private final long maxQueued;
   private final Duration mapWait;
+  private final int maxMapWaiters;
+  /** Permits of the requests that may wait for a map version at once (publish and transfer). */
+  private final Semaphore mapWaiters;
+  private final long maxVersionLead;
+  private final int maxProducers;
   /** Stamps accepted messages ({@code accepted_at_micros}). */
   private final WallClock clock;
   private final AtomicLong accepted = new AtomicLong();
@@ -77,7 +89,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
       Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
-      Duration mapWait, WallClock clock) {
+      Duration mapWait, int maxMapWaiters, long maxVersionLead, int maxProducers,
+      WallClock clock) {
     this.serverId = serverId;
     this.clock = clock;
     this.agent = agent;
@@ -87,18 +100,25 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     this.maxMessageBytes = maxMessageBytes;
     this.maxQueued = maxQueued;
     this.mapWait = mapWait;
+    this.maxMapWaiters = maxMapWaiters;
+    this.mapWaiters = new Semaphore(maxMapWaiters);
+    this.maxVersionLead = maxVersionLead;
+    this.maxProducers = maxProducers;
   }
 
   // ------------------------------------------------------------------ Publish
 
   /**
    * One Publish stream's place in an orderly stop: whether a request is being handled and
-   * whether the stream was ended. Guarded by the stream's call object.
+   * whether the stream was ended; and the producer sessions it carried, until it is released
+   * (ended, its last request handled). Guarded by the stream's call object.
    */
   private static final class PublishStream {
     final ServerCallStreamObserver<PublishResponse> call;
+    final Set<String> producers = new HashSet<>();
     boolean handling;
     boolean ended;
+    boolean released;
 
     PublishStream(ServerCallStreamObserver<PublishResponse> call) {
       this.call = call;
@@ -107,6 +127,11 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
 
   private final Set<PublishStream> publishStreams = ConcurrentHashMap.newKeySet();
   private volatile boolean stopping;
+  /**
+   * Producer session → how many unreleased Publish streams carried it here. Guarded by itself;
+   * the agent's lock is taken inside it (never the other way round).
+   */
+  private final Map<String, Integer> sessions = new HashMap<>();
 
   @Override
   public StreamObserver<PublishRequest> publish(StreamObserver<PublishResponse> out) {
@@ -114,17 +139,33 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     call.disableAutoRequest();
     PublishStream stream = new PublishStream(call);
     publishStreams.add(stream);
-    call.setOnCancelHandler(() -> publishStreams.remove(stream));
+    call.setOnCancelHandler(() -> {
+      publishStreams.remove(stream);
+      release(stream);
+    });
     call.request(1);
     OverloadFence fence = new OverloadFence();
     return new StreamObserver<>() {
       @Override
       public void onNext(PublishRequest req) {
-        workers.execute(() -> {
+        Runnable step = () -> {
           synchronized (call) {
             if (stopping || stream.ended) {
               endStopping(stream); // nothing of it was stored: the router resends it all
               return;
+            }
+            if (stream.released) {
+              return; // cancelled: the router resends what it has no answer for
+            }
+            if (!stream.producers.contains(req.getProducer())) {
+              if (!openSession(req.getProducer())) {
+                // Nothing of it was stored: the router resends it on a new stream.
+                endWith(stream, Status.RESOURCE_EXHAUSTED.withDescription("queue server "
+                    + serverId + " has publish streams of " + maxProducers + " producer "
+                    + "sessions open (maxProducers); try again"));
+                return;
+              }
+              stream.producers.add(req.getProducer());
             }
             stream.handling = true;
           }
@@ -140,6 +181,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
                 call.notifyAll();
                 return;
               }
+              if (call.isCancelled() || stream.ended) {
+                release(stream);
+                return;
+              }
             }
             call.request(1);
           } catch (InterruptedException e) {
@@ -153,50 +198,127 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             LOG.error("{}: publish failed", serverId, e);
             synchronized (call) {
               stream.handling = false;
-              stream.ended = true;
-              publishStreams.remove(stream);
               call.notifyAll();
+              endWith(stream, Status.INTERNAL.withDescription("publish failed: "
+                  + e.getMessage()));
             }
-            call.onError(Status.INTERNAL.withDescription("publish failed: " + e.getMessage())
-                .asRuntimeException());
           }
-        });
+        };
+        if (!offer(step)) {
+          // Nothing of this request was stored: the router resends it all on a new stream.
+          synchronized (call) {
+            endWith(stream, busy());
+          }
+        }
       }
 
       @Override
       public void onError(Throwable t) {
         // the router went away; what it did not get an answer for it will resend
         publishStreams.remove(stream);
+        release(stream);
       }
 
       @Override
       public void onCompleted() {
-        workers.execute(() -> {
+        Runnable step = () -> {
           synchronized (call) {
             publishStreams.remove(stream);
             if (!call.isCancelled() && !stream.ended) {
               stream.ended = true;
               call.onCompleted();
             }
+            release(stream);
           }
-        });
+        };
+        if (!offer(step)) {
+          step.run(); // short, and it never blocks
+        }
       }
     };
   }
 
+  /** Ends a Publish stream with {@code status}, and releases it. Under the stream's call lock. */
+  private void endWith(PublishStream stream, Status status) {
+    publishStreams.remove(stream);
+    if (!stream.ended) {
+      stream.ended = true;
+      try {
+        stream.call.onError(status.asRuntimeException());
+      } catch (RuntimeException e) {
+        // the stream is already gone
+      }
+    }
+    release(stream);
+  }
+
+  /**
+   * Counts one more stream of producer session {@code producer}; false when it has none here
+   * and {@code maxProducers} sessions have (its messages could need refusal fences, and those
+   * live as long as the session's streams, so the sessions with streams are what is bounded).
+   */
+  private boolean openSession(String producer) {
+    synchronized (sessions) {
+      if (!sessions.containsKey(producer) && sessions.size() >= maxProducers) {
+        return false;
+      }
+      sessions.merge(producer, 1, Integer::sum);
+      return true;
+    }
+  }
+
+  /**
+   * Once a stream has ended and its last request is handled (no request of it is taken after
+   * that), each producer session it carried has one stream fewer here; a session left with none
+   * loses its refusal fences (DESIGN §5): whatever its producer has no answer for comes again
+   * on a new stream, in the producer's order. Idempotent.
+   */
+  private void release(PublishStream stream) {
+    List<String> producers;
+    synchronized (stream.call) {
+      if (stream.released || stream.handling) {
+        return; // the worker handling a request releases it when done
+      }
+      stream.released = true;
+      producers = List.copyOf(stream.producers);
+    }
+    synchronized (sessions) {
+      for (String p : producers) {
+        if (sessions.merge(p, -1, Integer::sum) <= 0) {
+          sessions.remove(p);
+          agent.streamsEnded(p);
+        }
+      }
+    }
+  }
+
+  /** Producer sessions with unreleased Publish streams here. */
+  public int openSessions() {
+    synchronized (sessions) {
+      return sessions.size();
+    }
+  }
+
+  /** Runs {@code step} on a free worker; false when every worker is busy (or stopped). */
+  private boolean offer(Runnable step) {
+    try {
+      workers.execute(step);
+      return true;
+    } catch (RejectedExecutionException e) {
+      return false;
+    }
+  }
+
+  /** The answer to a request that found no free worker. */
+  private Status busy() {
+    return Status.RESOURCE_EXHAUSTED.withDescription("queue server " + serverId + " is handling "
+        + "as many publish requests and transfers as it has workers (maxWorkers); try again");
+  }
+
   /** Ends a Publish stream because the server is stopping. Under the stream's call lock. */
   private void endStopping(PublishStream stream) {
-    publishStreams.remove(stream);
-    if (stream.ended) {
-      return;
-    }
-    stream.ended = true;
-    try {
-      stream.call.onError(Status.UNAVAILABLE.withDescription("queue server " + serverId
-          + " is stopping").asRuntimeException());
-    } catch (RuntimeException e) {
-      // the stream is already gone
-    }
+    endWith(stream, Status.UNAVAILABLE.withDescription("queue server " + serverId
+        + " is stopping"));
   }
 
   /**
@@ -364,13 +486,13 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       accepted.addAndGet(batchIdx.size());
       i = next[0];
       long waitFor = wait[0];
-      if (waitFor >= 0 && !agent.awaitVersion(waitFor, mapWait)) {
-        // This server's watch is behind; the router will send it again.
+      String notReached = waitFor >= 0 ? awaitTag(waitFor) : null;
+      if (notReached != null) {
+        // This server's watch is behind (or the tag is wrong); the router will send it again.
         PublishItem it = items.get(i);
         fence.overloaded(req, it);
         overloaded.incrementAndGet();
-        results[i] = result(it, PublishStatus.OVERLOADED,
-            "queue server " + serverId + " has not reached map version " + waitFor);
+        results[i] = result(it, PublishStatus.OVERLOADED, notReached);
         i++;
       }
     }
@@ -389,6 +511,47 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     fenced.incrementAndGet();
     results[j] = result(it, PublishStatus.OVERLOADED, "queue server " + serverId
         + " holds no ownership lease now (paused, or cut off from the PLB cluster)");
+  }
+
+  /**
+   * Waits up to {@code mapWait} for map version {@code tag} (C2), within the bounds: a tag more
+   * than {@code maxVersionLead} ahead of this server's version, or one that finds
+   * {@code maxMapWaiters} requests waiting already, is not waited for — a wait for a version
+   * that may never come would hold a worker for the whole {@code mapWait}. Null once the version
+   * is reached, else why not.
+   */
+  private String awaitTag(long tag) throws InterruptedException {
+    String refused = waitRefusal(tag);
+    if (refused != null) {
+      return refused;
+    }
+    try {
+      if (agent.awaitVersion(tag, mapWait)) {
+        return null;
+      }
+    } finally {
+      mapWaiters.release();
+    }
+    return "queue server " + serverId + " has not reached map version " + tag;
+  }
+
+  /**
+   * Why a request tagged {@code tag} may not wait for it, or null after taking one of the
+   * {@code maxMapWaiters} permits (the caller releases it when done waiting).
+   */
+  private String waitRefusal(long tag) {
+    long have = agent.version();
+    // Before its first map a server cannot tell a far tag from a wrong one: it waits, bounded
+    // by the number of waiters only.
+    if (have > 0 && tag - have > maxVersionLead) {
+      return "map version " + tag + " is " + (tag - have) + " versions ahead of queue server "
+          + serverId + "'s " + have + " (maxVersionLead " + maxVersionLead + ")";
+    }
+    if (!mapWaiters.tryAcquire()) {
+      return "queue server " + serverId + " already has " + maxMapWaiters
+          + " requests waiting for a map version (maxMapWaiters)";
+    }
+    return null;
   }
 
   private String checkItem(PublishItem it) {
@@ -503,7 +666,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           .asRuntimeException());
       return;
     }
-    workers.execute(() -> {
+    // A transfer tagged ahead of this server waits for that version (C2): within the bounds.
+    boolean waits = req.getMapVersion() > agent.version();
+    if (waits) {
+      String refused = waitRefusal(req.getMapVersion());
+      if (refused != null) {
+        out.onError(Status.RESOURCE_EXHAUSTED.withDescription(refused).asRuntimeException());
+        return;
+      }
+    }
+    boolean taken = offer(() -> {
       try {
         out.onNext(agent.onTransfer(req));
         out.onCompleted();
@@ -515,8 +687,18 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
         LOG.error("{}: transfer failed", serverId, e);
         out.onError(Status.INTERNAL.withDescription("transfer failed: " + e.getMessage())
             .asRuntimeException());
+      } finally {
+        if (waits) {
+          mapWaiters.release();
+        }
       }
     });
+    if (!taken) {
+      if (waits) {
+        mapWaiters.release();
+      }
+      out.onError(busy().asRuntimeException()); // the sender sends it again on its timer
+    }
   }
 
   private static String checkTransfer(TransferHeldRequest req) {

@@ -70,6 +70,9 @@ public final class NodeConfig {
     k.put("watch.historyEntries", new String[] {"10000",
         "map changes each node keeps for watchers to resume from"});
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
+    k.put("watch.maxGetMapWaiters", new String[] {"10000",
+        "GetMap calls one node keeps waiting for a version it has not applied yet; past it "
+            + "RESOURCE_EXHAUSTED"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
     k.put("handover.maxPerServer", new String[] {"2",
@@ -79,6 +82,9 @@ public final class NodeConfig {
         "the leader aborts a handover whose target has not opened its held queue by then"});
     k.put("handover.drainTimeout", new String[] {"60s",
         "the leader aborts (reverses) a handover whose source has not drained by then"});
+    k.put("leader.maxQueuedRequests", new String[] {"1000",
+        "requests from the API (handover and load reports, balancer requests) each leader loop "
+            + "holds queued or in progress; past it RESOURCE_EXHAUSTED"});
     k.put("server.suspectAfter", new String[] {"3s",
         "a queue server silent this long is logged as suspect"});
     k.put("server.downAfter", new String[] {"10s",
@@ -180,9 +186,11 @@ public final class NodeConfig {
   private final boolean purgeUpToSnapshot;
   private final int historyEntries;
   private final int maxWatchers;
+  private final int maxGetMapWaiters;
   private final Duration progressInterval;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
+  private final int leaderMaxQueuedRequests;
   private final Duration prepareTimeout;
   private final Duration drainTimeout;
   private final Duration suspectAfter;
@@ -250,9 +258,11 @@ public final class NodeConfig {
     purgeUpToSnapshot = bool(v, "raft.purgeUpToSnapshot");
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
+    maxGetMapWaiters = (int) positive(v, "watch.maxGetMapWaiters");
     progressInterval = duration(v, "watch.progressInterval");
     handoverMaxPerServer = (int) positive(v, "handover.maxPerServer");
     handoverMaxTotal = (int) positive(v, "handover.maxTotal");
+    leaderMaxQueuedRequests = (int) positive(v, "leader.maxQueuedRequests");
     prepareTimeout = duration(v, "handover.prepareTimeout");
     drainTimeout = duration(v, "handover.drainTimeout");
     suspectAfter = duration(v, "server.suspectAfter");
@@ -459,6 +469,11 @@ public final class NodeConfig {
     return maxWatchers;
   }
 
+  /** GetMap calls waiting for a version, at once, on this node. */
+  public int maxGetMapWaiters() {
+    return maxGetMapWaiters;
+  }
+
   public Duration progressInterval() {
     return progressInterval;
   }
@@ -469,6 +484,11 @@ public final class NodeConfig {
 
   public int handoverMaxTotal() {
     return handoverMaxTotal;
+  }
+
+  /** API requests each leader loop holds queued or in progress at once. */
+  public int leaderMaxQueuedRequests() {
+    return leaderMaxQueuedRequests;
   }
 
   public Duration prepareTimeout() {

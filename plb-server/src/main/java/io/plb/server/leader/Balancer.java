@@ -89,6 +89,8 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
   private final HandoverDriver.Proposer proposer;
   private final LongSupplier wallMillis;
   private final ScheduledExecutorService loop;
+  /** Bounds the admin requests (status, dry run, forecast) queued on the loop. */
+  private final RequestLimit requests;
   private final Supplier<String> leaderHint;
 
   private long term = -1;
@@ -123,6 +125,8 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
     this.wallMillis = wallMillis;
     this.loop = loop;
     this.leaderHint = leaderHint;
+    this.requests = new RequestLimit("the balancer", "leader.maxQueuedRequests",
+        config.leaderMaxQueuedRequests());
   }
 
   // ------------------------------------------------------------------ leadership
@@ -633,8 +637,15 @@ public final class Balancer implements PlbStateMachine.LeadershipListener {
     T run() throws IOException;
   }
 
-  /** Runs {@code work} on the loop if this node leads; refuses with the leader's address if not. */
+  /**
+   * Runs {@code work} on the loop if this node leads; refuses with the leader's address if not,
+   * and RESOURCE_EXHAUSTED when {@code leader.maxQueuedRequests} requests wait already.
+   */
   private <T> CompletableFuture<T> onLeader(LeaderWork<T> work) {
+    return requests.submit(() -> queue(work));
+  }
+
+  private <T> CompletableFuture<T> queue(LeaderWork<T> work) {
     CompletableFuture<T> out = new CompletableFuture<>();
     boolean queued = run(() -> {
       if (term < 0) {

@@ -51,6 +51,7 @@ public final class TelemetryIntake implements PlbStateMachine.LeadershipListener
   private final Supplier<String> leaderHint;
   private final AtomicLong proposed = new AtomicLong();
   private final AtomicLong failed = new AtomicLong();
+  private final AtomicLong reportsQueued = new AtomicLong();
   private LoadAggregator aggregator;
   private ScheduledFuture<?> ticker;
   private long term = -1;
@@ -138,6 +139,24 @@ public final class TelemetryIntake implements PlbStateMachine.LeadershipListener
   // ------------------------------------------------------------------ reports
 
   /**
+   * Refuses a report from a server the map does not list, on the caller's thread: checked before
+   * the report is read or queued, so a flood of them costs a map lookup each and nothing else.
+   *
+   * @throws PlbException NOT_FOUND naming the server
+   */
+  public void checkRegistered(String serverId) {
+    if (image.get().server(serverId) == null) {
+      throw PlbException.notFound("queue server " + serverId
+          + " is not registered; register it before it reports load");
+    }
+  }
+
+  /** Reports queued on the intake's loop since start. */
+  public long reportsQueued() {
+    return reportsQueued.get();
+  }
+
+  /**
    * Counts one report from a registered queue server.
    *
    * @return the aggregator's verdict and the bucket it counted in; fails with a
@@ -145,6 +164,12 @@ public final class TelemetryIntake implements PlbStateMachine.LeadershipListener
    */
   public CompletableFuture<LoadAggregator.Offer> report(LoadReport report) {
     CompletableFuture<LoadAggregator.Offer> out = new CompletableFuture<>();
+    try {
+      checkRegistered(report.serverId());
+    } catch (PlbException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+    reportsQueued.incrementAndGet();
     boolean queued = run(() -> {
       try {
         if (aggregator == null) {
@@ -152,10 +177,7 @@ public final class TelemetryIntake implements PlbStateMachine.LeadershipListener
               "this node is not the leader" + leaderHint.get());
         }
         report.check();
-        if (image.get().server(report.serverId()) == null) {
-          throw PlbException.notFound("queue server " + report.serverId()
-              + " is not registered; register it before it reports load");
-        }
+        checkRegistered(report.serverId()); // again: it may have been removed since
         out.complete(aggregator.offer(report, wallMillis.getAsLong()));
       } catch (RuntimeException e) {
         out.completeExceptionally(e);

@@ -17,6 +17,7 @@ import io.plb.proto.v1.MoveRangeRequest;
 import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.server.leader.Balancer;
 import io.plb.server.leader.HandoverDriver;
+import io.plb.server.leader.RequestLimit;
 import io.plb.proto.v1.BalancerStatus;
 import io.plb.proto.v1.BalancerStatusRequest;
 import io.plb.proto.v1.ForecastRequest;
@@ -61,6 +62,9 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
 
     /** The handover driver, if this node is the ready leader; else the not-leader refusal. */
     CompletableFuture<HandoverDriver> leaderDriver();
+
+    /** Bounds the requests handed to the handover driver's loop (leader.maxQueuedRequests). */
+    RequestLimit driverRequests();
 
     /**
      * A page of the load history from this node's replica.
@@ -141,7 +145,8 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
       return;
     }
     reply(node.leaderDriver()
-        .thenCompose(d -> d.move(r.getRangeStart(), r.getTarget()))
+        .thenCompose(d -> node.driverRequests().submit(
+            () -> d.move(r.getRangeStart(), r.getTarget())))
         .thenApply(s -> MoveRangeResponse.newBuilder()
             .setVersion(s.version())
             .setHandoverEpoch(s.handoverEpoch())
@@ -152,14 +157,15 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
   public void abortHandover(AbortHandoverRequest r, StreamObserver<WriteResponse> o) {
     String reason = r.getReason().isEmpty() ? "aborted by an operator" : r.getReason();
     reply(node.leaderDriver()
-        .thenCompose(d -> d.abort(r.getRangeStart(), reason))
+        .thenCompose(d -> node.driverRequests().submit(
+            () -> d.abort(r.getRangeStart(), reason)))
         .thenApply(v -> WriteResponse.newBuilder().setVersion(v).build()), o);
   }
 
   @Override
   public void listHandovers(ListHandoversRequest r, StreamObserver<ListHandoversResponse> o) {
     reply(node.leaderDriver()
-        .thenCompose(HandoverDriver::openHandovers)
+        .thenCompose(d -> node.driverRequests().submit(d::openHandovers))
         .thenApply(list -> {
           ListHandoversResponse.Builder b = ListHandoversResponse.newBuilder()
               .setLeaderId(node.localStatus().getId())

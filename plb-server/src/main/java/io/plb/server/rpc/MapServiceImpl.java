@@ -14,6 +14,7 @@ import io.plb.proto.v1.WatchMapResponse;
 import io.plb.server.publish.MapPublisher;
 import java.time.Duration;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ScheduledExecutorService;
@@ -47,17 +48,21 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   private final Duration progressInterval;
   private final Set<WatchSession> sessions = ConcurrentHashMap.newKeySet();
   private final AtomicInteger watcherCount = new AtomicInteger();
+  private final int maxGetMapWaiters;
+  private final AtomicInteger getMapWaiters = new AtomicInteger();
 
   public MapServiceImpl(
       MapPublisher publisher,
       ExecutorService drainExecutor,
       ScheduledExecutorService timer,
       int maxWatchers,
+      int maxGetMapWaiters,
       Duration progressInterval) {
     this.publisher = publisher;
     this.drainExecutor = drainExecutor;
     this.timer = timer;
     this.maxWatchers = maxWatchers;
+    this.maxGetMapWaiters = maxGetMapWaiters;
     this.progressInterval = progressInterval;
   }
 
@@ -101,14 +106,41 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     session.schedule();
   }
 
+  /** GetMap calls waiting for a version this node has not applied yet. */
+  public int getMapWaiterCount() {
+    return getMapWaiters.get();
+  }
+
   @Override
   public void getMap(GetMapRequest request, StreamObserver<MapSnapshot> observer) {
-    long wait = request.getWaitMillis() == 0 ? 10_000 : request.getWaitMillis();
-    publisher
-        .awaitApplied(request.getMinVersion())
+    long asked = Integer.toUnsignedLong(request.getWaitMillis());
+    long wait = asked == 0 ? 10_000 : asked;
+    CompletableFuture<Long> applied = publisher.awaitApplied(request.getMinVersion());
+    if (!applied.isDone()) {
+      // A waiting call holds a timer and a place in the publisher's list until its version or
+      // its deadline comes: bounded per node, like watch streams.
+      if (getMapWaiters.incrementAndGet() > maxGetMapWaiters) {
+        getMapWaiters.decrementAndGet();
+        applied.cancel(false);
+        observer.onError(
+            Status.RESOURCE_EXHAUSTED
+                .withDescription("this node already has " + maxGetMapWaiters + " GetMap calls "
+                    + "waiting for a version (watch.maxGetMapWaiters); try again or another node")
+                .asRuntimeException());
+        return;
+      }
+      applied.whenComplete((v, e) -> getMapWaiters.decrementAndGet());
+      // A caller that goes away frees its place at once.
+      ((ServerCallStreamObserver<MapSnapshot>) observer)
+          .setOnCancelHandler(() -> applied.cancel(false));
+    }
+    applied
         .orTimeout(wait, TimeUnit.MILLISECONDS)
         .whenComplete(
-            (applied, error) -> {
+            (v, error) -> {
+              if (error instanceof java.util.concurrent.CancellationException) {
+                return; // the caller went away
+              }
               if (error == null) {
                 observer.onNext(Wire.toProto(publisher.image()));
                 observer.onCompleted();

@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -63,7 +64,9 @@ import org.slf4j.LoggerFactory;
  * are already in it and are skipped, so a restart resumes exactly after the last applied entry.
  *
  * <p>Apply never throws for bad input: a command that fails validation changes nothing and its
- * rejection is the entry's result, the same on every replica.
+ * rejection is the entry's result, the same on every replica. Nor for a bug: any other exception
+ * while deciding an entry rejects it (INTERNAL), alike on every replica, since they all meet it.
+ * Only a failing database stops the replica.
  *
  * <p>{@code AppendLoadSamples} entries go to the load history ({@link LoadHistory}) instead of the
  * map: their buckets, the coarse bucket they merge into and the deletion of buckets past their
@@ -297,10 +300,17 @@ public final class PlbStateMachine extends BaseStateMachine {
     publisher.advanceApplied(index);
   }
 
+  /**
+   * A failpoint for tests: when set, applying a command it matches throws, as a bug in the apply
+   * path would. Null outside tests.
+   */
+  static volatile Predicate<Command> failApply;
+
   private CommandResult apply(long term, long index, byte[] data) {
     MapDelta delta = null;
     HistoryUpdate historyUpdate = null;
     BalancerState nextBalancer = null;
+    ClusterImage next = image;
     CommandResult result;
     try {
       io.plb.proto.v1.Command entry = io.plb.proto.v1.Command.parseFrom(data);
@@ -311,6 +321,10 @@ public final class PlbStateMachine extends BaseStateMachine {
                 + ", but committed in term " + term + "; the decision is void");
       }
       Command command = Wire.fromLogEntry(entry);
+      Predicate<Command> fail = failApply;
+      if (fail != null && fail.test(command)) {
+        throw new IllegalStateException("failpoint: applying " + command.describe());
+      }
       if (command instanceof Command.AppendLoadSamples samples) {
         // The load history, not the map: no new map version.
         historyUpdate = LoadHistory.apply(historyState, samples, this::readCoarse);
@@ -332,6 +346,7 @@ public final class PlbStateMachine extends BaseStateMachine {
           LOG.info("entry {}: {}", index, delta.cause());
           delta = null;
         } else {
+          next = image.apply(delta); // checks the map's invariants
           result = CommandResult.newBuilder().setOk(true).setVersion(index).build();
         }
       }
@@ -339,8 +354,22 @@ public final class PlbStateMachine extends BaseStateMachine {
       result = rejected(ErrorCode.INVALID_ARGUMENT, "log entry is not a PLB command");
     } catch (PlbException e) {
       result = rejected(e.code(), e.getMessage());
+    } catch (UncheckedIOException e) {
+      // The database cannot be read: this replica cannot follow the log.
+      throw e;
+    } catch (RuntimeException e) {
+      // A bug, not bad input. Every replica meets the same exception on the same entry (apply is
+      // deterministic), so each rejects it alike and they stay in step, where a throw would stop
+      // the replica — and, on every replica, the cluster.
+      LOG.error("entry {} could not be applied; it is rejected", index, e);
+      result = rejected(ErrorCode.INTERNAL, "applying the entry failed: " + e);
     }
-    ClusterImage next = delta == null ? image : image.apply(delta);
+    if (!result.getOk()) {
+      delta = null;
+      historyUpdate = null;
+      nextBalancer = null;
+      next = image;
+    }
     try {
       store.writeApplied(term, index, delta, historyUpdate, nextBalancer);
       if (nextBalancer != null) {

@@ -428,6 +428,24 @@ class NodeConfigTest {
     }
   }
 
+  @Test
+  void leaderLoopsAreBounded() {
+    assertEquals(1000, NodeConfig.of(valid()).leaderMaxQueuedRequests());
+    assertEquals(5, NodeConfig.of(with("leader.maxQueuedRequests", "5"))
+        .leaderMaxQueuedRequests());
+    refused(with("leader.maxQueuedRequests", "0"),
+        "leader.maxQueuedRequests must be between 1 and 2147483647");
+  }
+
+  @Test
+  void getMapWaitersAreBounded() {
+    assertEquals(10_000, NodeConfig.of(valid()).maxGetMapWaiters());
+    assertEquals(3, NodeConfig.of(with("watch.maxGetMapWaiters", "3")).maxGetMapWaiters());
+    refused(with("watch.maxGetMapWaiters", "0"),
+        "watch.maxGetMapWaiters must be between 1 and 2147483647");
+    assertTrue(NodeConfig.KEYS.containsKey("watch.maxGetMapWaiters"));
+  }
+
   // ------------------------------------------------------------------ overflow and odd numbers
 
   @ParameterizedTest
