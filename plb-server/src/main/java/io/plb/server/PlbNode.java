@@ -198,7 +198,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .permitKeepAliveTime(10, TimeUnit.SECONDS)
             .permitKeepAliveWithoutCalls(true)
             .addService(mapService)
-            .addService(new AdminServiceImpl(this))
+            .addService(new AdminServiceImpl(this, config.maxSplitPieces()))
             .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry))
             .addService(health.getHealthService())
             .addService(ProtoReflectionServiceV1.newInstance())

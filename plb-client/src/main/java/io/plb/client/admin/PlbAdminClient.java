@@ -237,6 +237,16 @@ public final class PlbAdminClient implements AutoCloseable {
             SplitRangeRequest.newBuilder().setRangeStart(rangeStart).setAtHash(atHash).build()));
   }
 
+  /**
+   * Splits the range starting at {@code rangeStart} into {@code pieces} ranges of equal width, in
+   * one map change (at most the leader's {@code map.maxSplitPieces}).
+   */
+  public long splitEvenly(long rangeStart, int pieces) {
+    return write(
+        stub -> stub.splitRange(
+            SplitRangeRequest.newBuilder().setRangeStart(rangeStart).setPieces(pieces).build()));
+  }
+
   /** Splits the range starting at {@code rangeStart} at the hash of {@code key}. */
   public long splitAtKey(long rangeStart, byte[] key) {
     try {

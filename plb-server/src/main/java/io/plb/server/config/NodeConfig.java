@@ -3,6 +3,7 @@ package io.plb.server.config;
 import io.plb.core.balance.BalancerConfig;
 import io.plb.core.balance.CostModel;
 import io.plb.core.balance.Criterion;
+import io.plb.core.command.Limits;
 import io.plb.core.error.PlbException;
 import io.plb.core.forecast.ForecasterConfig;
 import io.plb.core.load.HistoryLayout;
@@ -72,6 +73,8 @@ public final class NodeConfig {
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
+    k.put("map.maxSplitPieces", new String[] {"4096",
+        "the most ranges one split into equal pieces makes (2..4096; bounds the change's size)"});
     k.put("handover.maxPerServer", new String[] {"2",
         "handovers one queue server takes part in at once (as source or target)"});
     k.put("handover.maxTotal", new String[] {"8", "handovers open in the cluster at once"});
@@ -174,6 +177,7 @@ public final class NodeConfig {
   private final int historyEntries;
   private final int maxWatchers;
   private final Duration progressInterval;
+  private final int maxSplitPieces;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
   private final Duration prepareTimeout;
@@ -242,6 +246,11 @@ public final class NodeConfig {
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
     progressInterval = duration(v, "watch.progressInterval");
+    maxSplitPieces = (int) positive(v, "map.maxSplitPieces");
+    if (maxSplitPieces < 2 || maxSplitPieces > Limits.MAX_SPLIT_PIECES) {
+      throw new IllegalArgumentException(
+          "map.maxSplitPieces must be between 2 and " + Limits.MAX_SPLIT_PIECES);
+    }
     handoverMaxPerServer = (int) positive(v, "handover.maxPerServer");
     handoverMaxTotal = (int) positive(v, "handover.maxTotal");
     prepareTimeout = duration(v, "handover.prepareTimeout");
@@ -444,6 +453,10 @@ public final class NodeConfig {
 
   public Duration progressInterval() {
     return progressInterval;
+  }
+
+  public int maxSplitPieces() {
+    return maxSplitPieces;
   }
 
   public int handoverMaxPerServer() {

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.plb.core.balance.BalancerConfig;
+import io.plb.core.command.Limits;
 import io.plb.core.sim.balance.PlannerStrategy;
 import io.plb.core.sim.balance.SimConfig;
 import java.io.IOException;
@@ -107,6 +108,18 @@ class NodeConfigTest {
     assertEquals(10_000, c.historyEntries());
     assertEquals(10_000, c.maxWatchers());
     assertEquals(Duration.ofSeconds(5), c.progressInterval());
+    assertEquals(4096, c.maxSplitPieces());
+  }
+
+  @Test
+  void maxSplitPiecesIsBoundedByWhatOneDeltaMayCarry() {
+    assertEquals(2, NodeConfig.of(with("map.maxSplitPieces", "2")).maxSplitPieces());
+    assertEquals(Limits.MAX_SPLIT_PIECES, NodeConfig.of(
+        with("map.maxSplitPieces", Integer.toString(Limits.MAX_SPLIT_PIECES))).maxSplitPieces());
+    refused(with("map.maxSplitPieces", "1"), "map.maxSplitPieces", "2", "4096");
+    refused(with("map.maxSplitPieces", "4097"), "map.maxSplitPieces", "4096");
+    refused(with("map.maxSplitPieces", "0"), "map.maxSplitPieces");
+    refused(with("map.maxSplitPieces", "many"), "map.maxSplitPieces", "not a whole number");
   }
 
   /**
