@@ -191,7 +191,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     stateMachine.addLeadershipListener(balancer);
     this.mapService =
         new MapServiceImpl(
-            publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval());
+            publisher, drainExecutor, timer, config.maxWatchers(), config.progressInterval(),
+            config.chunkEntries());
     NodeConfig.Peer self = config.self();
     this.grpcServer =
         NettyServerBuilder.forAddress(new InetSocketAddress(self.apiHost(), self.apiPort()))

@@ -1,5 +1,6 @@
 package io.plb.client.cli;
 
+import io.plb.client.wire.MapChunks;
 import io.plb.client.Endpoints;
 import io.plb.client.PlbClientException;
 import io.plb.client.admin.PlbAdminClient;
@@ -813,11 +814,15 @@ public final class PlbCtl {
               io.plb.proto.v1.MapServiceGrpc.newBlockingStub(eps.channel(address))
                   .watchMap(io.plb.proto.v1.WatchMapRequest.newBuilder()
                       .setAfterVersion(after).setNearest(true).build());
+          MapChunks.Assembly chunks = new MapChunks.Assembly();
           while (it.hasNext() && (count == 0 || seen < count)) {
             io.plb.proto.v1.WatchMapResponse r = it.next();
             failures = 0;
             if (r.hasFullMap()) {
-              ClusterImage image = io.plb.client.wire.Wire.fromProto(r.getFullMap());
+              ClusterImage image = chunks.add(r.getFullMap());
+              if (image == null) {
+                continue; // more chunks to come
+              }
               after = image.version();
               printChange(image, null, json);
               seen++;

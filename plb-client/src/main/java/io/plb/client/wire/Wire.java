@@ -122,8 +122,15 @@ public final class Wire {
 
   // ------------------------------------------------------------------ maps and deltas
 
+  /**
+   * The whole map in one message (chunk 0 of 1), whatever its size; what travels between nodes and
+   * clients goes in chunks ({@link MapChunks}).
+   */
   public static MapSnapshot toProto(ClusterImage image) {
-    MapSnapshot.Builder b = MapSnapshot.newBuilder().setVersion(image.version());
+    MapSnapshot.Builder b = MapSnapshot.newBuilder().setVersion(image.version())
+        .setChunkCount(1)
+        .setRangeCount(image.rangeCount())
+        .setServerCount(image.servers().size());
     for (RangeEntry r : image.ranges()) {
       b.addRanges(toProto(r));
     }
@@ -133,8 +140,17 @@ public final class Wire {
     return b.build();
   }
 
-  /** @throws IllegalStateException if the snapshot breaks a map invariant */
+  /**
+   * A map in one message.
+   *
+   * @throws IllegalStateException if the snapshot breaks a map invariant or is one chunk of a
+   *     larger map (those are gathered by {@link MapChunks.Assembly})
+   */
   public static ClusterImage fromProto(MapSnapshot p) {
+    if (p.getChunkCount() > 1) {
+      throw new IllegalStateException("map " + p.getVersion() + " comes in " + p.getChunkCount()
+          + " chunks; this is chunk " + p.getChunkIndex());
+    }
     List<RangeEntry> ranges = new ArrayList<>(p.getRangesCount());
     for (io.plb.proto.v1.RangeEntry r : p.getRangesList()) {
       ranges.add(fromProto(r));

@@ -1,5 +1,6 @@
 package io.plb.server.config;
 
+import io.plb.client.wire.MapChunks;
 import io.plb.core.balance.BalancerConfig;
 import io.plb.core.balance.CostModel;
 import io.plb.core.balance.Criterion;
@@ -73,6 +74,9 @@ public final class NodeConfig {
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
+    k.put("watch.chunkEntries", new String[] {"4096",
+        "map entries (ranges and servers) per chunk of a full map sent to a watcher or reader "
+            + "(1..8192)"});
     k.put("map.maxSplitPieces", new String[] {"4096",
         "the most ranges one split into equal pieces makes (2..4096; bounds the change's size)"});
     k.put("handover.maxPerServer", new String[] {"2",
@@ -177,6 +181,7 @@ public final class NodeConfig {
   private final int historyEntries;
   private final int maxWatchers;
   private final Duration progressInterval;
+  private final int chunkEntries;
   private final int maxSplitPieces;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
@@ -246,6 +251,11 @@ public final class NodeConfig {
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
     progressInterval = duration(v, "watch.progressInterval");
+    chunkEntries = (int) positive(v, "watch.chunkEntries");
+    if (chunkEntries > MapChunks.MAX_CHUNK_ENTRIES) {
+      throw new IllegalArgumentException(
+          "watch.chunkEntries must be between 1 and " + MapChunks.MAX_CHUNK_ENTRIES);
+    }
     maxSplitPieces = (int) positive(v, "map.maxSplitPieces");
     if (maxSplitPieces < 2 || maxSplitPieces > Limits.MAX_SPLIT_PIECES) {
       throw new IllegalArgumentException(
@@ -453,6 +463,10 @@ public final class NodeConfig {
 
   public Duration progressInterval() {
     return progressInterval;
+  }
+
+  public int chunkEntries() {
+    return chunkEntries;
   }
 
   public int maxSplitPieces() {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.plb.client.wire.MapChunks;
 import io.plb.core.balance.BalancerConfig;
 import io.plb.core.command.Limits;
 import io.plb.core.sim.balance.PlannerStrategy;
@@ -109,6 +110,17 @@ class NodeConfigTest {
     assertEquals(10_000, c.maxWatchers());
     assertEquals(Duration.ofSeconds(5), c.progressInterval());
     assertEquals(4096, c.maxSplitPieces());
+    assertEquals(4096, c.chunkEntries());
+  }
+
+  @Test
+  void chunkEntriesKeepAChunkUnderTheMessageLimit() {
+    assertEquals(1, NodeConfig.of(with("watch.chunkEntries", "1")).chunkEntries());
+    assertEquals(MapChunks.MAX_CHUNK_ENTRIES, NodeConfig.of(with("watch.chunkEntries",
+        Integer.toString(MapChunks.MAX_CHUNK_ENTRIES))).chunkEntries());
+    refused(with("watch.chunkEntries", "0"), "watch.chunkEntries");
+    refused(with("watch.chunkEntries", "8193"), "watch.chunkEntries", "8192");
+    refused(with("watch.chunkEntries", "lots"), "watch.chunkEntries", "not a whole number");
   }
 
   @Test
