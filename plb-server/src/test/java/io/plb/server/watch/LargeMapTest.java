@@ -21,17 +21,14 @@ import io.plb.core.map.MapDelta;
 import io.plb.core.map.RangeEntry;
 import io.plb.proto.v1.StoredMessage;
 import io.plb.server.testing.CuttableProxy;
+import io.plb.server.testing.LargeMaps;
 import io.plb.server.testing.TestCluster;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -74,31 +71,7 @@ class LargeMapTest {
     admin.registerServer("q1", "127.0.0.1:9001", null);
     admin.registerServer("q2", "127.0.0.1:9002", null);
     long started = System.nanoTime();
-    admin.splitEvenly(0L, TOP_PIECES);
-    ClusterImage top = admin.getMap(0);
-    // Writes of different ranges are independent: several in flight fill each Raft round.
-    ExecutorService writers = Executors.newFixedThreadPool(8);
-    try {
-      List<Future<Long>> writes = new ArrayList<>();
-      for (int i = 0; i < TOP_PIECES; i++) {
-        long start = top.range(i).start();
-        String owner = i % 2 == 0 ? "q1" : "q2";
-        writes.add(writers.submit(() -> admin.assign(start, owner, false)));
-      }
-      for (Future<Long> w : writes) {
-        w.get();
-      }
-      writes.clear();
-      for (int i = 0; i < TOP_PIECES; i++) {
-        long start = top.range(i).start();
-        writes.add(writers.submit(() -> admin.splitEvenly(start, PIECES)));
-      }
-      for (Future<Long> w : writes) {
-        version = Math.max(version, w.get());
-      }
-    } finally {
-      writers.shutdownNow();
-    }
+    version = LargeMaps.build(admin, List.of("q1", "q2"), TOP_PIECES, PIECES);
     cluster.awaitAllApplied(version, T);
     System.out.printf("built a map of %,d ranges in %d ms (version %d)%n",
         cluster.node(0).publisher().image().rangeCount(),
