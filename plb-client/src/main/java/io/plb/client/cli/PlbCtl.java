@@ -53,7 +53,9 @@ public final class PlbCtl {
       "  server remove ID",
       "  server drain ID [--max-wait S]   move all its ranges away (hold handover), then it is drained",
       "Ranges (RANGE is the start of a range, as 'plbctl map' prints it: 0x... or decimal):",
-      "  split RANGE (--at HASH | --key KEY)   split a range at a hash, or at a key's hash",
+      "  split RANGE (--at HASH | --key KEY | --pieces N)",
+      "                                        split a range at a hash, at a key's hash, or into N "
+          + "equal ranges",
       "  merge RANGE [NEXT]             merge a range with the one that follows it",
       "  assign RANGE SERVER [--force]  give an unassigned range an owner (--force: reassign",
       "                                 without a handover, only while setting a cluster up)",
@@ -155,15 +157,28 @@ public final class PlbCtl {
       case "server":
         return server(a, admin, json);
       case "split": {
-        a.expect(2, "split RANGE (--at HASH | --key KEY)");
+        a.expect(2, "split RANGE (--at HASH | --key KEY | --pieces N)");
         long range = Ring.parse(a.positional.get(1));
         String at = a.option("at", null);
         String key = a.option("key", null);
-        if ((at == null) == (key == null)) {
-          throw new IllegalArgumentException("split needs exactly one of --at HASH or --key KEY");
+        String pieces = a.option("pieces", null);
+        if ((at == null ? 0 : 1) + (key == null ? 0 : 1) + (pieces == null ? 0 : 1) != 1) {
+          throw new IllegalArgumentException(
+              "split needs exactly one of --at HASH, --key KEY or --pieces N");
         }
-        long v = at != null ? admin.splitAtHash(range, Ring.parse(at))
-            : admin.splitAtKey(range, key.getBytes(StandardCharsets.UTF_8));
+        long v;
+        if (pieces != null) {
+          int n;
+          try {
+            n = Integer.parseInt(pieces);
+          } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--pieces '" + pieces + "' is not a whole number");
+          }
+          v = admin.splitEvenly(range, n);
+        } else {
+          v = at != null ? admin.splitAtHash(range, Ring.parse(at))
+              : admin.splitAtKey(range, key.getBytes(StandardCharsets.UTF_8));
+        }
         done(json, v, "split range " + Ring.hex(range));
         return 0;
       }
@@ -933,7 +948,7 @@ public final class PlbCtl {
         java.util.Set.of("json", "force", "help", "no-wait");
     private static final java.util.Set<String> OPTIONS = java.util.Set.of(
         "endpoints", "timeout", "at", "key", "address", "capacity", "state", "from", "count",
-        "to", "reason", "max-wait", "by", "server", "range", "buckets", "resolution");
+        "to", "reason", "max-wait", "by", "server", "range", "buckets", "resolution", "pieces");
     final List<String> positional = new ArrayList<>();
     final Map<String, String> options = new LinkedHashMap<>();
 
