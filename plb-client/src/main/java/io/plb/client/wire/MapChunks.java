@@ -21,10 +21,11 @@ import java.util.Map;
  * a sender never holds the whole map in wire form. Receiving: an {@link Assembly} takes the
  * chunks in order and gives the image only with the last one.
  *
- * <p>The sizes: a range entry takes at most ~180 bytes on the wire (two 64-character server ids,
- * for owner and handover target, and four 10-byte numbers), a server ~340 (a 255-character
- * address); {@link #MAX_CHUNK_ENTRIES} of the larger stay under {@link #MAX_MESSAGE_BYTES}, which
- * {@code MapChunksTest} checks with the largest entries the map allows.
+ * <p>The sizes: a range entry takes at most 172 bytes on the wire (two 64-character server ids,
+ * for owner and handover target, and 10-byte numbers), a server 338 (a 255-character address);
+ * a chunk of {@link #MAX_CHUNK_ENTRIES} of them takes 1.4 MB and 2.8 MB, under
+ * {@link #MAX_MESSAGE_BYTES}, which {@code MapChunksTest} checks with the largest entries the map
+ * allows.
  */
 public final class MapChunks {
   /**
