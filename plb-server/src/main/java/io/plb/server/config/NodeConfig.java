@@ -76,9 +76,10 @@ public final class NodeConfig {
         "how often an idle watch stream gets a progress event"});
     k.put("watch.chunkEntries", new String[] {"4096",
         "map entries (ranges and servers) per chunk of a full map sent to a watcher or reader "
-            + "(1..8192)"});
-    k.put("map.maxSplitPieces", new String[] {"4096",
-        "the most ranges one split into equal pieces makes (2..4096; bounds the change's size)"});
+            + "(1.." + MapChunks.MAX_CHUNK_ENTRIES + ")"});
+    k.put("map.maxSplitPieces", new String[] {Integer.toString(Limits.MAX_SPLIT_PIECES),
+        "the most ranges one split into equal pieces makes (2.." + Limits.MAX_SPLIT_PIECES
+            + "; bounds the change's size)"});
     k.put("handover.maxPerServer", new String[] {"2",
         "handovers one queue server takes part in at once (as source or target)"});
     k.put("handover.maxTotal", new String[] {"8", "handovers open in the cluster at once"});
