@@ -5,12 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import io.plb.core.handover.Participant.Buffer;
+import io.plb.core.keyspace.KeyHash;
 import io.plb.proto.v1.StoredMessage;
 import io.plb.queue.store.QueueStore;
 import io.plb.queue.store.QueueStore.Placed;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -93,6 +96,33 @@ class QueueStoreDurabilityTest {
   }
 
   @Test
+  void theNextQueuedHashIsFoundInUnsignedOrder() throws Exception {
+    // Two keys, one in each half of the ring (the upper half is negative as a long).
+    String low = null;
+    String high = null;
+    for (int i = 0; low == null || high == null; i++) {
+      String k = "k" + i;
+      if (KeyHash.hash(k) < 0) {
+        high = high == null ? k : high;
+      } else {
+        low = low == null ? k : low;
+      }
+    }
+    long lo = KeyHash.hash(low);
+    long hi = KeyHash.hash(high);
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      assertEquals(OptionalLong.empty(), s.nextQueuedHash(0));
+      s.append(List.of(Placed.queue(msg(high, 1), hi), Placed.queue(msg(low, 2), lo),
+          Placed.queue(msg(low, 3), lo)));
+      assertEquals(OptionalLong.of(lo), s.nextQueuedHash(0));
+      assertEquals(OptionalLong.of(lo), s.nextQueuedHash(lo));
+      assertEquals(OptionalLong.of(hi), s.nextQueuedHash(lo + 1));
+      assertEquals(OptionalLong.of(hi), s.nextQueuedHash(hi));
+      assertEquals(OptionalLong.empty(), s.nextQueuedHash(hi + 1));
+    }
+  }
+
+  @Test
   void leftoverBuffersAreFoundAfterAReopenAndTakenBackLate() throws Exception {
     long range = Long.MIN_VALUE; // a range start that prints negative
     try (QueueStore s = QueueStore.open(tmp, true)) {
@@ -107,7 +137,9 @@ class QueueStoreDurabilityTest {
       assertEquals(List.of(7L), s.bufferedHandovers(range));
       assertEquals(List.of(3L), s.bufferedHandovers(0));
       assertEquals(List.of(), s.bufferedHandovers(1));
+      assertEquals(Set.of(range, 0L), Set.copyOf(s.bufferedRangeStarts()));
       s.releaseLate(range, 7);
+      assertEquals(List.of(0L), s.bufferedRangeStarts());
       assertEquals(List.of(), s.bufferedHandovers(range));
       assertEquals(0, s.held(range, 7));
       List<Long> seqs = new ArrayList<>();

@@ -3,6 +3,7 @@ package io.plb.client.agent;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.proto.v1.StoredMessage;
 import java.util.List;
+import java.util.OptionalLong;
 
 /**
  * The durable storage a queue server lends its {@link QueueServerAgent}: the deliverable queue's
@@ -57,6 +58,20 @@ public interface HandoverStore {
    * what a crash kept it from handing on.
    */
   List<Long> bufferedHandovers(long rangeStart);
+
+  /**
+   * The starts of the ranges with messages in some handover buffer (those whose
+   * {@link #bufferedHandovers} is not empty), in any order: with {@link #nextQueuedHash}, what
+   * lets the agent look at the few ranges the store holds anything of instead of every range of
+   * the map.
+   */
+  List<Long> bufferedRangeStarts();
+
+  /**
+   * The lowest key hash at or above {@code from} (unsigned) of a message in the deliverable
+   * queue, or empty: the start of the next stretch of the ring with a {@link #backlog}.
+   */
+  OptionalLong nextQueuedHash(long from);
 
   /**
    * Moves every buffer of the handover to the back of the deliverable queue, marked late, in one

@@ -38,7 +38,9 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.OptionalLong;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -770,9 +772,28 @@ public final class QueueServerAgent implements AutoCloseable {
    * found in the store, since the participant's {@code Orphaned} action is not persisted and a
    * crash may come before its messages are sent. They go to the owner as late messages; a range
    * this server owns again takes them back into its own queue, marked late. Under the lock.
+   *
+   * <p>Only ranges the store holds something of (a buffer, or a queued message) can have either,
+   * so those are found from the store's side, in map order, instead of asking the store about
+   * every range: this runs on every map version and resend round, and a map may hold a million
+   * ranges.
    */
   private void findOrphans() {
-    for (RangeEntry r : image.ranges()) {
+    TreeSet<Integer> holding = new TreeSet<>();
+    for (long start : store.bufferedRangeStarts()) {
+      int i = image.indexOfStart(start);
+      if (i >= 0) {
+        holding.add(i);
+      }
+    }
+    for (OptionalLong h = store.nextQueuedHash(0); h.isPresent(); ) {
+      int i = image.indexOfHash(h.getAsLong());
+      holding.add(i);
+      long end = image.range(i).end();
+      h = end == Ring.RING_END ? OptionalLong.empty() : store.nextQueuedHash(end);
+    }
+    for (int i : holding) {
+      RangeEntry r = image.range(i);
       if (!r.isAssigned()) {
         continue;
       }

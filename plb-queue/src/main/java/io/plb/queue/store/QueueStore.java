@@ -20,6 +20,7 @@ import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -417,6 +418,24 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
     }
     return new ArrayList<>(out);
+  }
+
+  @Override
+  public synchronized List<Long> bufferedRangeStarts() {
+    Set<Long> out = new HashSet<>();
+    for (Map.Entry<String, Integer> e : bufferSizes.entrySet()) {
+      if (e.getValue() > 0) {
+        out.add(Long.parseLong(e.getKey().substring(0, e.getKey().indexOf('/'))));
+      }
+    }
+    return new ArrayList<>(out);
+  }
+
+  @Override
+  public synchronized OptionalLong nextQueuedHash(long from) {
+    // queuedAt holds only hashes with messages (an entry goes when its count reaches 0).
+    Long k = queuedAt.ceilingKey(from ^ Long.MIN_VALUE);
+    return k == null ? OptionalLong.empty() : OptionalLong.of(k ^ Long.MIN_VALUE);
   }
 
   /** Buffers to the back of the queue, in this order, in one durable write. */

@@ -250,6 +250,14 @@ class LargeMapTest {
       return List.of();
     }
 
+    public List<Long> bufferedRangeStarts() {
+      return List.of();
+    }
+
+    public java.util.OptionalLong nextQueuedHash(long from) {
+      return java.util.OptionalLong.empty();
+    }
+
     public void releaseLate(long rangeStart, long handoverEpoch) {}
 
     public void saveAgentState(byte[] state) {}
