@@ -124,7 +124,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     this.group = RaftGroup.valueOf(groupId(config.clusterName()), peers);
     Files.createDirectories(config.dataDir());
 
-    this.publisher = new MapPublisher(config.historyEntries());
+    this.publisher = new MapPublisher(config.historyEntries(), config.historyRanges());
     this.stateMachine =
         new PlbStateMachine(config.dataDir().resolve("db"), publisher, config.historyEntries());
     this.raftServer =

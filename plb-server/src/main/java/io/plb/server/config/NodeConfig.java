@@ -71,6 +71,9 @@ public final class NodeConfig {
             + "snapshot)"});
     k.put("watch.historyEntries", new String[] {"10000",
         "map changes each node keeps for watchers to resume from"});
+    k.put("watch.historyRanges", new String[] {"1000000",
+        "range entries the kept changes may hold in all (the oldest go first; at least "
+            + Limits.MAX_SPLIT_PIECES + ", the largest change)"});
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
@@ -183,6 +186,7 @@ public final class NodeConfig {
   private final int maxWatchers;
   private final Duration progressInterval;
   private final int chunkEntries;
+  private final int historyRanges;
   private final int maxSplitPieces;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
@@ -252,6 +256,11 @@ public final class NodeConfig {
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
     progressInterval = duration(v, "watch.progressInterval");
+    historyRanges = (int) positive(v, "watch.historyRanges");
+    if (historyRanges < Limits.MAX_SPLIT_PIECES) {
+      throw new IllegalArgumentException("watch.historyRanges must be at least "
+          + Limits.MAX_SPLIT_PIECES + " (the largest change)");
+    }
     chunkEntries = (int) positive(v, "watch.chunkEntries");
     if (chunkEntries > MapChunks.MAX_CHUNK_ENTRIES) {
       throw new IllegalArgumentException(
@@ -464,6 +473,10 @@ public final class NodeConfig {
 
   public Duration progressInterval() {
     return progressInterval;
+  }
+
+  public int historyRanges() {
+    return historyRanges;
   }
 
   public int chunkEntries() {

@@ -111,6 +111,16 @@ class NodeConfigTest {
     assertEquals(Duration.ofSeconds(5), c.progressInterval());
     assertEquals(4096, c.maxSplitPieces());
     assertEquals(4096, c.chunkEntries());
+    assertEquals(1_000_000, c.historyRanges());
+  }
+
+  @Test
+  void historyRangesHoldsAtLeastTheLargestChange() {
+    assertEquals(Limits.MAX_SPLIT_PIECES, NodeConfig.of(with("watch.historyRanges",
+        Integer.toString(Limits.MAX_SPLIT_PIECES))).historyRanges());
+    refused(with("watch.historyRanges", "4095"), "watch.historyRanges", "4096");
+    refused(with("watch.historyRanges", "0"), "watch.historyRanges");
+    refused(with("watch.historyRanges", "x"), "watch.historyRanges", "not a whole number");
   }
 
   @Test
