@@ -160,8 +160,11 @@ class LargeMapTest {
   @Order(5)
   void aFreshRouterRoutesByIt() throws Exception {
     ClusterImage expected = leaderImage();
+    long started = System.nanoTime();
     try (Router router = Router.start(cluster.endpoints())) {
       assertTrue(router.awaitVersion(version, T), "router reached " + router.version());
+      System.out.printf("a fresh router could route by it after %d ms%n",
+          (System.nanoTime() - started) / 1_000_000);
       for (int k = 0; k < 1000; k++) {
         byte[] key = ("customer-" + k).getBytes(StandardCharsets.UTF_8);
         RangeEntry r = expected.rangeFor(KeyHash.hash(key));
@@ -176,9 +179,12 @@ class LargeMapTest {
   @Test
   @Order(6)
   void aFreshQueueServerAgentGetsIt() {
+    long started = System.nanoTime();
     try (QueueServerAgent agent = QueueServerAgent.builder("q1", new EmptyStore())
         .plbEndpoints(cluster.endpoints()).build().start()) {
       TestCluster.await(T, "the agent at version " + version, () -> agent.version() == version);
+      System.out.printf("a fresh agent had it after %d ms%n",
+          (System.nanoTime() - started) / 1_000_000);
       assertEquals(leaderImage(), agent.image());
     }
   }
