@@ -2,6 +2,7 @@ package io.plb.client;
 
 import io.grpc.ManagedChannel;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.plb.client.wire.MapChunks;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -66,6 +67,8 @@ public final class Endpoints implements AutoCloseable {
         address,
         a -> NettyChannelBuilder.forTarget(a)
             .usePlaintext()
+            // Bounded: full maps come in chunks and deltas are bounded (MapChunks).
+            .maxInboundMessageSize(MapChunks.MAX_MESSAGE_BYTES)
             .keepAliveTime(30, TimeUnit.SECONDS)
             .keepAliveWithoutCalls(true)
             .build());

@@ -7,12 +7,15 @@ import com.google.protobuf.ByteString;
 import io.plb.client.agent.HandoverStore.BufferedHandover;
 import io.plb.client.agent.HandoverStore.Held;
 import io.plb.core.handover.Participant.Buffer;
+import io.plb.core.keyspace.KeyHash;
 import io.plb.proto.v1.StoredMessage;
 import io.plb.queue.store.QueueStore;
 import io.plb.queue.store.QueueStore.Placed;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalLong;
+import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -91,6 +94,33 @@ class QueueStoreDurabilityTest {
       s.store(0, 2, Buffer.RETURNED, List.of(msg("a", 9))); // a resend: stores nothing
       s.release(0, 2, List.of(Buffer.HOLD, Buffer.RETURNED));
       assertEquals(2, s.queued());
+    }
+  }
+
+  @Test
+  void theNextQueuedHashIsFoundInUnsignedOrder() throws Exception {
+    // Two keys, one in each half of the ring (the upper half is negative as a long).
+    String low = null;
+    String high = null;
+    for (int i = 0; low == null || high == null; i++) {
+      String k = "k" + i;
+      if (KeyHash.hash(k) < 0) {
+        high = high == null ? k : high;
+      } else {
+        low = low == null ? k : low;
+      }
+    }
+    long lo = KeyHash.hash(low);
+    long hi = KeyHash.hash(high);
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      assertEquals(OptionalLong.empty(), s.nextQueuedHash(0));
+      s.append(List.of(Placed.queue(msg(high, 1), hi), Placed.queue(msg(low, 2), lo),
+          Placed.queue(msg(low, 3), lo)));
+      assertEquals(OptionalLong.of(lo), s.nextQueuedHash(0));
+      assertEquals(OptionalLong.of(lo), s.nextQueuedHash(lo));
+      assertEquals(OptionalLong.of(hi), s.nextQueuedHash(lo + 1));
+      assertEquals(OptionalLong.of(hi), s.nextQueuedHash(hi));
+      assertEquals(OptionalLong.empty(), s.nextQueuedHash(hi + 1));
     }
   }
 

@@ -128,7 +128,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     this.group = RaftGroup.valueOf(groupId(config.clusterName()), peers);
     Files.createDirectories(config.dataDir());
 
-    this.publisher = new MapPublisher(config.historyEntries());
+    this.publisher = new MapPublisher(config.historyEntries(), config.historyRanges());
     this.stateMachine =
         new PlbStateMachine(config.dataDir().resolve("db"), publisher, config.historyEntries());
     this.raftServer =
@@ -197,7 +197,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     this.mapService =
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
-            config.progressInterval());
+            config.progressInterval(), config.chunkEntries());
     this.driverRequests = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
         config.leaderMaxQueuedRequests());
     this.loadReports = new RequestLimit("the telemetry intake", "leader.maxQueuedRequests",
@@ -208,7 +208,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .permitKeepAliveTime(10, TimeUnit.SECONDS)
             .permitKeepAliveWithoutCalls(true)
             .addService(mapService)
-            .addService(new AdminServiceImpl(this))
+            .addService(new AdminServiceImpl(this, config.maxSplitPieces()))
             .addService(new AgentServiceImpl(this::leaderDriver, this::leaderTelemetry,
                 driverRequests, loadReports))
             .addService(health.getHealthService())

@@ -1,11 +1,13 @@
 package io.plb.client.admin;
 
 import com.google.protobuf.ByteString;
+import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.plb.client.Endpoints;
 import io.plb.client.PlbClientException;
 import io.plb.client.wire.GrpcErrors;
+import io.plb.client.wire.MapChunks;
 import io.plb.client.wire.Wire;
 import io.plb.core.command.Limits;
 import io.plb.core.error.ErrorCode;
@@ -49,6 +51,7 @@ import io.plb.proto.v1.SplitRangeRequest;
 import io.plb.proto.v1.UpdateServerRequest;
 import io.plb.proto.v1.WriteResponse;
 import java.time.Duration;
+import java.util.Iterator;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BiFunction;
@@ -181,19 +184,50 @@ public final class PlbAdminClient implements AutoCloseable {
     long start = start();
     long wanted = Math.max(minVersion, seenVersion.get());
     String first = readGuess != null ? readGuess : leaderGuess;
-    io.plb.proto.v1.MapSnapshot snapshot = anyNode(first, (addr, lastInRound) -> {
+    ClusterImage image = anyNode(first, (addr, lastInRound) -> {
       long remaining = remainingMillis(start);
       long wait = lastInRound ? remaining - 100 : Math.min(remaining - 100, BEHIND_NODE_WAIT_MILLIS);
-      io.plb.proto.v1.MapSnapshot answer = MapServiceGrpc.newBlockingStub(endpoints.channel(addr))
-          .withDeadlineAfter(remaining, TimeUnit.MILLISECONDS)
-          .getMap(GetMapRequest.newBuilder().setMinVersion(wanted)
-              .setWaitMillis((int) Math.max(1, wait)).build());
+      ClusterImage answer = readMap(addr, remaining, GetMapRequest.newBuilder()
+          .setMinVersion(wanted).setWaitMillis((int) Math.max(1, wait)).build());
       readGuess = addr;
       return answer;
     });
-    ClusterImage image = Wire.fromProto(snapshot);
     seen(image.version());
     return image;
+  }
+
+  /** One node's answer: the chunks of its map, gathered; the call ends with the last chunk. */
+  private ClusterImage readMap(String addr, long remainingMillis, GetMapRequest request) {
+    Context.CancellableContext ctx = Context.current().withCancellation();
+    try {
+      return ctx.call(() -> {
+        Iterator<io.plb.proto.v1.MapSnapshot> chunks =
+            MapServiceGrpc.newBlockingStub(endpoints.channel(addr))
+                .withDeadlineAfter(remainingMillis, TimeUnit.MILLISECONDS)
+                .getMap(request);
+        MapChunks.Assembly assembly = new MapChunks.Assembly();
+        while (chunks.hasNext()) {
+          ClusterImage image;
+          try {
+            image = assembly.add(chunks.next());
+          } catch (IllegalStateException e) {
+            throw PlbClientException.of(ErrorCode.INTERNAL,
+                "node " + addr + " sent a broken map: " + e.getMessage(), e);
+          }
+          if (image != null) {
+            return image;
+          }
+        }
+        throw Status.UNAVAILABLE.withDescription(
+            "node " + addr + " ended the map read before its last chunk").asRuntimeException();
+      });
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    } finally {
+      ctx.cancel(null); // ends the call if it stopped before the server did
+    }
   }
 
   private void seen(long version) {
@@ -235,6 +269,16 @@ public final class PlbAdminClient implements AutoCloseable {
     return write(
         stub -> stub.splitRange(
             SplitRangeRequest.newBuilder().setRangeStart(rangeStart).setAtHash(atHash).build()));
+  }
+
+  /**
+   * Splits the range starting at {@code rangeStart} into {@code pieces} ranges of equal width, in
+   * one map change (at most the leader's {@code map.maxSplitPieces}).
+   */
+  public long splitEvenly(long rangeStart, int pieces) {
+    return write(
+        stub -> stub.splitRange(
+            SplitRangeRequest.newBuilder().setRangeStart(rangeStart).setPieces(pieces).build()));
   }
 
   /** Splits the range starting at {@code rangeStart} at the hash of {@code key}. */

@@ -3,6 +3,7 @@ package io.plb.client.agent;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.proto.v1.StoredMessage;
 import java.util.List;
+import java.util.OptionalLong;
 
 /**
  * The durable storage a queue server lends its {@link QueueServerAgent}: the deliverable queue's
@@ -60,6 +61,14 @@ public interface HandoverStore {
    * range kept it from handing on.
    */
   List<BufferedHandover> bufferedHandovers();
+
+  /**
+   * The lowest key hash at or above {@code from} (unsigned) of a message in the deliverable
+   * queue, or empty: the start of the next stretch of the ring with a {@link #backlog}. With it
+   * the agent looks at the few ranges the store holds anything of, not at every range of the
+   * map (a map may hold a million).
+   */
+  OptionalLong nextQueuedHash(long from);
 
   /**
    * Up to {@code max} copies in the buffers of a handover, buffer by buffer in the order a

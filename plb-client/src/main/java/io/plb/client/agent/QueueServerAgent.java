@@ -45,6 +45,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -954,7 +955,7 @@ public final class QueueServerAgent implements AutoCloseable {
     }
     // The queue first: a key's queued messages came before what its handover buffers hold.
     LateCollector c = new LateCollector(refusing);
-    for (RangeEntry r : image.ranges()) {
+    for (RangeEntry r : rangesWithBacklog()) {
       if (leftoverQueue(r) && !c.offerAll(store.queued(r.start(), r.end(), lateBatchMessages))) {
         break;
       }
@@ -1043,6 +1044,21 @@ public final class QueueServerAgent implements AutoCloseable {
   private boolean isOpen(BufferedHandover h) {
     Participant.Side side = participant.side(h.rangeStart());
     return side != null && side.handoverEpoch() == h.handoverEpoch();
+  }
+
+  /**
+   * The ranges of the map with messages in our deliverable queue, in map order: found from the
+   * store's side, since this runs on every map version and resend round and a map may hold a
+   * million ranges. Under the lock.
+   */
+  private List<RangeEntry> rangesWithBacklog() {
+    List<RangeEntry> out = new ArrayList<>();
+    for (OptionalLong h = store.nextQueuedHash(0); h.isPresent(); ) {
+      RangeEntry r = image.rangeFor(h.getAsLong());
+      out.add(r);
+      h = r.end() == Ring.RING_END ? OptionalLong.empty() : store.nextQueuedHash(r.end());
+    }
+    return out;
   }
 
   /** Whether our queue may hold messages of {@code r} that are no longer ours. */
@@ -1204,7 +1220,7 @@ public final class QueueServerAgent implements AutoCloseable {
       }
       toSend |= ours.size() < copies.size();
     }
-    for (RangeEntry r : image.ranges()) {
+    for (RangeEntry r : rangesWithBacklog()) {
       if (toSend) {
         break;
       }

@@ -1,5 +1,6 @@
 package io.plb.client.cli;
 
+import io.plb.client.wire.MapChunks;
 import io.plb.client.Endpoints;
 import io.plb.client.PlbClientException;
 import io.plb.client.admin.PlbAdminClient;
@@ -52,7 +53,9 @@ public final class PlbCtl {
       "  server remove ID",
       "  server drain ID [--max-wait S]   move all its ranges away (hold handover), then it is drained",
       "Ranges (RANGE is the start of a range, as 'plbctl map' prints it: 0x... or decimal):",
-      "  split RANGE (--at HASH | --key KEY)   split a range at a hash, or at a key's hash",
+      "  split RANGE (--at HASH | --key KEY | --pieces N)",
+      "                                        split a range at a hash, at a key's hash, or into N "
+          + "equal ranges",
       "  merge RANGE [NEXT]             merge a range with the one that follows it",
       "  assign RANGE SERVER [--force]  give an unassigned range an owner (--force: reassign",
       "                                 without a handover, only while setting a cluster up)",
@@ -154,15 +157,28 @@ public final class PlbCtl {
       case "server":
         return server(a, admin, json);
       case "split": {
-        a.expect(2, "split RANGE (--at HASH | --key KEY)");
+        a.expect(2, "split RANGE (--at HASH | --key KEY | --pieces N)");
         long range = Ring.parse(a.positional.get(1));
         String at = a.option("at", null);
         String key = a.option("key", null);
-        if ((at == null) == (key == null)) {
-          throw new IllegalArgumentException("split needs exactly one of --at HASH or --key KEY");
+        String pieces = a.option("pieces", null);
+        if ((at == null ? 0 : 1) + (key == null ? 0 : 1) + (pieces == null ? 0 : 1) != 1) {
+          throw new IllegalArgumentException(
+              "split needs exactly one of --at HASH, --key KEY or --pieces N");
         }
-        long v = at != null ? admin.splitAtHash(range, Ring.parse(at))
-            : admin.splitAtKey(range, key.getBytes(StandardCharsets.UTF_8));
+        long v;
+        if (pieces != null) {
+          int n;
+          try {
+            n = Integer.parseInt(pieces);
+          } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--pieces '" + pieces + "' is not a whole number");
+          }
+          v = admin.splitEvenly(range, n);
+        } else {
+          v = at != null ? admin.splitAtHash(range, Ring.parse(at))
+              : admin.splitAtKey(range, key.getBytes(StandardCharsets.UTF_8));
+        }
         done(json, v, "split range " + Ring.hex(range));
         return 0;
       }
@@ -813,11 +829,15 @@ public final class PlbCtl {
               io.plb.proto.v1.MapServiceGrpc.newBlockingStub(eps.channel(address))
                   .watchMap(io.plb.proto.v1.WatchMapRequest.newBuilder()
                       .setAfterVersion(after).setNearest(true).build());
+          MapChunks.Assembly chunks = new MapChunks.Assembly();
           while (it.hasNext() && (count == 0 || seen < count)) {
             io.plb.proto.v1.WatchMapResponse r = it.next();
             failures = 0;
             if (r.hasFullMap()) {
-              ClusterImage image = io.plb.client.wire.Wire.fromProto(r.getFullMap());
+              ClusterImage image = chunks.add(r.getFullMap());
+              if (image == null) {
+                continue; // more chunks to come
+              }
               after = image.version();
               printChange(image, null, json);
               seen++;
@@ -928,7 +948,7 @@ public final class PlbCtl {
         java.util.Set.of("json", "force", "help", "no-wait");
     private static final java.util.Set<String> OPTIONS = java.util.Set.of(
         "endpoints", "timeout", "at", "key", "address", "capacity", "state", "from", "count",
-        "to", "reason", "max-wait", "by", "server", "range", "buckets", "resolution");
+        "to", "reason", "max-wait", "by", "server", "range", "buckets", "resolution", "pieces");
     final List<String> positional = new ArrayList<>();
     final Map<String, String> options = new LinkedHashMap<>();
 

@@ -4,6 +4,7 @@ import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.plb.client.Endpoints;
+import io.plb.client.wire.MapChunks;
 import io.plb.client.wire.Wire;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
@@ -23,6 +24,13 @@ import org.slf4j.LoggerFactory;
  * has, so a subscriber sees every version in order with no gap and never a version go backwards
  * (docs/watch-contract.md). A delta that does not follow the current version is a broken contract:
  * it is counted, logged, and the watcher asks for a full map.
+ *
+ * <p>A full map comes in chunks ({@link MapChunks}); the watcher gathers them per stream and
+ * takes the map only with its last chunk, so a subscriber never sees part of a map. A stream that
+ * breaks between chunks leaves the watcher on the map it had; it resumes after that map's
+ * version, and a full map then starts again from its first chunk. A chunk that does not continue
+ * the map (another version, out of order), or a delta or bookmark between chunks, is a broken
+ * contract like a delta that does not follow.
  *
  * <p>Thread model: stream callbacks arrive on gRPC threads, one stream at a time; the listener is
  * called on those threads, in version order, never concurrently. {@link #image()} may be read from
@@ -55,6 +63,7 @@ public final class MapWatcher implements AutoCloseable {
   private int failures;
   private long contractViolations;
   private long reconnects;
+  private long chunksReceived;
   private Context.CancellableContext current;
 
   public MapWatcher(Endpoints endpoints, Listener listener) {
@@ -94,7 +103,17 @@ public final class MapWatcher implements AutoCloseable {
     }
   }
 
-  /** Deltas that did not follow the current version (should stay 0). */
+  /** Full-map chunks received, on every stream so far (a whole map in one message counts 1). */
+  public long chunksReceived() {
+    synchronized (lock) {
+      return chunksReceived;
+    }
+  }
+
+  /**
+   * Broken contracts seen (should stay 0): deltas that did not follow the current version, full
+   * maps older than the current one, chunks that did not continue their map.
+   */
   public long contractViolations() {
     synchronized (lock) {
       return contractViolations;
@@ -122,6 +141,8 @@ public final class MapWatcher implements AutoCloseable {
   private final class Observer implements StreamObserver<WatchMapResponse> {
     private final String address;
     private final Context.CancellableContext ctx;
+    /** The chunks of a full map gathered on this stream; dropped with the stream. */
+    private final MapChunks.Assembly assembly = new MapChunks.Assembly();
 
     Observer(String address, Context.CancellableContext ctx) {
       this.address = address;
@@ -136,9 +157,29 @@ public final class MapWatcher implements AutoCloseable {
         }
         connectedTo = address;
         failures = 0;
+        if (assembly.inProgress() && r.getEventCase() != WatchMapResponse.EventCase.FULL_MAP) {
+          contractViolations++;
+          LOG.warn("node {} sent {} between the chunks of a full map; trying another node",
+              address, r.getEventCase());
+          restart(true);
+          return;
+        }
         switch (r.getEventCase()) {
           case FULL_MAP -> {
-            ClusterImage next = Wire.fromProto(r.getFullMap());
+            chunksReceived++;
+            ClusterImage next;
+            try {
+              next = assembly.add(r.getFullMap());
+            } catch (IllegalStateException e) {
+              contractViolations++;
+              LOG.warn("node {} sent a broken full map ({}); trying another node", address,
+                  e.getMessage());
+              restart(true);
+              return;
+            }
+            if (next == null) {
+              return; // more chunks to come
+            }
             if (image != null && next.version() == image.version()) {
               // Resubscribing at version 0 (a cluster with no writes yet) repeats the same map.
               firstMap.countDown();

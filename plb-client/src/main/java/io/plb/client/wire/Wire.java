@@ -122,8 +122,15 @@ public final class Wire {
 
   // ------------------------------------------------------------------ maps and deltas
 
+  /**
+   * The whole map in one message (chunk 0 of 1), whatever its size; what travels between nodes and
+   * clients goes in chunks ({@link MapChunks}).
+   */
   public static MapSnapshot toProto(ClusterImage image) {
-    MapSnapshot.Builder b = MapSnapshot.newBuilder().setVersion(image.version());
+    MapSnapshot.Builder b = MapSnapshot.newBuilder().setVersion(image.version())
+        .setChunkCount(1)
+        .setRangeCount(image.rangeCount())
+        .setServerCount(image.servers().size());
     for (RangeEntry r : image.ranges()) {
       b.addRanges(toProto(r));
     }
@@ -133,8 +140,17 @@ public final class Wire {
     return b.build();
   }
 
-  /** @throws IllegalStateException if the snapshot breaks a map invariant */
+  /**
+   * A map in one message.
+   *
+   * @throws IllegalStateException if the snapshot breaks a map invariant or is one chunk of a
+   *     larger map (those are gathered by {@link MapChunks.Assembly})
+   */
   public static ClusterImage fromProto(MapSnapshot p) {
+    if (p.getChunkCount() > 1) {
+      throw new IllegalStateException("map " + p.getVersion() + " comes in " + p.getChunkCount()
+          + " chunks; this is chunk " + p.getChunkIndex());
+    }
     List<RangeEntry> ranges = new ArrayList<>(p.getRangesCount());
     for (io.plb.proto.v1.RangeEntry r : p.getRangesList()) {
       ranges.add(fromProto(r));
@@ -236,7 +252,18 @@ public final class Wire {
     return new Command.RemoveServer(r.getId());
   }
 
-  /** A split at a key becomes a split at the key's hash; the key is checked first. */
+  /**
+   * A split at a key becomes a split at the key's hash; the key is checked first. A split into
+   * pieces carries {@code maxPieces}, the receiving leader's {@code map.maxSplitPieces}.
+   */
+  public static Command fromProto(SplitRangeRequest r, int maxPieces) {
+    if (r.getPointCase() == SplitRangeRequest.PointCase.PIECES) {
+      return new Command.SplitEvenly(r.getRangeStart(), r.getPieces(), maxPieces);
+    }
+    return fromProto(r);
+  }
+
+  /** A split at one point, as {@link #fromProto(SplitRangeRequest, int)}. */
   public static Command fromProto(SplitRangeRequest r) {
     switch (r.getPointCase()) {
       case AT_HASH:
@@ -245,8 +272,10 @@ public final class Wire {
         byte[] key = r.getAtKey().toByteArray();
         Limits.checkKey(key);
         return new Command.SplitRange(r.getRangeStart(), KeyHash.hash(key));
+      case PIECES:
+        throw PlbException.invalid("a split into pieces is written as a split_evenly entry");
       default:
-        throw PlbException.invalid("split point is missing: give at_hash or at_key");
+        throw PlbException.invalid("split point is missing: give at_hash, at_key or pieces");
     }
   }
 
@@ -291,6 +320,11 @@ public final class Wire {
       b.setRemoveServer(RemoveServerRequest.newBuilder().setId(x.id()));
     } else if (c instanceof Command.SplitRange x) {
       b.setSplitRange(SplitRangeRequest.newBuilder().setRangeStart(x.rangeStart()).setAtHash(x.at()));
+    } else if (c instanceof Command.SplitEvenly x) {
+      b.setSplitEvenly(io.plb.proto.v1.SplitEvenlyEntry.newBuilder()
+          .setRangeStart(x.rangeStart())
+          .setPieces(x.pieces())
+          .setMaxPieces(x.maxPieces()));
     } else if (c instanceof Command.MergeRanges x) {
       b.setMergeRanges(
           MergeRangesRequest.newBuilder()
@@ -389,6 +423,9 @@ public final class Wire {
         return fromProto(p.getRemoveServer());
       case SPLIT_RANGE:
         return fromProto(p.getSplitRange());
+      case SPLIT_EVENLY:
+        return new Command.SplitEvenly(p.getSplitEvenly().getRangeStart(),
+            p.getSplitEvenly().getPieces(), p.getSplitEvenly().getMaxPieces());
       case MERGE_RANGES:
         return fromProto(p.getMergeRanges());
       case ASSIGN_RANGE:

@@ -86,6 +86,10 @@ class AgentLoadReportTest {
       return new byte[0];
     }
 
+    public java.util.OptionalLong nextQueuedHash(long from) {
+      return java.util.OptionalLong.empty();
+    }
+
     public void saveAgentState(byte[] state) {}
 
     public byte[] loadAgentState() {

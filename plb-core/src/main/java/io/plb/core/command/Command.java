@@ -52,6 +52,18 @@ public sealed interface Command {
   }
 
   /**
+   * Split the range starting at {@code rangeStart} into {@code pieces} ranges of equal width (the
+   * last takes the remainder). {@code maxPieces} is the proposing leader's
+   * {@code map.maxSplitPieces}, carried in the entry so that every replica applies the same limit;
+   * it is at most {@link Limits#MAX_SPLIT_PIECES}, which bounds the delta.
+   */
+  record SplitEvenly(long rangeStart, int pieces, int maxPieces) implements Command {
+    public String describe() {
+      return "split range at " + Ring.hex(rangeStart) + " into " + pieces + " pieces";
+    }
+  }
+
+  /**
    * Merge the range starting at {@code leftStart} with the one starting at {@code rightStart},
    * which must follow it directly. {@code cause} as for {@link SplitRange}.
    */

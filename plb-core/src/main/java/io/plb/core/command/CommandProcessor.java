@@ -54,6 +54,8 @@ public final class CommandProcessor {
       remove(image, c, out);
     } else if (command instanceof SplitRange c) {
       split(image, c, out);
+    } else if (command instanceof Command.SplitEvenly c) {
+      splitEvenly(image, c, out);
     } else if (command instanceof MergeRanges c) {
       merge(image, c, out);
     } else if (command instanceof AssignRange c) {
@@ -143,6 +145,41 @@ public final class CommandProcessor {
     out.removeRange(r.start());
     out.upsertRange(r.withBounds(r.start(), c.at()));
     out.upsertRange(r.withBounds(c.at(), r.end()));
+  }
+
+  private static void splitEvenly(ClusterImage image, Command.SplitEvenly c, Builder out) {
+    if (c.maxPieces() < 2 || c.maxPieces() > Limits.MAX_SPLIT_PIECES) {
+      throw PlbException.invalid("the limit on split pieces must be 2.." + Limits.MAX_SPLIT_PIECES
+          + ", got " + c.maxPieces());
+    }
+    if (c.pieces() < 2) {
+      throw PlbException.invalid(
+          "a split into pieces makes at least 2, got " + Integer.toUnsignedString(c.pieces()));
+    }
+    if (c.pieces() > c.maxPieces()) {
+      throw new PlbException(ErrorCode.RESOURCE_EXHAUSTED, "a split makes at most "
+          + c.maxPieces() + " pieces (map.maxSplitPieces), asked for " + c.pieces());
+    }
+    RangeEntry r = existingRange(image, c.rangeStart());
+    // The width as an unsigned number (RING_END is 0, so end - start is right for the last range
+    // too); the whole ring's, 2^64, does not fit: take 2^64 - 1, which only the last piece, the
+    // one taking the remainder, can tell apart.
+    long width = r.end() - r.start();
+    if (width == 0) {
+      width = -1L;
+    }
+    long step = Long.divideUnsigned(width, c.pieces());
+    if (step == 0) {
+      throw PlbException.invalid("range " + r.rangeText() + " is narrower than " + c.pieces()
+          + " hashes: it cannot be split into that many pieces");
+    }
+    requireNoHandover(r, "split");
+    out.removeRange(r.start());
+    for (int i = 0; i < c.pieces(); i++) {
+      long start = r.start() + i * step;
+      long end = i + 1 == c.pieces() ? r.end() : start + step;
+      out.upsertRange(r.withBounds(start, end));
+    }
   }
 
   private static void merge(ClusterImage image, MergeRanges c, Builder out) {

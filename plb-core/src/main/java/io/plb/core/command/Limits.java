@@ -12,6 +12,14 @@ public final class Limits {
 
   public static final int MAX_ADDRESS_CHARS = 255;
 
+  /**
+   * The most pieces one split into equal pieces may make ({@code map.maxSplitPieces} is at most
+   * this). It bounds the largest delta a command produces: this many ranges, each at most
+   * ~110 bytes on the wire (two 64-character server ids at most, no handover), well under the
+   * 4 MiB a map message may take.
+   */
+  public static final int MAX_SPLIT_PIECES = 4096;
+
   private static final Pattern ADDRESS = Pattern.compile("[\\x21-\\x7e]+:[0-9]{1,5}");
 
   private static final Pattern SERVER_ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]*");

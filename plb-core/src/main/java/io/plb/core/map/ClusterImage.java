@@ -16,8 +16,8 @@ import java.util.TreeMap;
  * ranges are sorted by start, the first starts at 0, each ends where the next starts, the last ends
  * at 2^64; every range owner and handover target is a registered server.
  *
- * <p>Ranges are kept in a flat array: a change copies it (O(ranges)), which at the sizes a shard
- * map reaches (≤ 100k ranges) costs well under a millisecond, and map writes are rare.
+ * <p>Ranges are kept in a flat array: a change copies it (O(ranges)), a few milliseconds at a
+ * million ranges, and map writes are rare.
  */
 public final class ClusterImage {
   /** The image of a new cluster: one unassigned range over the whole ring, no servers. */
@@ -151,19 +151,7 @@ public final class ClusterImage {
     }
     RangeEntry[] next = ranges;
     if (!delta.removedRangeStarts().isEmpty() || !delta.upsertedRanges().isEmpty()) {
-      TreeMap<Long, RangeEntry> byStart = new TreeMap<>(Long::compareUnsigned);
-      for (RangeEntry r : ranges) {
-        byStart.put(r.start(), r);
-      }
-      for (long start : delta.removedRangeStarts()) {
-        if (byStart.remove(start) == null) {
-          throw new IllegalStateException("delta removes unknown range at " + Ring.hex(start));
-        }
-      }
-      for (RangeEntry r : delta.upsertedRanges()) {
-        byStart.put(r.start(), r);
-      }
-      next = byStart.values().toArray(new RangeEntry[0]);
+      next = mergeRanges(delta);
     }
     NavigableMap<String, QueueServerInfo> nextServers = servers;
     if (!delta.removedServers().isEmpty() || !delta.upsertedServers().isEmpty()) {
@@ -182,6 +170,67 @@ public final class ClusterImage {
   }
 
   /**
+   * The range array after removing {@code delta}'s starts and putting its upserts (a later upsert
+   * of one start replaces an earlier one): one merge of two sorted runs, O(ranges + changes log
+   * changes), so a map of a million ranges takes a change in milliseconds.
+   */
+  private RangeEntry[] mergeRanges(MapDelta delta) {
+    long[] removed = new long[delta.removedRangeStarts().size()];
+    for (int i = 0; i < removed.length; i++) {
+      long start = delta.removedRangeStarts().get(i);
+      if (indexOfStart(start) < 0) {
+        throw new IllegalStateException("delta removes unknown range at " + Ring.hex(start));
+      }
+      removed[i] = start;
+    }
+    // Sorted as unsigned: flipping the sign bit makes signed order the unsigned one.
+    for (int i = 0; i < removed.length; i++) {
+      removed[i] ^= Long.MIN_VALUE;
+    }
+    Arrays.sort(removed);
+    for (int i = 0; i < removed.length; i++) {
+      removed[i] ^= Long.MIN_VALUE;
+      if (i > 0 && removed[i] == removed[i - 1]) {
+        throw new IllegalStateException("delta removes unknown range at " + Ring.hex(removed[i]));
+      }
+    }
+    RangeEntry[] sorted = delta.upsertedRanges().toArray(new RangeEntry[0]);
+    // Stable, so of two upserts of one start the later one comes last and is kept.
+    Arrays.sort(sorted, (a, b) -> Long.compareUnsigned(a.start(), b.start()));
+    int m = 0;
+    for (RangeEntry r : sorted) {
+      if (m > 0 && sorted[m - 1].start() == r.start()) {
+        m--;
+      }
+      sorted[m++] = r;
+    }
+    RangeEntry[] out = new RangeEntry[ranges.length + m];
+    int n = 0;
+    int i = 0;
+    int j = 0;
+    int k = 0;
+    while (i < ranges.length || j < m) {
+      int c = i == ranges.length ? 1
+          : j == m ? -1 : Long.compareUnsigned(ranges[i].start(), sorted[j].start());
+      if (c < 0) {
+        long start = ranges[i++].start();
+        while (k < removed.length && Long.compareUnsigned(removed[k], start) < 0) {
+          k++;
+        }
+        if (k == removed.length || removed[k] != start) {
+          out[n++] = ranges[i - 1];
+        }
+      } else {
+        if (c == 0) {
+          i++; // replaced by the upsert, removed first or not
+        }
+        out[n++] = sorted[j++];
+      }
+    }
+    return n == out.length ? out : Arrays.copyOf(out, n);
+  }
+
+  /**
    * Checks that the ranges cover the ring exactly and that every owner and handover target is a
    * registered server.
    *
@@ -194,6 +243,7 @@ public final class ClusterImage {
     if (ranges[0].start() != 0L) {
       throw new IllegalStateException("the first range starts at " + Ring.hex(ranges[0].start()));
     }
+    String registered = null; // an owner already found registered: neighbours mostly share it
     for (int i = 0; i < ranges.length; i++) {
       RangeEntry r = ranges[i];
       boolean last = i + 1 == ranges.length;
@@ -204,9 +254,12 @@ public final class ClusterImage {
             "range " + r.rangeText() + " does not end where the next starts ("
                 + Ring.hexEnd(expectedEnd) + "): gap or overlap");
       }
-      if (r.isAssigned() && !servers.containsKey(r.owner())) {
-        throw new IllegalStateException(
-            "range " + r.rangeText() + " is owned by unregistered server " + r.owner());
+      if (r.isAssigned() && !r.owner().equals(registered)) {
+        if (!servers.containsKey(r.owner())) {
+          throw new IllegalStateException(
+              "range " + r.rangeText() + " is owned by unregistered server " + r.owner());
+        }
+        registered = r.owner();
       }
       if (r.handover() != null && !servers.containsKey(r.handover().target())) {
         throw new IllegalStateException(

@@ -125,6 +125,44 @@ class CommandProcessorTest {
   }
 
   @Test
+  void splitEvenlyMakesEqualPiecesOfOneRangeInOneDelta() {
+    ClusterImage img = base();
+    ClusterImage next = accept(img, new Command.SplitEvenly(1000L, 7, 4096));
+    assertEquals(img.rangeCount() + 6, next.rangeCount());
+    long step = Long.divideUnsigned(MID - 1000L, 7);
+    for (int i = 0; i < 7; i++) {
+      RangeEntry r = next.range(1 + i);
+      assertEquals(1000L + i * step, r.start());
+      assertEquals(i == 6 ? MID : 1000L + (i + 1) * step, r.end());
+      assertEquals("a", r.owner());
+      assertEquals(3, r.epoch(), "pieces keep the parent's epoch");
+    }
+    // The last range (to 2^64) and the whole ring split too; the remainder goes to the last piece.
+    next = accept(img, new Command.SplitEvenly(Q3, 3, 3));
+    assertEquals(Ring.RING_END, next.range(next.rangeCount() - 1).end());
+    ClusterImage ring = accept(ClusterImage.EMPTY, new Command.SplitEvenly(0L, 4096, 4096));
+    assertEquals(4096, ring.rangeCount());
+    assertEquals(Long.divideUnsigned(-1L, 4096), ring.range(1).start());
+  }
+
+  @Test
+  void splitEvenlyIsBoundedAndValidated() {
+    ClusterImage img = base();
+    reject(img, new Command.SplitEvenly(0L, 5, 4), ErrorCode.RESOURCE_EXHAUSTED,
+        "at most 4 pieces", "map.maxSplitPieces");
+    reject(img, new Command.SplitEvenly(0L, 1, 4096), ErrorCode.INVALID_ARGUMENT, "at least 2");
+    reject(img, new Command.SplitEvenly(0L, -1, 4096), ErrorCode.INVALID_ARGUMENT,
+        "at least 2", "4294967295");
+    reject(img, new Command.SplitEvenly(0L, 2, Limits.MAX_SPLIT_PIECES + 1),
+        ErrorCode.INVALID_ARGUMENT, "2..4096");
+    reject(img, new Command.SplitEvenly(0L, 1001, 4096), ErrorCode.INVALID_ARGUMENT,
+        "narrower than 1001");
+    reject(img, new Command.SplitEvenly(5L, 2, 4096), ErrorCode.NOT_FOUND, "no range starts");
+    reject(withHandover(), new Command.SplitEvenly(MID, 2, 4096), ErrorCode.FAILED_PRECONDITION,
+        "handover");
+  }
+
+  @Test
   void splitPointAtTheRangeStart() {
     ClusterImage img = base();
     reject(img, new SplitRange(1000L, 1000L), ErrorCode.INVALID_ARGUMENT, "at its start",

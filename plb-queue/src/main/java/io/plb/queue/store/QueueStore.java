@@ -20,6 +20,7 @@ import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -591,6 +592,13 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       return false;
     }
     return q.inFlight < 0 && ready.add(q);
+  }
+
+  @Override
+  public synchronized OptionalLong nextQueuedHash(long from) {
+    // queuedAt holds only hashes with messages (an entry goes when its count reaches 0).
+    Long k = queuedAt.ceilingKey(from ^ Long.MIN_VALUE);
+    return k == null ? OptionalLong.empty() : OptionalLong.of(k ^ Long.MIN_VALUE);
   }
 
   /** Buffers to the back of the queue, in this order, in one durable write. */

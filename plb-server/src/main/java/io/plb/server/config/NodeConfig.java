@@ -1,8 +1,10 @@
 package io.plb.server.config;
 
+import io.plb.client.wire.MapChunks;
 import io.plb.core.balance.BalancerConfig;
 import io.plb.core.balance.CostModel;
 import io.plb.core.balance.Criterion;
+import io.plb.core.command.Limits;
 import io.plb.core.error.PlbException;
 import io.plb.core.forecast.ForecasterConfig;
 import io.plb.core.load.HistoryLayout;
@@ -69,12 +71,21 @@ public final class NodeConfig {
             + "snapshot)"});
     k.put("watch.historyEntries", new String[] {"10000",
         "map changes each node keeps for watchers to resume from"});
+    k.put("watch.historyRanges", new String[] {"1000000",
+        "range entries the kept changes may hold in all (the oldest go first; at least "
+            + Limits.MAX_SPLIT_PIECES + ", the largest change)"});
     k.put("watch.maxWatchers", new String[] {"10000", "watch streams one node serves at once"});
     k.put("watch.maxGetMapWaiters", new String[] {"10000",
         "GetMap calls one node keeps waiting for a version it has not applied yet; past it "
             + "RESOURCE_EXHAUSTED"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
+    k.put("watch.chunkEntries", new String[] {"4096",
+        "map entries (ranges and servers) per chunk of a full map sent to a watcher or reader "
+            + "(1.." + MapChunks.MAX_CHUNK_ENTRIES + ")"});
+    k.put("map.maxSplitPieces", new String[] {Integer.toString(Limits.MAX_SPLIT_PIECES),
+        "the most ranges one split into equal pieces makes (2.." + Limits.MAX_SPLIT_PIECES
+            + "; bounds the change's size)"});
     k.put("handover.maxPerServer", new String[] {"2",
         "handovers one queue server takes part in at once (as source or target)"});
     k.put("handover.maxTotal", new String[] {"8", "handovers open in the cluster at once"});
@@ -188,6 +199,9 @@ public final class NodeConfig {
   private final int maxWatchers;
   private final int maxGetMapWaiters;
   private final Duration progressInterval;
+  private final int chunkEntries;
+  private final int historyRanges;
+  private final int maxSplitPieces;
   private final int handoverMaxPerServer;
   private final int handoverMaxTotal;
   private final int leaderMaxQueuedRequests;
@@ -260,6 +274,21 @@ public final class NodeConfig {
     maxWatchers = (int) positive(v, "watch.maxWatchers");
     maxGetMapWaiters = (int) positive(v, "watch.maxGetMapWaiters");
     progressInterval = duration(v, "watch.progressInterval");
+    historyRanges = (int) positive(v, "watch.historyRanges");
+    if (historyRanges < Limits.MAX_SPLIT_PIECES) {
+      throw new IllegalArgumentException("watch.historyRanges must be at least "
+          + Limits.MAX_SPLIT_PIECES + " (the largest change)");
+    }
+    chunkEntries = (int) positive(v, "watch.chunkEntries");
+    if (chunkEntries > MapChunks.MAX_CHUNK_ENTRIES) {
+      throw new IllegalArgumentException(
+          "watch.chunkEntries must be between 1 and " + MapChunks.MAX_CHUNK_ENTRIES);
+    }
+    maxSplitPieces = (int) positive(v, "map.maxSplitPieces");
+    if (maxSplitPieces < 2 || maxSplitPieces > Limits.MAX_SPLIT_PIECES) {
+      throw new IllegalArgumentException(
+          "map.maxSplitPieces must be between 2 and " + Limits.MAX_SPLIT_PIECES);
+    }
     handoverMaxPerServer = (int) positive(v, "handover.maxPerServer");
     handoverMaxTotal = (int) positive(v, "handover.maxTotal");
     leaderMaxQueuedRequests = (int) positive(v, "leader.maxQueuedRequests");
@@ -476,6 +505,18 @@ public final class NodeConfig {
 
   public Duration progressInterval() {
     return progressInterval;
+  }
+
+  public int historyRanges() {
+    return historyRanges;
+  }
+
+  public int chunkEntries() {
+    return chunkEntries;
+  }
+
+  public int maxSplitPieces() {
+    return maxSplitPieces;
   }
 
   public int handoverMaxPerServer() {

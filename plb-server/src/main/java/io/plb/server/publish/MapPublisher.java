@@ -19,7 +19,10 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>Invariants: {@code image.version()} equals the version of the newest delta in the history (or
  * the history is empty); consecutive deltas chain ({@code next.prevVersion == prev.version}); the
- * history holds at most {@code historyLimit} deltas; the applied index never decreases.
+ * history holds at most {@code historyLimit} deltas and, but for the newest delta, at most
+ * {@code historyRangeLimit} range entries (upserted and removed) in all — a split into thousands
+ * of pieces makes one delta of thousands of ranges, so a count of deltas alone would not bound
+ * its memory; the applied index never decreases.
  */
 public final class MapPublisher {
   /** Listens for new versions; called on the apply thread, so it must only schedule work. */
@@ -50,12 +53,15 @@ public final class MapPublisher {
   /** Nothing new after the cursor. */
   public record UpToDate(long version) implements Next {}
 
-  public MapPublisher(int historyLimit) {
+  public MapPublisher(int historyLimit, long historyRangeLimit) {
     if (historyLimit < 1) {
       throw new IllegalArgumentException("historyLimit must be >= 1");
     }
+    if (historyRangeLimit < 1) {
+      throw new IllegalArgumentException("historyRangeLimit must be >= 1");
+    }
     this.historyLimit = historyLimit;
-    this.history = new DeltaRing(historyLimit);
+    this.history = new DeltaRing(historyLimit, historyRangeLimit);
   }
 
   /** Replaces everything: at start-up and after a snapshot install. */
@@ -197,21 +203,38 @@ public final class MapPublisher {
   /** A bounded ring of deltas in version order. Guarded by the publisher. */
   private static final class DeltaRing {
     private final MapDelta[] items;
+    private final long rangeLimit;
     private int head;
     private int size;
+    /** Range entries (upserted and removed) of the deltas held. */
+    private long ranges;
 
-    DeltaRing(int capacity) {
+    DeltaRing(int capacity, long rangeLimit) {
       items = new MapDelta[capacity];
+      this.rangeLimit = rangeLimit;
     }
 
     void add(MapDelta d) {
       if (size == items.length) {
-        items[head] = null;
-        head = (head + 1) % items.length;
-        size--;
+        dropOldest();
       }
       items[(head + size) % items.length] = d;
       size++;
+      ranges += rangesOf(d);
+      while (size > 1 && ranges > rangeLimit) {
+        dropOldest();
+      }
+    }
+
+    private void dropOldest() {
+      ranges -= rangesOf(items[head]);
+      items[head] = null;
+      head = (head + 1) % items.length;
+      size--;
+    }
+
+    private static long rangesOf(MapDelta d) {
+      return d.upsertedRanges().size() + d.removedRangeStarts().size();
     }
 
     MapDelta get(int i) {
@@ -226,6 +249,7 @@ public final class MapPublisher {
       java.util.Arrays.fill(items, null);
       head = 0;
       size = 0;
+      ranges = 0;
     }
 
     /** The index of the first delta with a version above {@code version}, or -1. */

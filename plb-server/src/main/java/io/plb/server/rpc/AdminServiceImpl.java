@@ -78,9 +78,12 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
   }
 
   private final Node node;
+  private final int maxSplitPieces;
 
-  public AdminServiceImpl(Node node) {
+  /** {@code maxSplitPieces}: {@code map.maxSplitPieces}, carried by each split into pieces. */
+  public AdminServiceImpl(Node node, int maxSplitPieces) {
     this.node = node;
+    this.maxSplitPieces = maxSplitPieces;
   }
 
   @Override
@@ -120,7 +123,7 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
 
   @Override
   public void splitRange(SplitRangeRequest r, StreamObserver<WriteResponse> o) {
-    write(() -> Wire.fromProto(r), o);
+    write(() -> Wire.fromProto(r, maxSplitPieces), o);
   }
 
   @Override

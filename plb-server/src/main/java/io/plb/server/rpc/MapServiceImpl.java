@@ -3,7 +3,9 @@ package io.plb.server.rpc;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import io.plb.client.wire.MapChunks;
 import io.plb.client.wire.Wire;
+import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
 import io.plb.proto.v1.GetMapRequest;
 import io.plb.proto.v1.MapServiceGrpc;
@@ -34,6 +36,13 @@ import org.slf4j.LoggerFactory;
  * gRPC says the stream is ready, so a slow watcher holds no queue of its own and, once it has
  * fallen behind the history, gets one full map instead (DESIGN §3, docs/watch-contract.md).
  *
+ * <p>A full map goes in chunks of at most {@code chunkEntries} entries ({@link MapChunks}), one
+ * chunk per ready slot, converted as it is sent: while a session sends one, its cursor is the
+ * image being sent and the next chunk's index, and nothing else goes on the stream until the last
+ * chunk. {@code GetMap} streams its answer the same way. A delta over
+ * {@link MapChunks#MAX_MESSAGE_BYTES} (no command can produce one: the largest, a split into
+ * {@code map.maxSplitPieces} pieces, stays far below) would be replaced by a full map.
+ *
  * <p>Thread model: the publisher notifies on the apply thread; sessions drain on
  * {@code drainExecutor}, at most one drain per session at a time (guarded by the session).
  */
@@ -46,6 +55,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   private final ScheduledExecutorService timer;
   private final int maxWatchers;
   private final Duration progressInterval;
+  private final int chunkEntries;
   private final Set<WatchSession> sessions = ConcurrentHashMap.newKeySet();
   private final AtomicInteger watcherCount = new AtomicInteger();
   private final int maxGetMapWaiters;
@@ -57,13 +67,16 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
       ScheduledExecutorService timer,
       int maxWatchers,
       int maxGetMapWaiters,
-      Duration progressInterval) {
+      Duration progressInterval,
+      int chunkEntries) {
+    MapChunks.checkPerChunk(chunkEntries);
     this.publisher = publisher;
     this.drainExecutor = drainExecutor;
     this.timer = timer;
     this.maxWatchers = maxWatchers;
     this.maxGetMapWaiters = maxGetMapWaiters;
     this.progressInterval = progressInterval;
+    this.chunkEntries = chunkEntries;
   }
 
   /** Number of open watch streams. */
@@ -113,9 +126,17 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
 
   @Override
   public void getMap(GetMapRequest request, StreamObserver<MapSnapshot> observer) {
+    ServerCallStreamObserver<MapSnapshot> call = (ServerCallStreamObserver<MapSnapshot>) observer;
+    MapReply reply = new MapReply(call);
+    call.setOnReadyHandler(reply::schedule);
     long asked = Integer.toUnsignedLong(request.getWaitMillis());
     long wait = asked == 0 ? 10_000 : asked;
     CompletableFuture<Long> applied = publisher.awaitApplied(request.getMinVersion());
+    // A caller that goes away frees its place (if it waits) and its chunks at once.
+    call.setOnCancelHandler(() -> {
+      reply.cancel();
+      applied.cancel(false);
+    });
     if (!applied.isDone()) {
       // A waiting call holds a timer and a place in the publisher's list until its version or
       // its deadline comes: bounded per node, like watch streams.
@@ -130,9 +151,6 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
         return;
       }
       applied.whenComplete((v, e) -> getMapWaiters.decrementAndGet());
-      // A caller that goes away frees its place at once.
-      ((ServerCallStreamObserver<MapSnapshot>) observer)
-          .setOnCancelHandler(() -> applied.cancel(false));
     }
     applied
         .orTimeout(wait, TimeUnit.MILLISECONDS)
@@ -142,19 +160,81 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
                 return; // the caller went away
               }
               if (error == null) {
-                observer.onNext(Wire.toProto(publisher.image()));
-                observer.onCompleted();
+                reply.begin(publisher.image());
               } else if (error instanceof TimeoutException) {
-                observer.onError(
+                reply.fail(
                     Status.DEADLINE_EXCEEDED
                         .withDescription("node has applied only up to "
                             + publisher.appliedIndex() + " after " + wait + " ms; wanted "
-                            + request.getMinVersion())
-                        .asRuntimeException());
+                            + request.getMinVersion()));
               } else {
-                observer.onError(Status.INTERNAL.withDescription(error.toString()).asRuntimeException());
+                reply.fail(Status.INTERNAL.withDescription(error.toString()));
               }
             });
+  }
+
+  /** One {@code GetMap} answer: the chunks of one image, sent while the call is ready. */
+  private final class MapReply {
+    private final ServerCallStreamObserver<MapSnapshot> call;
+    private final AtomicBoolean scheduled = new AtomicBoolean();
+    private ClusterImage image;
+    private int count;
+    private int next;
+    private boolean done;
+
+    MapReply(ServerCallStreamObserver<MapSnapshot> call) {
+      this.call = call;
+    }
+
+    synchronized void begin(ClusterImage image) {
+      this.image = image;
+      this.count = MapChunks.chunkCount(image, chunkEntries);
+      schedule();
+    }
+
+    void schedule() {
+      if (scheduled.compareAndSet(false, true)) {
+        try {
+          drainExecutor.execute(this::drain);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+          scheduled.set(false);
+        }
+      }
+    }
+
+    private synchronized void drain() {
+      scheduled.set(false);
+      try {
+        while (!done && image != null && call.isReady()) {
+          call.onNext(MapChunks.chunk(image, chunkEntries, next++));
+          if (next == count) {
+            done = true;
+            image = null;
+            call.onCompleted();
+          }
+        }
+      } catch (RuntimeException e) {
+        LOG.warn("map read failed: {}", e.toString());
+        fail(Status.INTERNAL.withDescription("map read failed: " + e));
+      }
+    }
+
+    synchronized void fail(Status status) {
+      if (!done) {
+        done = true;
+        image = null;
+        try {
+          call.onError(status.asRuntimeException());
+        } catch (RuntimeException ignored) {
+          // the call is already gone
+        }
+      }
+    }
+
+    synchronized void cancel() {
+      done = true;
+      image = null;
+    }
   }
 
   /** One watch stream. All state is guarded by {@code this}. */
@@ -166,6 +246,10 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     private boolean needsFullMap;
     private boolean sentSinceTick;
     private boolean closed;
+    /** The full map being sent in chunks, or null; the cursor moves to it after its last. */
+    private ClusterImage sending;
+    private int sendingChunks;
+    private int nextChunk;
     private ScheduledFuture<?> progressTask;
 
     /**
@@ -202,6 +286,16 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
       synchronized (this) {
         try {
           while (!closed && call.isReady()) {
+            if (sending != null) {
+              MapSnapshot chunk = MapChunks.chunk(sending, chunkEntries, nextChunk++);
+              call.onNext(WatchMapResponse.newBuilder().setFullMap(chunk).build());
+              if (nextChunk == sendingChunks) {
+                cursor = sending.version();
+                sending = null;
+              }
+              sentSinceTick = true;
+              continue;
+            }
             MapPublisher.Next next = needsFullMap
                 ? new MapPublisher.FullMap(publisher.image())
                 : publisher.next(cursor, DELTAS_PER_PULL, nearest);
@@ -212,11 +306,21 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
               nearest = false;
             }
             if (next instanceof MapPublisher.FullMap full) {
-              call.onNext(WatchMapResponse.newBuilder().setFullMap(Wire.toProto(full.image())).build());
-              cursor = full.image().version();
+              sending = full.image();
+              sendingChunks = MapChunks.chunkCount(sending, chunkEntries);
+              nextChunk = 0;
+              continue;
             } else if (next instanceof MapPublisher.Deltas deltas) {
               for (MapDelta d : deltas.deltas()) {
-                call.onNext(WatchMapResponse.newBuilder().setDelta(Wire.toProto(d)).build());
+                io.plb.proto.v1.MapDelta p = Wire.toProto(d);
+                if (p.getSerializedSize() > MapChunks.MAX_MESSAGE_BYTES) {
+                  LOG.error("delta {} takes {} bytes, over the {} a map message may take; "
+                      + "sending a full map instead", d.version(), p.getSerializedSize(),
+                      MapChunks.MAX_MESSAGE_BYTES);
+                  needsFullMap = true;
+                  break;
+                }
+                call.onNext(WatchMapResponse.newBuilder().setDelta(p).build());
                 cursor = d.version();
                 if (!call.isReady()) {
                   break;
@@ -238,7 +342,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
       if (closed || !call.isReady()) {
         return;
       }
-      if (!sentSinceTick && cursor >= publisher.image().version()) {
+      if (!sentSinceTick && sending == null && cursor >= publisher.image().version()) {
         call.onNext(
             WatchMapResponse.newBuilder()
                 .setProgress(

@@ -413,12 +413,13 @@ public final class PlbStateMachine extends BaseStateMachine {
   /**
    * Trims the persisted change history in step with the publisher's bounded one, every tenth of
    * the limit so that a range delete is written only now and then. The history is a per-node cache
-   * for watch resume, so replicas need not trim at the same entry.
+   * for watch resume, so replicas need not trim at the same entry. The publisher drops changes by
+   * their count and by their range entries (watch.historyRanges), so it may drop some while it
+   * holds fewer than the limit: what it no longer holds is trimmed whatever its size.
    */
   private void trimHistory() throws IOException {
     long oldest = publisher.oldestRetainedVersion();
-    if (oldest - trimmedBelow > 0 && publisher.historySize() >= historyLimit
-        && ++appliesSinceTrim >= Math.max(1, historyLimit / 10)) {
+    if (oldest - trimmedBelow > 0 && ++appliesSinceTrim >= Math.max(1, historyLimit / 10)) {
       store.trimChanges(oldest);
       trimmedBelow = oldest;
       appliesSinceTrim = 0;

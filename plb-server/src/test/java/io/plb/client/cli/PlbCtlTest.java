@@ -507,6 +507,30 @@ class PlbCtlTest {
   }
 
   @Test
+  void splitIntoPieces() {
+    int i = 15;
+    long lo = region(i);
+    carve(lo, regionEnd(i));
+    Result r = ok("split", hex(lo), "--pieces", "4");
+    assertTrue(r.out.matches("split range " + hex(lo) + " \\(map version \\d+\\)\n"), r.out);
+    ClusterImage m = admin.getMap(r.version());
+    for (int k = 0; k < 4; k++) {
+      RangeEntry piece = m.range(m.indexOfStart(lo + k * (1L << 46)));
+      assertEquals(k == 3 ? regionEnd(i) : lo + (k + 1) * (1L << 46), piece.end());
+    }
+    String line = fails(1, "split", hex(lo), "--pieces", "1");
+    assertTrue(line.startsWith("plbctl: INVALID_ARGUMENT: ") && line.contains("at least 2"), line);
+    line = fails(1, "split", hex(lo), "--pieces", "5000");
+    assertTrue(line.startsWith("plbctl: RESOURCE_EXHAUSTED: ")
+        && line.contains("map.maxSplitPieces"), line);
+    line = fails(2, "split", hex(lo), "--pieces", "four");
+    assertTrue(line.contains("not a whole number"), line);
+    line = fails(2, "split", hex(lo), "--pieces", "2", "--at", hex(lo + 5));
+    assertTrue(line.contains("exactly one of"), line);
+    assertEquals(r.version(), map().version(), "refused splits change nothing");
+  }
+
+  @Test
   void splitAtKey() {
     String key = "plbctl-split-key";
     long h = KeyHash.hash(key);
@@ -904,9 +928,9 @@ class PlbCtlTest {
     line = fails(2, "split", "0", "--at", "0x10000000000000000");
     assertTrue(line.contains("outside the ring"), line);
     line = fails(2, "split", "0");
-    assertEquals("plbctl: split needs exactly one of --at HASH or --key KEY", line);
+    assertEquals("plbctl: split needs exactly one of --at HASH, --key KEY or --pieces N", line);
     line = fails(2, "split", "0", "--at", "5", "--key", "k");
-    assertEquals("plbctl: split needs exactly one of --at HASH or --key KEY", line);
+    assertEquals("plbctl: split needs exactly one of --at HASH, --key KEY or --pieces N", line);
     line = fails(2, "server", "add", "use-a", "--address", "127.0.0.1:1", "--capacity", "lots");
     assertEquals("plbctl: --capacity 'lots' is not a number", line);
     line = fails(2, "server", "launch", "use-a");

@@ -6,7 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.plb.client.wire.MapChunks;
 import io.plb.core.balance.BalancerConfig;
+import io.plb.core.command.Limits;
 import io.plb.core.sim.balance.PlannerStrategy;
 import io.plb.core.sim.balance.SimConfig;
 import java.io.IOException;
@@ -107,6 +109,39 @@ class NodeConfigTest {
     assertEquals(10_000, c.historyEntries());
     assertEquals(10_000, c.maxWatchers());
     assertEquals(Duration.ofSeconds(5), c.progressInterval());
+    assertEquals(4096, c.maxSplitPieces());
+    assertEquals(4096, c.chunkEntries());
+    assertEquals(1_000_000, c.historyRanges());
+  }
+
+  @Test
+  void historyRangesHoldsAtLeastTheLargestChange() {
+    assertEquals(Limits.MAX_SPLIT_PIECES, NodeConfig.of(with("watch.historyRanges",
+        Integer.toString(Limits.MAX_SPLIT_PIECES))).historyRanges());
+    refused(with("watch.historyRanges", "4095"), "watch.historyRanges", "4096");
+    refused(with("watch.historyRanges", "0"), "watch.historyRanges");
+    refused(with("watch.historyRanges", "x"), "watch.historyRanges", "not a whole number");
+  }
+
+  @Test
+  void chunkEntriesKeepAChunkUnderTheMessageLimit() {
+    assertEquals(1, NodeConfig.of(with("watch.chunkEntries", "1")).chunkEntries());
+    assertEquals(MapChunks.MAX_CHUNK_ENTRIES, NodeConfig.of(with("watch.chunkEntries",
+        Integer.toString(MapChunks.MAX_CHUNK_ENTRIES))).chunkEntries());
+    refused(with("watch.chunkEntries", "0"), "watch.chunkEntries");
+    refused(with("watch.chunkEntries", "8193"), "watch.chunkEntries", "8192");
+    refused(with("watch.chunkEntries", "lots"), "watch.chunkEntries", "not a whole number");
+  }
+
+  @Test
+  void maxSplitPiecesIsBoundedByWhatOneDeltaMayCarry() {
+    assertEquals(2, NodeConfig.of(with("map.maxSplitPieces", "2")).maxSplitPieces());
+    assertEquals(Limits.MAX_SPLIT_PIECES, NodeConfig.of(
+        with("map.maxSplitPieces", Integer.toString(Limits.MAX_SPLIT_PIECES))).maxSplitPieces());
+    refused(with("map.maxSplitPieces", "1"), "map.maxSplitPieces", "2", "4096");
+    refused(with("map.maxSplitPieces", "4097"), "map.maxSplitPieces", "4096");
+    refused(with("map.maxSplitPieces", "0"), "map.maxSplitPieces");
+    refused(with("map.maxSplitPieces", "many"), "map.maxSplitPieces", "not a whole number");
   }
 
   /**

@@ -19,7 +19,7 @@ class MapPublisherNearestTest {
 
   @Test
   void aCursorBetweenVersionsContinuesWithTheNextChangeOnlyWhenAsked() {
-    MapPublisher p = new MapPublisher(100);
+    MapPublisher p = new MapPublisher(100, 1_000_000);
     ClusterImage image = ClusterImage.EMPTY;
     p.reset(image, List.of(), 0);
     long prev = 0;

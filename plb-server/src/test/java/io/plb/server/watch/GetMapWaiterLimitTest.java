@@ -133,9 +133,10 @@ class GetMapWaiterLimitTest {
     }
   }
 
+  /** The first chunk of a GetMap answer (a small map is one chunk). */
   private MapSnapshot answerNow(long minVersion) {
     return MapServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
         .getMap(GetMapRequest.newBuilder().setMinVersion(minVersion).setWaitMillis(5_000)
-            .build());
+            .build()).next();
   }
 }

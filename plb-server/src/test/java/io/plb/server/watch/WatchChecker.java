@@ -5,6 +5,7 @@ import io.grpc.Status;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
+import io.plb.client.wire.MapChunks;
 import io.plb.client.wire.Wire;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
@@ -73,6 +74,7 @@ public final class WatchChecker implements AutoCloseable {
   private final List<Event> events = new ArrayList<>();
   private final List<Violation> applyFailures = new ArrayList<>();
   private final Map<Long, ClusterImage> images = new HashMap<>();
+  private final MapChunks.Assembly chunks = new MapChunks.Assembly();
   private ClusterImage image;
   private Status terminal;
   private ClientCallStreamObserver<WatchMapRequest> requestStream;
@@ -179,9 +181,23 @@ public final class WatchChecker implements AutoCloseable {
 
   private synchronized void record(WatchMapResponse r) {
     int index = events.size();
+    if (chunks.inProgress() && r.getEventCase() != WatchMapResponse.EventCase.FULL_MAP) {
+      applyFailures.add(new Violation(ATOMIC, index, r.getEventCase() + " between the chunks of "
+          + "a full map"));
+      chunks.reset();
+    }
     switch (r.getEventCase()) {
       case FULL_MAP -> {
-        ClusterImage next = Wire.fromProto(r.getFullMap());
+        ClusterImage next;
+        try {
+          next = chunks.add(r.getFullMap());
+        } catch (IllegalStateException e) {
+          applyFailures.add(new Violation(ATOMIC, index, "a broken full map: " + e.getMessage()));
+          return;
+        }
+        if (next == null) {
+          return; // a full map is one event, recorded with its last chunk
+        }
         events.add(new Event(index, r.getEventCase(), next.version(), -1, 0, r));
         image = next;
         images.put(next.version(), next);

@@ -416,7 +416,7 @@ class WatchContractTest {
         for (int node = 0; node < 3; node++) {
           MapSnapshot s = MapServiceGrpc.newBlockingStub(channels.get(node))
               .withDeadlineAfter(10, TimeUnit.SECONDS)
-              .getMap(GetMapRequest.newBuilder().setMinVersion(v).build());
+              .getMap(GetMapRequest.newBuilder().setMinVersion(v).build()).next();
           assertTrue(s.getVersion() >= v, "node " + node + " answered " + s.getVersion()
               + " for min_version " + v);
           assertEquals(v, Wire.fromProto(s).version());
@@ -427,7 +427,8 @@ class WatchContractTest {
           StatusRuntimeException.class,
           () -> MapServiceGrpc.newBlockingStub(channels.get(1))
               .withDeadlineAfter(10, TimeUnit.SECONDS)
-              .getMap(GetMapRequest.newBuilder().setMinVersion(far).setWaitMillis(200).build()));
+              .getMap(GetMapRequest.newBuilder().setMinVersion(far).setWaitMillis(200).build())
+              .next());
       assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
       assertTrue(e.getStatus().getDescription().contains("wanted " + far),
           e.getStatus().getDescription());
@@ -737,7 +738,8 @@ class WatchContractTest {
             HealthGrpc.newBlockingStub(c).withDeadlineAfter(5, TimeUnit.SECONDS)
                 .check(HealthCheckRequest.getDefaultInstance()).getStatus());
         assertEquals(last, MapServiceGrpc.newBlockingStub(c).withDeadlineAfter(5, TimeUnit.SECONDS)
-            .getMap(GetMapRequest.newBuilder().setMinVersion(last).build()).getVersion());
+            .getMap(GetMapRequest.newBuilder().setMinVersion(last).build()).next()
+            .getVersion());
       } finally {
         close(c);
       }

@@ -1,0 +1,111 @@
+package io.plb.server.testing;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A TCP proxy on a free loopback port in front of one address, whose connections a test can cut
+ * at a moment it chooses: what a client sees when the network between it and a node fails in the
+ * middle of a stream. New connections are still accepted after a cut.
+ *
+ * <p>Thread model: one accepting thread, two copying threads per connection; {@link #cut} and
+ * {@link #close} may be called from any thread.
+ */
+public final class CuttableProxy implements AutoCloseable {
+  private final InetSocketAddress target;
+  private final ServerSocket server;
+  private final List<Socket> open = new CopyOnWriteArrayList<>();
+  private volatile boolean closed;
+
+  public CuttableProxy(String targetHostPort) throws IOException {
+    int colon = targetHostPort.lastIndexOf(':');
+    this.target = new InetSocketAddress(targetHostPort.substring(0, colon),
+        Integer.parseInt(targetHostPort.substring(colon + 1)));
+    this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+    Thread t = new Thread(this::accept, "proxy-accept");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  /** The proxy's own {@code host:port}. */
+  public String address() {
+    return "127.0.0.1:" + server.getLocalPort();
+  }
+
+  /** Closes every connection open now, at once (a reset for both ends). */
+  public void cut() {
+    for (Socket s : open) {
+      closeQuietly(s);
+    }
+    open.clear();
+  }
+
+  private void accept() {
+    while (!closed) {
+      try {
+        Socket client = server.accept();
+        Socket upstream = new Socket();
+        try {
+          upstream.connect(target, 5_000);
+        } catch (IOException e) {
+          closeQuietly(client);
+          continue;
+        }
+        open.add(client);
+        open.add(upstream);
+        copy(client, upstream);
+        copy(upstream, client);
+      } catch (IOException e) {
+        return; // closed
+      }
+    }
+  }
+
+  private void copy(Socket from, Socket to) {
+    Thread t = new Thread(() -> {
+      byte[] buf = new byte[64 * 1024];
+      try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+        for (int n; (n = in.read(buf)) >= 0; ) {
+          out.write(buf, 0, n);
+        }
+      } catch (IOException e) {
+        // cut, or one side went away
+      } finally {
+        closeQuietly(from);
+        closeQuietly(to);
+      }
+    }, "proxy-copy");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  private static void closeQuietly(Socket s) {
+    try {
+      s.close();
+    } catch (IOException ignored) {
+      // already closed
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    closeQuietly(server);
+    cut();
+  }
+
+  private static void closeQuietly(ServerSocket s) {
+    try {
+      s.close();
+    } catch (IOException ignored) {
+      // already closed
+    }
+  }
+}
