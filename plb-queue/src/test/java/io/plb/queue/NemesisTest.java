@@ -62,8 +62,11 @@ class NemesisTest {
         queues.awaitServing(i, WAIT);
       }
       QueueCrashTest.layOut(admin, 6, 3);
+      // Traffic outlasts the schedule (a step takes 5-15 s); moves come every few seconds.
+      Duration traffic = Duration.ofSeconds(60 + 30L * steps);
       try (Traffic t = Traffic.start(Workload.Options.defaults(plb.endpoints()).withKeys(1000)
-          .withRate(300).withClients(2, 3).withMoves(60).withDuration(Duration.ofMinutes(2)))) {
+          .withRate(300).withClients(2, 3).withMoves((int) (traffic.toSeconds() / 2))
+          .withDuration(traffic))) {
         t.awaitMoreDeliveries(300, WAIT, "traffic flowing");
         for (int step = 0; step < steps; step++) {
           List<Fault> kinds = new ArrayList<>(List.of(Fault.values()));

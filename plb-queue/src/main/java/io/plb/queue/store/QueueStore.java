@@ -246,6 +246,22 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     }
   }
 
+  /**
+   * Indexes messages released from handover buffers into the queue, in order, and records how
+   * long each was held; true if some key became ready. Locked.
+   */
+  private boolean indexReleased(List<StoredMessage> moved) {
+    boolean becameReady = false;
+    long now = clock.micros();
+    for (StoredMessage m : moved) {
+      becameReady |= index(nextLsn++, m);
+      if (m.getAcceptedAtMicros() > 0) {
+        holdTimes.record(now - m.getAcceptedAtMicros());
+      }
+    }
+    return becameReady;
+  }
+
   /** Adds a queued message to the in-memory index; true if its key became ready. Locked. */
   private boolean index(long lsn, StoredMessage m) {
     KeyQueue q = keys.get(m.getKey());
@@ -520,13 +536,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       for (Held h : present) {
         unindex(h);
       }
-      long now = clock.micros();
-      for (StoredMessage m : moved) {
-        becameReady |= index(nextLsn++, m);
-        if (m.getAcceptedAtMicros() > 0) {
-          holdTimes.record(now - m.getAcceptedAtMicros());
-        }
-      }
+      becameReady |= indexReleased(moved);
     }
     if (becameReady) {
       readyListener.run();
@@ -636,13 +646,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         Integer n = bufferSizes.remove(bufferName(rangeStart, handoverEpoch, b));
         held -= n == null ? 0 : n;
       }
-      long now = clock.micros();
-      for (StoredMessage m : moved) {
-        becameReady |= index(nextLsn++, m);
-        if (m.getAcceptedAtMicros() > 0) {
-          holdTimes.record(now - m.getAcceptedAtMicros());
-        }
-      }
+      becameReady |= indexReleased(moved);
     }
     if (becameReady) {
       readyListener.run();
