@@ -12,17 +12,17 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * What a queue server's agent persists: the open handover sides of its {@link Participant}. A
- * small versioned binary format; immutable. The format has a list of refusal fences after the
- * sides: written empty, and skipped when read. Fences are not kept across a restart: they only
- * guard messages on publish streams, and a restart ends every stream (DESIGN §5).
+ * What a queue server's agent persists: the open handover sides of its {@link Participant}, and
+ * the map version it had applied when it wrote them — after a restart it takes no map older than
+ * that ({@code MapWatcher.start(floor)}), since its sides may reflect it, and a node that is
+ * behind could otherwise show it a handover in an earlier phase, or none. A small versioned
+ * binary format; immutable. The format has a list of refusal fences after the sides: written
+ * empty, and skipped when read. Fences are not kept across a restart: they only guard messages
+ * on publish streams, and a restart ends every stream (DESIGN §5). Format 1 (no map version) is
+ * read as version 0.
  */
-record AgentState(List<Side> sides) {
-  private static final int FORMAT = 1;
-
-  static AgentState of(Participant p) {
-    return new AgentState(p.sides());
-  }
+record AgentState(List<Side> sides, long mapVersion) {
+  private static final int FORMAT = 2;
 
   void restoreInto(Participant p) {
     p.restore(sides);
@@ -46,6 +46,7 @@ record AgentState(List<Side> sides) {
         out.writeLong(s.switchVersion());
       }
       out.writeInt(0); // refusal fences: not kept
+      out.writeLong(mapVersion);
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
@@ -54,11 +55,11 @@ record AgentState(List<Side> sides) {
 
   static AgentState decode(byte[] data) {
     if (data == null || data.length == 0) {
-      return new AgentState(List.of());
+      return new AgentState(List.of(), 0);
     }
     try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(data))) {
       int format = in.readInt();
-      if (format != FORMAT) {
+      if (format != FORMAT && format != 1) {
         throw new IllegalStateException("agent state has format " + format + "; this build reads "
             + FORMAT);
       }
@@ -77,7 +78,7 @@ record AgentState(List<Side> sides) {
         in.readLong();
         in.readLong();
       }
-      return new AgentState(sides);
+      return new AgentState(sides, format == 1 ? 0 : in.readLong());
     } catch (IOException e) {
       throw new UncheckedIOException("agent state is corrupt", e);
     }

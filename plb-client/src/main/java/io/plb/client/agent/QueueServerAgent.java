@@ -169,6 +169,8 @@ public final class QueueServerAgent implements AutoCloseable {
   private long loadSeq;
   private long lastReportMillis;
   private volatile ClusterImage image = ClusterImage.EMPTY;
+  /** The map version the restored sides were written at: no older map is taken after a restart. */
+  private long mapFloor;
 
   /** Messages a late transfer carries at most, by default. */
   public static final int DEFAULT_LATE_BATCH_MESSAGES = 1000;
@@ -346,7 +348,9 @@ public final class QueueServerAgent implements AutoCloseable {
   public QueueServerAgent start() {
     lock.lock();
     try {
-      AgentState.decode(store.loadAgentState()).restoreInto(participant);
+      AgentState restored = AgentState.decode(store.loadAgentState());
+      restored.restoreInto(participant);
+      mapFloor = restored.mapVersion();
       persistedSides = new HashSet<>(participant.sides());
       if (!participant.sides().isEmpty()) {
         LOG.info("{}: restored {} open handover side(s)", serverId, participant.sides().size());
@@ -354,7 +358,7 @@ public final class QueueServerAgent implements AutoCloseable {
     } finally {
       lock.unlock();
     }
-    watcher.start();
+    watcher.start(mapFloor);
     long resend = resendInterval.toMillis();
     timers.scheduleWithFixedDelay(this::resendOwed, resend, resend, TimeUnit.MILLISECONDS);
     long hb = heartbeatInterval.toMillis();
@@ -1177,7 +1181,7 @@ public final class QueueServerAgent implements AutoCloseable {
   private void persist() {
     Set<Participant.Side> sides = new HashSet<>(participant.sides());
     if (!sides.equals(persistedSides)) {
-      store.saveAgentState(new AgentState(List.copyOf(sides)).encode());
+      store.saveAgentState(new AgentState(List.copyOf(sides), image.version()).encode());
       persistedSides = sides;
       statesWritten.incrementAndGet();
     }

@@ -64,6 +64,8 @@ public final class MapWatcher implements AutoCloseable {
   private long contractViolations;
   private long reconnects;
   private long chunksReceived;
+  private long floor;
+  private long belowFloor;
   private Context.CancellableContext current;
 
   public MapWatcher(Endpoints endpoints, Listener listener) {
@@ -78,8 +80,31 @@ public final class MapWatcher implements AutoCloseable {
 
   /** Starts watching from scratch (a full map first). */
   public MapWatcher start() {
+    return start(0);
+  }
+
+  /**
+   * Starts watching from scratch, taking no map older than {@code floor}: a full map below it
+   * (from a node that is behind) is refused and another node asked, as for a map older than the
+   * current one. For a subscriber that restarts having acted on version {@code floor} already —
+   * a queue server's agent, whose persisted handover state reflects that version.
+   */
+  public MapWatcher start(long floor) {
+    if (floor < 0) {
+      throw new IllegalArgumentException("floor must be at least 0");
+    }
+    synchronized (lock) {
+      this.floor = floor;
+    }
     reconnector.execute(this::connect);
     return this;
+  }
+
+  /** Full maps refused for being older than the floor given at start. */
+  public long belowFloor() {
+    synchronized (lock) {
+      return belowFloor;
+    }
   }
 
   /** The latest image, or null before the first map arrived. */
@@ -183,6 +208,14 @@ public final class MapWatcher implements AutoCloseable {
             if (image != null && next.version() == image.version()) {
               // Resubscribing at version 0 (a cluster with no writes yet) repeats the same map.
               firstMap.countDown();
+              return;
+            }
+            if (image == null && next.version() < floor) {
+              // Not a broken contract: this node is behind what we acted on before a restart.
+              belowFloor++;
+              LOG.warn("node {} sent map {}, older than {} which this subscriber had acted on "
+                  + "before; trying another node", address, next.version(), floor);
+              restart(true);
               return;
             }
             if (image != null && next.version() < image.version()) {

@@ -49,7 +49,7 @@ class AgentLoadReportTest {
   }
 
   /** A store for an agent that takes part in no handover. */
-  static final class NoStore implements HandoverStore {
+  static class NoStore implements HandoverStore {
     public long backlog(long start, long end) {
       return 0;
     }

@@ -9,17 +9,22 @@ import java.io.DataOutputStream;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
-/** The agent's persisted state: sides only; fences an older build wrote are read past. */
+/**
+ * The agent's persisted state: sides and the map version they were written at; fences an older
+ * build wrote are read past, and its format (no map version) reads as version 0.
+ */
 class AgentStateTest {
   static final Side SIDE = new Side(0x40L, 3, true, "q2", true, false, false, 0, false, 17);
 
   @Test
-  void sidesRoundTripAndNoFencesAreWritten() {
-    byte[] bytes = new AgentState(List.of(SIDE)).encode();
-    assertEquals(List.of(SIDE), AgentState.decode(bytes).sides());
-    // format, side count, the side, then an empty fence list
-    assertEquals(0, bytes[bytes.length - 1] | bytes[bytes.length - 2] | bytes[bytes.length - 3]
-        | bytes[bytes.length - 4]);
+  void sidesAndMapVersionRoundTripAndNoFencesAreWritten() {
+    byte[] bytes = new AgentState(List.of(SIDE), 42).encode();
+    AgentState read = AgentState.decode(bytes);
+    assertEquals(List.of(SIDE), read.sides());
+    assertEquals(42, read.mapVersion());
+    // format, side count, the side, an empty fence list, then the map version (8 bytes)
+    int n = bytes.length - 8;
+    assertEquals(0, bytes[n - 1] | bytes[n - 2] | bytes[n - 3] | bytes[n - 4]);
   }
 
   @Test
@@ -48,6 +53,7 @@ class AgentStateTest {
     }
     AgentState read = AgentState.decode(b.toByteArray());
     assertEquals(List.of(SIDE), read.sides());
-    assertArrayEquals(new AgentState(List.of(SIDE)).encode(), read.encode());
+    assertEquals(0, read.mapVersion(), "an older build kept no map version");
+    assertArrayEquals(new AgentState(List.of(SIDE), 0).encode(), read.encode());
   }
 }

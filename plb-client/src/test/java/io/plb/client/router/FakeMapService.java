@@ -27,6 +27,7 @@ public final class FakeMapService extends MapServiceGrpc.MapServiceImplBase
   private final String address;
   private final List<ServerCallStreamObserver<WatchMapResponse>> watchers = new ArrayList<>();
   private ClusterImage image;
+  private int subscriptions;
 
   public FakeMapService() {
     try {
@@ -59,6 +60,11 @@ public final class FakeMapService extends MapServiceGrpc.MapServiceImplBase
     return image;
   }
 
+  /** Watch streams opened so far. */
+  public synchronized int subscriptions() {
+    return subscriptions;
+  }
+
   @Override
   public synchronized void watchMap(WatchMapRequest request,
       StreamObserver<WatchMapResponse> responseObserver) {
@@ -70,6 +76,7 @@ public final class FakeMapService extends MapServiceGrpc.MapServiceImplBase
       }
     });
     watchers.add(w);
+    subscriptions++;
     if (image != null) {
       w.onNext(WatchMapResponse.newBuilder().setFullMap(Wire.toProto(image)).build());
     }
