@@ -68,9 +68,7 @@ public final class QueueServer implements AutoCloseable {
           t.setDaemon(true);
           return t;
         }, new ThreadPoolExecutor.AbortPolicy());
-    this.service = new QueueServiceImpl(config.id(), agent, store, dispatcher,
-        workers, config.maxMessageBytes(), config.maxQueued(), config.mapWait(),
-        config.maxMapWaiters(), config.maxVersionLead(), config.maxProducers(),
+    this.service = new QueueServiceImpl(config, agent, store, dispatcher, workers,
         WallClock.SYSTEM);
     String listen = config.listen();
     int colon = listen.lastIndexOf(':');

@@ -31,8 +31,10 @@ public final class QueueConfig {
     KEYS.put("register", new String[] {"true", "register (or update) this server in PLB on start"});
     KEYS.put("capacity", new String[] {"1.0", "capacity weight registered with the server"});
     KEYS.put("sync", new String[] {"true", "fsync every acknowledged write"});
-    KEYS.put("maxQueued", new String[] {"1000000", "messages held (queued + buffered) before "
+    KEYS.put("maxQueued", new String[] {"1000000", "messages queued (deliverable) before "
         + "publishes are answered OVERLOADED"});
+    KEYS.put("maxHeld", new String[] {"1000000", "messages in handover buffers before "
+        + "publishes into them are answered OVERLOADED"});
     KEYS.put("maxMessageBytes", new String[] {"1048576", "largest payload accepted"});
     KEYS.put("mapWait", new String[] {"5s", "longest a publish waits for the map version it "
         + "was routed under"});
@@ -75,6 +77,7 @@ public final class QueueConfig {
     }
     capacity();
     maxQueued();
+    maxHeld();
     maxMessageBytes();
     mapWait();
     maxMapWaiters();
@@ -181,6 +184,11 @@ public final class QueueConfig {
 
   public long maxQueued() {
     return positive("maxQueued");
+  }
+
+  /** Messages in handover buffers (hold buffers, held queues) before they are refused. */
+  public long maxHeld() {
+    return positive("maxHeld");
   }
 
   public int maxMessageBytes() {

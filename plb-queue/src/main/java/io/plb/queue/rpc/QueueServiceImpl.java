@@ -5,6 +5,7 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.plb.client.agent.QueueServerAgent;
+import io.plb.core.handover.Participant;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.keyspace.KeyHash;
@@ -26,6 +27,7 @@ import io.plb.proto.v1.SubscribeResponse;
 import io.plb.proto.v1.TransferDirection;
 import io.plb.proto.v1.TransferHeldRequest;
 import io.plb.proto.v1.TransferHeldResponse;
+import io.plb.queue.config.QueueConfig;
 import io.plb.queue.store.HoldTimes;
 import io.plb.queue.store.QueueStore;
 import io.plb.queue.store.QueueStore.Placed;
@@ -74,6 +76,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final ExecutorService workers;
   private final int maxMessageBytes;
   private final long maxQueued;
+  private final long maxHeld;
   private final Duration mapWait;
   private final int maxMapWaiters;
   /** Permits of the requests that may wait for a map version at once (publish and transfer). */
@@ -87,23 +90,23 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final AtomicLong overloaded = new AtomicLong();
   private final AtomicLong fenced = new AtomicLong();
 
-  public QueueServiceImpl(String serverId, QueueServerAgent agent, QueueStore store,
-      Dispatcher dispatcher, ExecutorService workers, int maxMessageBytes, long maxQueued,
-      Duration mapWait, int maxMapWaiters, long maxVersionLead, int maxProducers,
-      WallClock clock) {
-    this.serverId = serverId;
+  /** The service of server {@code config.id()}, with the limits {@code config} sets. */
+  public QueueServiceImpl(QueueConfig config, QueueServerAgent agent, QueueStore store,
+      Dispatcher dispatcher, ExecutorService workers, WallClock clock) {
+    this.serverId = config.id();
     this.clock = clock;
     this.agent = agent;
     this.store = store;
     this.dispatcher = dispatcher;
     this.workers = workers;
-    this.maxMessageBytes = maxMessageBytes;
-    this.maxQueued = maxQueued;
-    this.mapWait = mapWait;
-    this.maxMapWaiters = maxMapWaiters;
+    this.maxMessageBytes = config.maxMessageBytes();
+    this.maxQueued = config.maxQueued();
+    this.maxHeld = config.maxHeld();
+    this.mapWait = config.mapWait();
+    this.maxMapWaiters = config.maxMapWaiters();
     this.mapWaiters = new Semaphore(maxMapWaiters);
-    this.maxVersionLead = maxVersionLead;
-    this.maxProducers = maxProducers;
+    this.maxVersionLead = config.maxVersionLead();
+    this.maxProducers = config.maxProducers();
   }
 
   // ------------------------------------------------------------------ Publish
@@ -399,7 +402,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       int[] next = {from};
       long[] wait = {-1};
       agent.locked(() -> {
-        long room = maxQueued - store.queued() - store.held();
+        // Queued and held messages have quotas of their own, so a hot range held through a
+        // long handover cannot make the server refuse the publishes of every other range.
+        long queueRoom = maxQueued - store.queued();
+        long heldRoom = maxHeld - store.held();
         boolean leased = agent.holdsLease();
         scan:
         for (int j = from; j < items.size(); j++) {
@@ -440,11 +446,15 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
                   .setStatus(PublishStatus.WRONG_OWNER).setMapVersion(d.version()).build();
             }
             default -> {
-              if (room-- <= 0) {
+              boolean held = d.placement() != Participant.Placement.QUEUE;
+              if (held ? heldRoom-- <= 0 : queueRoom-- <= 0) {
                 fence.overloaded(req, it);
                 overloaded.incrementAndGet();
-                results[j] = result(it, PublishStatus.OVERLOADED,
-                    "queue server " + serverId + " holds " + maxQueued + " messages");
+                results[j] = result(it, PublishStatus.OVERLOADED, held
+                    ? "queue server " + serverId + " holds " + maxHeld
+                        + " messages in handover buffers (maxHeld)"
+                    : "queue server " + serverId + " has " + maxQueued
+                        + " messages queued (maxQueued)");
                 break;
               }
               StoredMessage m = StoredMessage.newBuilder().setKey(it.getKey())
@@ -659,9 +669,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     // Late messages may wait on their sender until there is room; a handover's transfers may
     // not (the handover waits for them), so only LATE is held to maxQueued.
     if (req.getDirection() == TransferDirection.LATE
-        && store.queued() + store.held() + req.getMessagesCount() > maxQueued) {
+        && store.queued() + req.getMessagesCount() > maxQueued) {
       out.onError(Status.RESOURCE_EXHAUSTED.withDescription("queue server " + serverId
-          + " holds " + (store.queued() + store.held()) + " messages, at most " + maxQueued
+          + " has " + store.queued() + " messages queued, at most " + maxQueued
           + " (maxQueued): " + req.getMessagesCount() + " late messages wait")
           .asRuntimeException());
       return;
