@@ -17,6 +17,7 @@ import io.plb.proto.v1.HandoverInfo;
 import io.plb.proto.v1.ListHandoversResponse;
 import io.plb.proto.v1.MoveRangeResponse;
 import io.plb.proto.v1.NodeStatus;
+import io.plb.proto.v1.QueueStatus;
 import io.plb.proto.v1.RangeLoad;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -587,6 +588,12 @@ public final class PlbCtl {
     out.print(t.render());
   }
 
+  /**
+   * The registered queue servers with the ranges they own and, as each server reports it
+   * ({@code GetQueueStatus}, asked with a 2 s deadline), its ownership lease: a server without
+   * one accepts and delivers nothing (docs/design.md §5 "Owner leases"). A server that does not
+   * answer shows "?" (null in JSON).
+   */
   private void printServers(ClusterImage image, boolean json) {
     Map<String, Integer> owned = new LinkedHashMap<>();
     for (RangeEntry r : image.ranges()) {
@@ -594,6 +601,8 @@ public final class PlbCtl {
         owned.merge(r.owner(), 1, Integer::sum);
       }
     }
+    Map<String, QueueStatusProbe.Answer> queues =
+        QueueStatusProbe.fetch(image.servers().values(), Duration.ofSeconds(2));
     if (json) {
       Map<String, Object> o = Json.object();
       o.put("version", image.version());
@@ -601,6 +610,10 @@ public final class PlbCtl {
       for (QueueServerInfo s : image.servers().values()) {
         Map<String, Object> so = serverJson(s);
         so.put("ranges", owned.getOrDefault(s.id(), 0));
+        QueueStatus q = statusOf(queues, s.id());
+        so.put("lease_held", q == null ? null : q.getLeaseHeld());
+        so.put("lease_remaining_ms", q == null ? null : q.getLeaseRemainingMillis());
+        so.put("fenced_total", q == null ? null : q.getFencedTotal());
         servers.add(so);
       }
       o.put("servers", servers);
@@ -609,11 +622,19 @@ public final class PlbCtl {
     }
     out.println("map version " + image.version() + " · " + image.servers().size()
         + " queue servers");
-    Table t = new Table("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES");
+    Table t = new Table("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES", "LEASE", "FENCED");
     for (QueueServerInfo s : image.servers().values()) {
-      t.row(s.id(), s.address(), s.capacity(), s.state(), owned.getOrDefault(s.id(), 0));
+      QueueStatus q = statusOf(queues, s.id());
+      t.row(s.id(), s.address(), s.capacity(), s.state(), owned.getOrDefault(s.id(), 0),
+          q == null ? "?" : q.getLeaseHeld() ? seconds(q.getLeaseRemainingMillis()) : "none",
+          q == null ? "?" : q.getFencedTotal());
     }
     out.print(t.render());
+  }
+
+  private static QueueStatus statusOf(Map<String, QueueStatusProbe.Answer> queues, String id) {
+    QueueStatusProbe.Answer a = queues.get(id);
+    return a == null ? null : a.status();
   }
 
   // ------------------------------------------------------------------ handovers
