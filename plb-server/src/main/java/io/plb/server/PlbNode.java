@@ -51,6 +51,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
@@ -61,6 +62,7 @@ import org.apache.ratis.protocol.RaftGroup;
 import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.protocol.RaftPeer;
 import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.protocol.exceptions.AlreadyClosedException;
 import org.apache.ratis.protocol.exceptions.NotLeaderException;
 import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.server.DivisionInfo;
@@ -94,7 +96,13 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final MapPublisher publisher;
   private final PlbStateMachine stateMachine;
   private final RaftServer raftServer;
-  private final RaftClient raftClient;
+  /**
+   * The node's own Raft client, through which it proposes. Replaced when Ratis has closed it:
+   * once an ordered request exhausts its retries (no leader for longer than the retry policy,
+   * ~3 s), every later request on that client fails with AlreadyClosedException, and a leader
+   * whose client that was could commit nothing more.
+   */
+  private final AtomicReference<RaftClient> raftClient = new AtomicReference<>();
   private final Server grpcServer;
   private final MapServiceImpl mapService;
   private final HealthStatusManager health = new HealthStatusManager();
@@ -139,15 +147,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
             .setProperties(raftProperties(config))
             .setOption(RaftStorage.StartupOption.RECOVER)
             .build();
-    this.raftClient =
-        RaftClient.newBuilder()
-            .setRaftGroup(group)
-            .setLeaderId(selfId)
-            .setProperties(new RaftProperties())
-            .setRetryPolicy(
-                RetryPolicies.retryUpToMaximumCountWithFixedSleep(
-                    30, TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
-            .build();
+    raftClient.set(newRaftClient());
 
     this.commitPushLoop =
         Executors.newSingleThreadScheduledExecutor(daemon("plb-commit-push-" + config.nodeId()));
@@ -323,10 +323,52 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     }
   }
 
+  private RaftClient newRaftClient() {
+    return RaftClient.newBuilder()
+        .setRaftGroup(group)
+        .setLeaderId(selfId)
+        .setProperties(new RaftProperties())
+        .setRetryPolicy(
+            RetryPolicies.retryUpToMaximumCountWithFixedSleep(
+                30, TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+        .build();
+  }
+
+  /** Puts a new Raft client in place of {@code closed}, unless that was done already. */
+  private void replaceRaftClient(RaftClient closedClient) {
+    if (closed) {
+      return;
+    }
+    RaftClient fresh = newRaftClient();
+    if (raftClient.compareAndSet(closedClient, fresh)) {
+      LOG.warn("the Raft client was closed after a write ran out of retries; using a new one");
+      try {
+        closedClient.close();
+      } catch (IOException e) {
+        LOG.debug("closing the old Raft client: {}", e.toString());
+      }
+    } else {
+      try {
+        fresh.close();
+      } catch (IOException e) {
+        LOG.debug("closing a spare Raft client: {}", e.toString());
+      }
+    }
+  }
+
+  private static boolean causedBy(Throwable t, Class<? extends Throwable> type) {
+    for (Throwable c = t; c != null; c = c.getCause()) {
+      if (type.isInstance(c)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Forces a snapshot now (tests and operators); returns its index. */
   public long takeSnapshot() throws IOException {
     RaftClientReply reply =
-        raftClient.getSnapshotManagementApi(selfId).create(30_000);
+        raftClient.get().getSnapshotManagementApi(selfId).create(30_000);
     if (!reply.isSuccess()) {
       throw new IOException("snapshot failed: " + reply.getException());
     }
@@ -369,12 +411,16 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   CompletableFuture<CommandResult> propose(Command command, long proposerTerm) {
     Message message = Message.valueOf(UnsafeByteOperations.unsafeWrap(
         Wire.toLogEntry(command, proposerTerm).toByteArray()));
-    return raftClient
+    RaftClient client = raftClient.get();
+    return client
         .async()
         .send(message)
         .handle(
             (reply, error) -> {
               if (error != null) {
+                if (causedBy(error, AlreadyClosedException.class)) {
+                  replaceRaftClient(client);
+                }
                 throw new PlbException(
                     ErrorCode.UNAVAILABLE, "write not committed: " + rootMessage(error), error);
               }
@@ -404,7 +450,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
    * and forget.
    */
   private void nudgeFollowers() {
-    raftClient.async().sendReadOnly(Message.EMPTY).exceptionally(e -> null);
+    raftClient.get().async().sendReadOnly(Message.EMPTY).exceptionally(e -> null);
   }
 
   /** The leader's view of its followers, or null if this node does not lead. */
@@ -757,7 +803,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
       c.shutdownNow();
     }
     try {
-      raftClient.close();
+      raftClient.get().close();
     } catch (IOException e) {
       LOG.warn("closing Raft client: {}", e.toString());
     }
