@@ -118,6 +118,7 @@ class NemesisTest {
         plb.kill(i);
         plb.awaitLeader(WAIT);
         plb.startNode(i);
+        plb.awaitCaughtUp(i, WAIT); // one fault at a time: the next must not take a majority
       }
       default -> throw new IllegalStateException(f.name());
     }

@@ -189,6 +189,34 @@ public final class PlbProcesses implements AutoCloseable {
     return found[0];
   }
 
+  /**
+   * Waits until node i answers as a member with a leader and has applied at least the map
+   * version the leader had when the wait began: back in the group, not just started.
+   */
+  public void awaitCaughtUp(int i, Duration timeout) {
+    long[] target = {-1};
+    TestCluster.await(timeout, "node " + ids.get(i) + " caught up", () -> {
+      if (running[i] && !processes[i].isAlive()) {
+        throw new AssertionError("node " + ids.get(i) + " exited with "
+            + processes[i].exitValue() + "; see " + log(i));
+      }
+      try {
+        if (target[0] < 0) {
+          int l = leader();
+          if (l < 0) {
+            return false;
+          }
+          target[0] = status.nodeStatus(endpoints().get(l)).getMapVersion();
+        }
+        NodeStatus s = status.nodeStatus(endpoints().get(i));
+        return (s.getRole() == NodeRole.FOLLOWER || s.getRole() == NodeRole.LEADER)
+            && s.getMapVersion() >= target[0];
+      } catch (RuntimeException e) {
+        return false; // starting
+      }
+    });
+  }
+
   private void killAll() {
     for (Process p : processes) {
       if (p != null) {
