@@ -121,6 +121,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
   private final FollowerCommitPush commitPush;
   private final long liveWindowMs;
   private volatile boolean closed;
+  /** The monotonic clock the node's leader loops and its quorum contact are measured on. */
+  private final Ticker ticker = Ticker.SYSTEM;
 
   private PlbNode(NodeConfig config) throws IOException {
     this.config = config;
@@ -158,7 +160,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         this::followerProgress,
         this::nudgeFollowers,
         commitPushLoop,
-        Ticker.SYSTEM,
+        ticker,
         TimeUnit.MILLISECONDS.toNanos(1),
         config.commitPushMaxWait().toNanos());
 
@@ -173,7 +175,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         new HandoverDriver.Settings(config.handoverMaxPerServer(), config.handoverMaxTotal(),
             config.prepareTimeout(), config.drainTimeout(), config.suspectAfter(),
             config.downAfter(), config.lease(), config.leaseMargin()),
-        Ticker.SYSTEM,
+        ticker,
         leaderLoop,
         this::leaderHintText,
         this::majorityHeardSince);
@@ -455,16 +457,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
 
   /** The leader's view of its followers, or null if this node does not lead. */
   private FollowerCommitPush.Followers followerProgress() {
-    if (closed) {
-      return null;
-    }
-    DivisionInfo info;
-    try {
-      info = division().getInfo();
-    } catch (IOException e) {
-      return null;
-    }
-    if (!info.isLeader()) {
+    DivisionInfo info = leaderInfo();
+    if (info == null) {
       return null;
     }
     long[] match = info.getFollowerMatchIndices();
@@ -477,25 +471,30 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     return new FollowerCommitPush.Followers(match, live);
   }
 
+  /** This node's Raft division info while it leads and serves, else null. */
+  private DivisionInfo leaderInfo() {
+    if (closed) {
+      return null;
+    }
+    try {
+      DivisionInfo info = division().getInfo();
+      return info.isLeader() ? info : null;
+    } catch (IOException e) {
+      return null;
+    }
+  }
+
   /**
-   * The latest instant (System nanos) by which a majority of the group, this node included, had
-   * answered this node as leader; {@link Long#MIN_VALUE} if it does not lead. From the leader's
-   * record of each follower's last answer, rounded a millisecond early.
+   * The latest instant (on {@link #ticker}, the driver's clock) by which a majority of the group,
+   * this node included, had answered this node as leader; {@link Long#MIN_VALUE} if it does not
+   * lead. From the leader's record of each follower's last answer, rounded a millisecond early.
    */
   private long majorityHeardSince() {
-    if (closed) {
+    DivisionInfo info = leaderInfo();
+    if (info == null) {
       return Long.MIN_VALUE;
     }
-    DivisionInfo info;
-    try {
-      info = division().getInfo();
-    } catch (IOException e) {
-      return Long.MIN_VALUE;
-    }
-    if (!info.isLeader()) {
-      return Long.MIN_VALUE;
-    }
-    long now = System.nanoTime();
+    long now = ticker.nanos();
     List<ServerRpcProto> followers = info.getRoleInfoProto().getLeaderInfo().getFollowerInfoList();
     long[] heard = new long[followers.size()];
     for (int i = 0; i < heard.length; i++) {

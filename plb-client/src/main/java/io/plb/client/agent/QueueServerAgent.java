@@ -1065,10 +1065,12 @@ public final class QueueServerAgent implements AutoCloseable {
     return out;
   }
 
-  /** Whether our queue may hold messages of {@code r} that are no longer ours. */
+  /**
+   * Whether the messages queued here of {@code r} — one of {@link #rangesWithBacklog}, so it has
+   * some — are no longer ours: another server owns it and we take no part in a handover of it.
+   */
   private boolean leftoverQueue(RangeEntry r) {
-    return r.isAssigned() && !r.owner().equals(serverId) && participant.side(r.start()) == null
-        && store.backlog(r.start(), r.end()) > 0;
+    return r.isAssigned() && !r.owner().equals(serverId) && participant.side(r.start()) == null;
   }
 
   private void resendOwed() {

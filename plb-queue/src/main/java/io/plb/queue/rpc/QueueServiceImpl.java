@@ -426,9 +426,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           if (fence.fenced(req, requestStart, it)) {
             // An earlier message of this producer and range was answered OVERLOADED and the
             // router has not seen it yet: taking this one would put it ahead of that resend.
-            fence.overloaded(req, it);
-            overloaded.incrementAndGet();
-            results[j] = result(it, PublishStatus.OVERLOADED,
+            results[j] = overload(req, it, fence,
                 "an earlier message of this range was answered OVERLOADED");
             next[0] = j + 1;
             continue;
@@ -448,9 +446,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
             default -> {
               boolean held = d.placement() != Participant.Placement.QUEUE;
               if (held ? heldRoom-- <= 0 : queueRoom-- <= 0) {
-                fence.overloaded(req, it);
-                overloaded.incrementAndGet();
-                results[j] = result(it, PublishStatus.OVERLOADED, held
+                results[j] = overload(req, it, fence, held
                     ? "queue server " + serverId + " holds " + maxHeld
                         + " messages in handover buffers (maxHeld)"
                     : "queue server " + serverId + " has " + maxQueued
@@ -499,10 +495,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
       String notReached = waitFor >= 0 ? awaitTag(waitFor) : null;
       if (notReached != null) {
         // This server's watch is behind (or the tag is wrong); the router will send it again.
-        PublishItem it = items.get(i);
-        fence.overloaded(req, it);
-        overloaded.incrementAndGet();
-        results[i] = result(it, PublishStatus.OVERLOADED, notReached);
+        results[i] = overload(req, items.get(i), fence, notReached);
         i++;
       }
     }
@@ -513,13 +506,22 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     return b.build();
   }
 
+  /**
+   * Answers an item OVERLOADED: counted, and noted in the stream's overload fence so that no
+   * later message of its producer and range is taken ahead of its resend.
+   */
+  private PublishResult overload(PublishRequest req, PublishItem it, OverloadFence fence,
+      String detail) {
+    fence.overloaded(req, it);
+    overloaded.incrementAndGet();
+    return result(it, PublishStatus.OVERLOADED, detail);
+  }
+
   /** Answers an item OVERLOADED because this server holds no ownership lease. */
   private void fenceOut(PublishRequest req, PublishItem it, OverloadFence fence,
       PublishResult[] results, int j) {
-    fence.overloaded(req, it);
-    overloaded.incrementAndGet();
     fenced.incrementAndGet();
-    results[j] = result(it, PublishStatus.OVERLOADED, "queue server " + serverId
+    results[j] = overload(req, it, fence, "queue server " + serverId
         + " holds no ownership lease now (paused, or cut off from the PLB cluster)");
   }
 

@@ -331,11 +331,9 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
         throw PlbException.notFound("queue server " + serverId + " is not registered");
       }
       lastHeard.put(serverId, received);
-      if (s.state() == ServerState.DOWN || livenessInFlight.contains("server:" + serverId)) {
-        return CompletableFuture.completedFuture(new Grant(image.version(), 0,
-            "queue server " + serverId + " is " + s.state()
-                + (s.state() == ServerState.DOWN ? "" : " and being declared DOWN")
-                + ": no lease until it is ACTIVE again"));
+      String refused = noLease(image, serverId);
+      if (refused != null) {
+        return CompletableFuture.completedFuture(new Grant(image.version(), 0, refused));
       }
       if (pendingGrants.size() >= MAX_PENDING_GRANTS) {
         throw new PlbException(ErrorCode.RESOURCE_EXHAUSTED, MAX_PENDING_GRANTS
@@ -371,11 +369,9 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
           continue;
         }
         it.remove();
-        QueueServerInfo s = image.server(g.serverId);
-        if (s == null || s.state() == ServerState.DOWN
-            || livenessInFlight.contains("server:" + g.serverId)) {
-          g.reply.complete(new Grant(image.version(), 0, "queue server " + g.serverId
-              + " is " + (s == null ? "no longer registered" : s.state().name())));
+        String refused = noLease(image, g.serverId);
+        if (refused != null) { // it went DOWN, or away, while the grant waited
+          g.reply.complete(new Grant(image.version(), 0, refused));
           continue;
         }
         lastGranted.put(g.serverId, now);
@@ -394,6 +390,25 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
         grantLeases();
       }, 5, TimeUnit.MILLISECONDS);
     }
+  }
+
+  /**
+   * Why {@code serverId} may not hold a lease now — it is not registered, DOWN, or being declared
+   * DOWN — or null when it may. Leader loop only.
+   */
+  private String noLease(ClusterImage image, String serverId) {
+    QueueServerInfo s = image.server(serverId);
+    if (s == null) {
+      return "queue server " + serverId + " is no longer registered";
+    }
+    if (s.state() == ServerState.DOWN) {
+      return "queue server " + serverId + " is DOWN: no lease until it is ACTIVE again";
+    }
+    if (livenessInFlight.contains("server:" + serverId)) {
+      return "queue server " + serverId + " is " + s.state() + " and being declared DOWN: no "
+          + "lease until it is ACTIVE again";
+    }
+    return null;
   }
 
   private void failPendingGrants(String why) {

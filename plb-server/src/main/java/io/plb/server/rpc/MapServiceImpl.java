@@ -173,6 +173,20 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
             });
   }
 
+  /**
+   * Runs {@code drain} on the drain executor unless a run is already scheduled ({@code scheduled}
+   * is set until it starts); a node shutting down refuses it, and nothing more is sent.
+   */
+  private void drainOnce(AtomicBoolean scheduled, Runnable drain) {
+    if (scheduled.compareAndSet(false, true)) {
+      try {
+        drainExecutor.execute(drain);
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        scheduled.set(false);
+      }
+    }
+  }
+
   /** One {@code GetMap} answer: the chunks of one image, sent while the call is ready. */
   private final class MapReply {
     private final ServerCallStreamObserver<MapSnapshot> call;
@@ -193,13 +207,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     }
 
     void schedule() {
-      if (scheduled.compareAndSet(false, true)) {
-        try {
-          drainExecutor.execute(this::drain);
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-          scheduled.set(false);
-        }
-      }
+      drainOnce(scheduled, this::drain);
     }
 
     private synchronized void drain() {
@@ -272,13 +280,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     }
 
     void schedule() {
-      if (scheduled.compareAndSet(false, true)) {
-        try {
-          drainExecutor.execute(this::drain);
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-          scheduled.set(false);
-        }
-      }
+      drainOnce(scheduled, this::drain);
     }
 
     private void drain() {
