@@ -11,6 +11,7 @@ import io.plb.client.wire.GrpcErrors;
 import io.plb.client.wire.Wire;
 import io.plb.core.command.Command;
 import io.plb.core.command.CommandProcessor;
+import io.plb.core.command.Limits;
 import io.plb.core.error.ErrorCode;
 import io.plb.core.error.PlbException;
 import io.plb.core.map.ClusterImage;
@@ -403,6 +404,30 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
         throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
       }
       return result.getVersion();
+    });
+  }
+
+  @Override
+  public CompletableFuture<Long> openProducer(String producer) {
+    String problem = Limits.producerIdProblem(producer);
+    if (problem != null) {
+      return CompletableFuture.failedFuture(PlbException.invalid(problem));
+    }
+    try {
+      RaftServer.Division d = division();
+      if (!d.getInfo().isLeader()) {
+        return CompletableFuture.failedFuture(notLeader(d));
+      }
+    } catch (IOException e) {
+      return CompletableFuture.failedFuture(
+          new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
+    }
+    return propose(new Command.OpenProducer(producer), 0).thenApply(result -> {
+      if (!result.getOk()) {
+        throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
+      }
+      LOG.info("producer {} opened at epoch {}", producer, result.getIndex());
+      return result.getIndex();
     });
   }
 

@@ -22,6 +22,7 @@ import io.plb.proto.v1.ForecastRequest;
 import io.plb.proto.v1.ForecastResponse;
 import io.plb.proto.v1.PlanRequest;
 import io.plb.proto.v1.PlanResponse;
+import io.plb.proto.v1.OpenProducerRequest;
 import io.plb.proto.v1.SetBalancerPausedRequest;
 import io.plb.proto.v1.AdminServiceGrpc;
 import io.plb.proto.v1.AgentServiceGrpc;
@@ -364,6 +365,18 @@ public final class PlbAdminClient implements AutoCloseable {
   /** Actual load against forecast, from the leader. */
   public ForecastResponse forecast(ForecastRequest request) {
     return call(stub -> stub.getForecast(request));
+  }
+
+  // ------------------------------------------------------------------ producers
+
+  /**
+   * Opens producer {@code id} (committed): returns its epoch, above the epoch of every earlier
+   * instance of the same id, so queue servers refuse the older instances' messages once the new
+   * one has stored any (docs/design.md §5 "Idempotent publish").
+   */
+  public long openProducer(String id) {
+    return call(stub -> stub.openProducer(OpenProducerRequest.newBuilder().setProducer(id)
+        .build())).getEpoch();
   }
 
   // ------------------------------------------------------------------ plumbing

@@ -1,6 +1,7 @@
 package io.plb.client.agent;
 
 import io.plb.core.handover.Participant.Buffer;
+import io.plb.proto.v1.ProducerSequence;
 import io.plb.proto.v1.StoredMessage;
 import java.util.List;
 import java.util.OptionalLong;
@@ -46,10 +47,15 @@ public interface HandoverStore {
    */
   record Held(StoredMessage message, long hash, long rangeStart, long handoverEpoch,
       Buffer buffer, long position) {
-    /** The message id, {@code (producer, seq)}, as one string. */
+    /** The message id as one string ({@link HandoverStore#messageId}). */
     public String id() {
-      return message.getProducer() + "\u0000" + message.getSeq();
+      return messageId(message);
     }
+  }
+
+  /** A message's id, {@code (producer, producer_epoch, seq)}, as one string. */
+  static String messageId(StoredMessage m) {
+    return m.getProducer() + "\u0000" + m.getProducerEpoch() + "\u0000" + m.getSeq();
   }
 
   /** A handover whose buffers hold messages here. */
@@ -97,12 +103,31 @@ public interface HandoverStore {
   /**
    * Appends late messages (marked late) to the back of the deliverable queue and records
    * {@code receipt} as the answer to the last late batch taken from {@code fromServer}, in one
-   * durable write: a resend of that batch is answered from the receipt and stores nothing.
+   * durable write: a resend of that batch is answered from the receipt and stores nothing. A
+   * message this server stored itself (the last one of its producer and key here) is skipped:
+   * the producer's resend reached this server before the late copy did.
    */
   void queueLate(List<StoredMessage> messages, String fromServer, byte[] receipt);
 
   /** The receipt last recorded for {@code fromServer} by {@link #queueLate}, or an empty array. */
   byte[] lateReceipt(String fromServer);
+
+  /**
+   * What the store keeps to recognise producers' resends of the keys in {@code [start, end)}
+   * (the last seq stored per producer and key; docs/design.md §5 "Idempotent publish"), to send
+   * with the range.
+   */
+  List<ProducerSequence> sequencesIn(long start, long end);
+
+  /**
+   * Takes the sequences that arrived with a range from the server that held it, keeping per
+   * producer and key the larger seq, in one durable write. With a handover ({@code buffer} not
+   * null), also deletes from that buffer of it — the one this server filled with publishes
+   * while the other side had the range's earlier messages — each message the arriving sequences
+   * show the other side stored already: a producer's resend of a message whose answer it lost.
+   */
+  void mergeSequences(List<ProducerSequence> sequences, long rangeStart, long handoverEpoch,
+      Buffer buffer);
 
   /** Persists the agent's state (open handover sides and refusal fences). */
   void saveAgentState(byte[] state);

@@ -561,6 +561,10 @@ public final class QueueServerAgent implements AutoCloseable {
       switch (v) {
         case ACCEPT -> {
           Buffer into = dir == Direction.FORWARD ? Buffer.PREFIX : Buffer.RETURNED;
+          // The sender's sequences first: they also take out of the buffer this side filled
+          // with publishes meanwhile the resends of messages the sender had stored.
+          store.mergeSequences(req.getSequencesList(), req.getRangeStart(),
+              req.getHandoverEpoch(), dir == Direction.FORWARD ? Buffer.HELD : Buffer.POST_ABORT);
           store.store(req.getRangeStart(), req.getHandoverEpoch(), into, req.getMessagesList());
           execute(participant.onTransferStored(req.getRangeStart(), req.getHandoverEpoch(), dir));
           persist();
@@ -780,6 +784,7 @@ public final class QueueServerAgent implements AutoCloseable {
             ? TransferDirection.FORWARD : TransferDirection.REVERSE)
         .setMapVersion(tag)
         .addAllMessages(messages)
+        .addAllSequences(store.sequencesIn(t.rangeStart(), range == null ? 0 : range.end()))
         .build();
     transfersSent.incrementAndGet();
     pendingSends.add(() -> {

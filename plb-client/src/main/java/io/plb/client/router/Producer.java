@@ -33,7 +33,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.UUID;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
@@ -58,6 +58,16 @@ import org.slf4j.LoggerFactory;
  * for this session: a key's messages are delivered in sequence order. Calls from several threads
  * are ordered by the moment {@code publish} takes the message. The id must be unique among live
  * sessions: queue servers keep refusal fences per session id.
+ *
+ * <h2>Idempotence</h2>
+ *
+ * Each instance has an epoch ({@link #epoch()}): a named one gets it from the PLB cluster when
+ * it opens (a restart of the same name gets a higher one, and queue servers refuse the older
+ * instance's messages from then on), a random-id one uses 1. Every request carries it and the
+ * lowest unfinished seq; a queue server stores a resend of a message it — or the range's earlier
+ * owner — already stored at most once, and answers it ACCEPTED with {@link PublishAck#duplicate}
+ * (docs/design.md §5 "Idempotent publish"). {@link Config#idempotent} false sends epoch 0:
+ * resends after a lost answer may then be stored twice.
  *
  * <h2>Path of a message</h2>
  *
@@ -197,7 +207,8 @@ public final class Producer implements AutoCloseable {
       Duration blockTimeout,
       Duration backoffBase,
       Duration backoffMax,
-      Duration closeTimeout) {
+      Duration closeTimeout,
+      boolean idempotent) {
 
     public Config {
       positive(maxBatchItems, "maxBatchItems");
@@ -224,51 +235,57 @@ public final class Producer implements AutoCloseable {
 
     /**
      * 512 items or 1 MiB per request, one request unanswered per link, payloads up to 1 MiB,
-     * 10,000 unfinished messages, block up to 30 s, backoff 50 ms to 2 s, close waits 10 s.
+     * 10,000 unfinished messages, block up to 30 s, backoff 50 ms to 2 s, close waits 10 s,
+     * idempotent.
      */
     public static Config defaults() {
       return new Config(512, 1 << 20, 1, 1 << 20, 10_000, Duration.ofSeconds(30),
-          Duration.ofMillis(50), Duration.ofSeconds(2), Duration.ofSeconds(10));
+          Duration.ofMillis(50), Duration.ofSeconds(2), Duration.ofSeconds(10), true);
     }
 
     public Config withMaxBatchItems(int v) {
       return new Config(v, maxBatchBytes, maxRequestsPerLink, maxPayloadBytes, maxOutstanding,
-          blockTimeout, backoffBase, backoffMax, closeTimeout);
+          blockTimeout, backoffBase, backoffMax, closeTimeout, idempotent);
     }
 
     public Config withMaxBatchBytes(int v) {
       return new Config(maxBatchItems, v, maxRequestsPerLink, maxPayloadBytes, maxOutstanding,
-          blockTimeout, backoffBase, backoffMax, closeTimeout);
+          blockTimeout, backoffBase, backoffMax, closeTimeout, idempotent);
     }
 
     public Config withMaxRequestsPerLink(int v) {
       return new Config(maxBatchItems, maxBatchBytes, v, maxPayloadBytes, maxOutstanding,
-          blockTimeout, backoffBase, backoffMax, closeTimeout);
+          blockTimeout, backoffBase, backoffMax, closeTimeout, idempotent);
     }
 
     public Config withMaxPayloadBytes(int v) {
       return new Config(maxBatchItems, maxBatchBytes, maxRequestsPerLink, v, maxOutstanding,
-          blockTimeout, backoffBase, backoffMax, closeTimeout);
+          blockTimeout, backoffBase, backoffMax, closeTimeout, idempotent);
     }
 
     public Config withMaxOutstanding(int v) {
       return new Config(maxBatchItems, maxBatchBytes, maxRequestsPerLink, maxPayloadBytes, v,
-          blockTimeout, backoffBase, backoffMax, closeTimeout);
+          blockTimeout, backoffBase, backoffMax, closeTimeout, idempotent);
     }
 
     public Config withBlockTimeout(Duration v) {
       return new Config(maxBatchItems, maxBatchBytes, maxRequestsPerLink, maxPayloadBytes,
-          maxOutstanding, v, backoffBase, backoffMax, closeTimeout);
+          maxOutstanding, v, backoffBase, backoffMax, closeTimeout, idempotent);
     }
 
     public Config withBackoff(Duration base, Duration max) {
       return new Config(maxBatchItems, maxBatchBytes, maxRequestsPerLink, maxPayloadBytes,
-          maxOutstanding, blockTimeout, base, max, closeTimeout);
+          maxOutstanding, blockTimeout, base, max, closeTimeout, idempotent);
     }
 
     public Config withCloseTimeout(Duration v) {
       return new Config(maxBatchItems, maxBatchBytes, maxRequestsPerLink, maxPayloadBytes,
-          maxOutstanding, blockTimeout, backoffBase, backoffMax, v);
+          maxOutstanding, blockTimeout, backoffBase, backoffMax, v, idempotent);
+    }
+
+    public Config withIdempotent(boolean v) {
+      return new Config(maxBatchItems, maxBatchBytes, maxRequestsPerLink, maxPayloadBytes,
+          maxOutstanding, blockTimeout, backoffBase, backoffMax, closeTimeout, v);
     }
   }
 
@@ -281,6 +298,8 @@ public final class Producer implements AutoCloseable {
    * @param overloaded OVERLOADED answers
    * @param rejected REJECTED answers (futures failed, never resent)
    * @param resent sends of a message after its first
+   * @param duplicates acknowledgements of resends the server had stored already (idempotent
+   *     publish: stored once)
    * @param inFlight messages without an outcome yet (pending, sent, awaiting resend)
    * @param waiting of those, the ones not handed to a link: pending (behind the barrier, or
    *     waiting for a first map or an owner) or refused and awaiting resend
@@ -294,6 +313,7 @@ public final class Producer implements AutoCloseable {
       long overloaded,
       long rejected,
       long resent,
+      long duplicates,
       long inFlight,
       long waiting,
       long linkFailures,
@@ -389,6 +409,8 @@ public final class Producer implements AutoCloseable {
   private final Router router;
   private final Endpoints endpoints;
   private final String id;
+  /** The instance's epoch (PublishRequest.producer_epoch); 0 when not idempotent. */
+  private final long epoch;
   private final Config config;
   private final Ticker ticker = Ticker.SYSTEM;
   private final ScheduledThreadPoolExecutor io;
@@ -408,7 +430,8 @@ public final class Producer implements AutoCloseable {
   private final List<Slot> staleSlots = new ArrayList<>();
   private final Map<String, Link> links = new HashMap<>();
   private final Set<Link> dirty = new LinkedHashSet<>();
-  private final Map<Long, Msg> live = new HashMap<>();
+  /** Unfinished messages by seq; the first is the lowest seq the servers must still know. */
+  private final TreeMap<Long, Msg> live = new TreeMap<>();
   private final List<Runnable> completions = new ArrayList<>();
   private long nextSeq = 1;
   private long nextSlotId = 1;
@@ -420,13 +443,15 @@ public final class Producer implements AutoCloseable {
   private long overloaded;
   private long rejected;
   private long resent;
+  private long duplicates;
   private long linkFailures;
   private long requests;
 
-  Producer(Router router, Endpoints endpoints, String name, Config config) {
+  Producer(Router router, Endpoints endpoints, String id, long epoch, Config config) {
     this.router = router;
     this.endpoints = endpoints;
-    this.id = name == null || name.isEmpty() ? UUID.randomUUID().toString() : name;
+    this.id = Objects.requireNonNull(id, "id");
+    this.epoch = epoch;
     this.config = Objects.requireNonNull(config, "config");
     this.io = new ScheduledThreadPoolExecutor(1, r -> {
       Thread t = new Thread(r, "plb-producer-" + id);
@@ -446,9 +471,14 @@ public final class Producer implements AutoCloseable {
     }
   }
 
-  /** The session's id, sent with every request. */
+  /** The producer's id, sent with every request. */
   public String id() {
     return id;
+  }
+
+  /** This instance's epoch: a restart of a named producer gets a higher one; 0: not idempotent. */
+  public long epoch() {
+    return epoch;
   }
 
   public Config config() {
@@ -582,7 +612,7 @@ public final class Producer implements AutoCloseable {
         }
       }
       return new Stats(published, acknowledged, refused, overloaded, rejected, resent,
-          live.size(), live.size() - onWire, linkFailures, requests);
+          duplicates, live.size(), live.size() - onWire, linkFailures, requests);
     } finally {
       lock.unlock();
     }
@@ -879,7 +909,9 @@ public final class Producer implements AutoCloseable {
     }
     long gen = l.gen;
     while (l.outstanding.size() < config.maxRequestsPerLink() && !l.queue.isEmpty()) {
+      // Every seq below the lowest unfinished one is settled: the server may forget them.
       PublishRequest.Builder rb = PublishRequest.newBuilder().setProducer(id)
+          .setProducerEpoch(epoch).setSettledBelow(live.isEmpty() ? nextSeq : live.firstKey())
           .setOverloadsSeen(l.overloadsSeen);
       List<Msg> items = new ArrayList<>();
       long bytes = 0;
@@ -1022,7 +1054,11 @@ public final class Producer implements AutoCloseable {
             barrier.acked(s.id, m.seq);
             s.quietRefusals = 0;
             acknowledged++;
-            PublishAck ack = new PublishAck(m.seq, id, l.serverId, m.tag, now - m.publishedNanos);
+            PublishAck ack = new PublishAck(m.seq, id, l.serverId, m.tag, now - m.publishedNanos,
+                res.getDuplicate());
+            if (res.getDuplicate()) {
+              duplicates++;
+            }
             finish(m, () -> m.future.complete(ack));
           }
           case WRONG_OWNER -> {

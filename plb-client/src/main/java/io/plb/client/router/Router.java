@@ -1,6 +1,7 @@
 package io.plb.client.router;
 
 import io.plb.client.Endpoints;
+import io.plb.client.admin.PlbAdminClient;
 import io.plb.client.watch.MapWatcher;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.map.ClusterImage;
@@ -9,6 +10,8 @@ import io.plb.core.map.RoutingTable;
 import io.plb.core.time.Ticker;
 import java.time.Duration;
 import java.util.List;
+import java.util.Objects;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -29,6 +32,7 @@ import java.util.function.BiConsumer;
  * called in version order on the watch thread.
  */
 public final class Router implements AutoCloseable {
+  private final List<String> addresses;
   private final Endpoints endpoints;
   private final MapWatcher watcher;
   private final List<BiConsumer<ClusterImage, MapDelta>> listeners = new CopyOnWriteArrayList<>();
@@ -41,6 +45,7 @@ public final class Router implements AutoCloseable {
   private volatile RoutingTable table;
 
   private Router(List<String> addresses) {
+    this.addresses = List.copyOf(addresses);
     this.endpoints = new Endpoints(addresses);
     this.watcher = new MapWatcher(endpoints, this::onMap);
   }
@@ -129,7 +134,10 @@ public final class Router implements AutoCloseable {
 
   /**
    * A new producer session named {@code name} (a random UUID when null or empty) with default
-   * settings. The name must be unique among live sessions of the cluster.
+   * settings. The name must be unique among live sessions of the cluster. A named session is
+   * opened in the PLB cluster first, which gives it an epoch above every earlier session of that
+   * name (so a restarted application fences its previous instance): this blocks until the
+   * cluster answers, and throws {@link io.plb.client.PlbClientException} if it cannot.
    */
   public Producer producer(String name) {
     return producer(name, Producer.Config.defaults());
@@ -137,14 +145,26 @@ public final class Router implements AutoCloseable {
 
   /** A new producer session with the given settings; see {@link #producer(String)}. */
   public Producer producer(String name, Producer.Config config) {
+    Objects.requireNonNull(config, "config");
+    boolean named = name != null && !name.isEmpty();
+    String id = named ? name : UUID.randomUUID().toString();
+    // A random id is never reused, so epoch 1 cannot meet an earlier instance's. Opened outside
+    // the lock: it waits for the cluster.
+    long epoch = !config.idempotent() ? 0 : named ? openProducer(id) : 1;
     synchronized (producerLock) {
       if (closed) {
         throw new IllegalStateException("the router is closed");
       }
-      Producer p = new Producer(this, endpoints, name, config);
+      Producer p = new Producer(this, endpoints, id, epoch, config);
       producers.add(p);
       p.start();
       return p;
+    }
+  }
+
+  private long openProducer(String id) {
+    try (PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(addresses).build()) {
+      return admin.openProducer(id);
     }
   }
 

@@ -370,6 +370,8 @@ public final class Wire {
       b.setSetBalancerPaused(io.plb.proto.v1.SetBalancerPausedEntry.newBuilder()
           .setPaused(x.paused())
           .setBy(x.by() == null ? "" : x.by()));
+    } else if (c instanceof Command.OpenProducer x) {
+      b.setOpenProducer(io.plb.proto.v1.OpenProducerEntry.newBuilder().setProducer(x.producer()));
     } else {
       throw new IllegalArgumentException("unknown command " + c);
     }
@@ -463,6 +465,8 @@ public final class Wire {
       case SET_BALANCER_PAUSED:
         return new Command.SetBalancerPaused(p.getSetBalancerPaused().getPaused(),
             p.getSetBalancerPaused().getBy());
+      case OPEN_PRODUCER:
+        return new Command.OpenProducer(p.getOpenProducer().getProducer());
       default:
         throw PlbException.invalid("log entry holds no command");
     }

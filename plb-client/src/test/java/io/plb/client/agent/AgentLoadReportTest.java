@@ -95,6 +95,13 @@ class AgentLoadReportTest {
     public byte[] loadAgentState() {
       return new byte[0];
     }
+
+    public List<io.plb.proto.v1.ProducerSequence> sequencesIn(long start, long end) {
+      return List.of();
+    }
+
+    public void mergeSequences(List<io.plb.proto.v1.ProducerSequence> sequences,
+        long rangeStart, long handoverEpoch, Buffer buffer) {}
   }
 
   private FakeLeader leader;

@@ -177,6 +177,19 @@ public sealed interface Command {
     }
   }
 
+  // ---------------------------------------------------------------- producers (DESIGN §5)
+
+  /**
+   * A producer instance with an id the application chose opens: the entry's own Raft index is
+   * its epoch. It changes no state at all; the log's order is what makes a restarted instance's
+   * epoch higher than every earlier one's.
+   */
+  record OpenProducer(String producer) implements Command {
+    public String describe() {
+      return "open producer " + producer;
+    }
+  }
+
   /** The automatic cause a command carries, or null (an operator's command, a report). */
   static ActionCause causeOf(Command c) {
     if (c instanceof StartHandover x) {

@@ -80,6 +80,8 @@ public final class CommandProcessor {
     } else if (command instanceof Command.SetBalancerPaused) {
       throw PlbException.invalid(
           "pausing the balancer changes its state, not the map: apply it with BalancerState");
+    } else if (command instanceof Command.OpenProducer) {
+      throw PlbException.invalid("opening a producer changes no state; its entry's index is all");
     } else {
       throw PlbException.invalid("unknown command " + command);
     }

@@ -12,6 +12,9 @@ public final class Limits {
 
   public static final int MAX_ADDRESS_CHARS = 255;
 
+  /** A producer's id is 1..256 characters and does not start with NUL. */
+  public static final int MAX_PRODUCER_CHARS = 256;
+
   /**
    * The most pieces one split into equal pieces may make ({@code map.maxSplitPieces} is at most
    * this). It bounds the largest delta a command produces: this many ranges, each at most
@@ -51,6 +54,17 @@ public final class Limits {
           "server id '" + id + "' may only hold letters, digits, '.', '_' and '-', "
               + "starting with a letter or digit");
     }
+  }
+
+  /** Why {@code id} is not a producer id, or null when it is one. */
+  public static String producerIdProblem(String id) {
+    if (id == null || id.isEmpty()) {
+      return "producer must be named";
+    }
+    if (id.length() > MAX_PRODUCER_CHARS || id.charAt(0) == 0) {
+      return "producer id is longer than " + MAX_PRODUCER_CHARS + " characters or starts with NUL";
+    }
+    return null;
   }
 
   /** @throws PlbException INVALID_ARGUMENT unless the address is {@code host:port} */

@@ -50,6 +50,12 @@ public final class QueueConfig {
     KEYS.put("maxWorkers", new String[] {"256", "threads that handle publish requests and "
         + "transfers at once (2-10000); a request that finds none free is answered "
         + "RESOURCE_EXHAUSTED"});
+    KEYS.put("idempotence.maxSequences", new String[] {"1000000", "(producer, key) entries "
+        + "kept to store each producer's resend at most once; past it a message of a producer "
+        + "and key without one is answered OVERLOADED"});
+    KEYS.put("idempotence.producerIdle", new String[] {"60m", "a producer that stored and "
+        + "settled nothing here for this long is forgotten: a resend of its messages that comes "
+        + "later is no longer recognised (at least 1m)"});
     KEYS.put("resendInterval", new String[] {"500ms", "how often owed reports and transfers "
         + "are sent again"});
     KEYS.put("heartbeatInterval", new String[] {"1s", "heartbeat to the PLB leader"});
@@ -84,6 +90,8 @@ public final class QueueConfig {
     maxVersionLead();
     maxProducers();
     maxWorkers();
+    maxSequences();
+    producerIdle();
     resendInterval();
     heartbeatInterval();
     QueueServerAgent.checkLateBatch(lateBatchMessages(), lateBatchBytes());
@@ -233,6 +241,25 @@ public final class QueueConfig {
       throw new IllegalArgumentException("maxWorkers '" + v + "' must be 2..10000");
     }
     return (int) v;
+  }
+
+  /** (producer, key) entries of idempotent publish kept at most. */
+  public int maxSequences() {
+    long v = positive("idempotence.maxSequences");
+    if (v > 100_000_000) {
+      throw new IllegalArgumentException(
+          "idempotence.maxSequences '" + v + "' must be 1..100000000");
+    }
+    return (int) v;
+  }
+
+  /** How long an idle producer's sequences are kept. */
+  public Duration producerIdle() {
+    Duration d = duration("idempotence.producerIdle");
+    if (d.compareTo(Duration.ofMinutes(1)) < 0) {
+      throw new IllegalArgumentException("idempotence.producerIdle must be at least 1m");
+    }
+    return d;
   }
 
   public Duration resendInterval() {

@@ -1,16 +1,19 @@
 package io.plb.queue.rpc;
 
 import io.plb.core.time.WallClock;
+import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.plb.client.agent.QueueServerAgent;
+import io.plb.core.command.Limits;
 import io.plb.core.handover.Participant;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.RangeEntry;
+import io.plb.core.publish.ProducerSequences.Verdict;
 import io.plb.proto.v1.Acknowledge;
 import io.plb.proto.v1.PublishItem;
 import io.plb.proto.v1.PublishRequest;
@@ -67,7 +70,6 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private static final Logger LOG = LoggerFactory.getLogger(QueueServiceImpl.class);
   /** Longest ordering key accepted, in bytes. */
   public static final int MAX_KEY_BYTES = 4096;
-  public static final int MAX_PRODUCER_CHARS = 256;
 
   private final String serverId;
   private final QueueServerAgent agent;
@@ -89,6 +91,12 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final AtomicLong refused = new AtomicLong();
   private final AtomicLong overloaded = new AtomicLong();
   private final AtomicLong fenced = new AtomicLong();
+  private final AtomicLong duplicates = new AtomicLong();
+  private final AtomicLong fencedProducers = new AtomicLong();
+  private final int maxSequences;
+  private final long producerIdleMillis;
+  /** When idle producers' sequences were last forgotten (wall clock, milliseconds). */
+  private final AtomicLong lastExpiry = new AtomicLong();
 
   /** The service of server {@code config.id()}, with the limits {@code config} sets. */
   public QueueServiceImpl(QueueConfig config, QueueServerAgent agent, QueueStore store,
@@ -107,6 +115,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     this.mapWaiters = new Semaphore(maxMapWaiters);
     this.maxVersionLead = config.maxVersionLead();
     this.maxProducers = config.maxProducers();
+    this.maxSequences = config.maxSequences();
+    this.producerIdleMillis = config.producerIdle().toMillis();
   }
 
   // ------------------------------------------------------------------ Publish
@@ -392,8 +402,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   PublishResponse handle(PublishRequest req, OverloadFence fence) throws InterruptedException {
     List<PublishItem> items = req.getItemsList();
     PublishResult[] results = new PublishResult[items.size()];
-    String producerError = checkProducer(req.getProducer());
+    String producerError = Limits.producerIdProblem(req.getProducer());
     long requestStart = fence.sent();
+    String producer = req.getProducer();
+    long epoch = req.getProducerEpoch();
+    if (producerError == null && epoch != 0) {
+      store.settled(producer, epoch, req.getSettledBelow());
+      forgetIdleProducers();
+    }
+    // Within one request, the last seq of each key placed to be stored (not stored yet).
+    Map<ByteString, Long> placedSeqs = new HashMap<>();
     int i = 0;
     while (i < items.size()) {
       List<Placed> batch = new ArrayList<>();
@@ -444,6 +462,31 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
                   .setStatus(PublishStatus.WRONG_OWNER).setMapVersion(d.version()).build();
             }
             default -> {
+              Long placedSeq = epoch == 0 ? null : placedSeqs.get(it.getKey());
+              Verdict seen = placedSeq != null && it.getSeq() <= placedSeq ? Verdict.DUPLICATE
+                  : store.checkSequence(producer, epoch, it.getKey(), it.getSeq());
+              if (seen == Verdict.DUPLICATE) {
+                // Stored before, here or by the range's earlier owner: its answer was lost.
+                duplicates.incrementAndGet();
+                results[j] = PublishResult.newBuilder().setSeq(it.getSeq())
+                    .setStatus(PublishStatus.ACCEPTED).setMapVersion(agent.version())
+                    .setDuplicate(true).build();
+                break;
+              }
+              if (seen == Verdict.FENCED) {
+                fencedProducers.incrementAndGet();
+                results[j] = result(it, PublishStatus.REJECTED, "producer " + producer
+                    + " epoch " + epoch + " was replaced by a newer instance of the producer "
+                    + "(a higher epoch stored messages here)");
+                break;
+              }
+              if (placedSeq == null && epoch != 0
+                  && store.sequenceCount() + placedSeqs.size() >= maxSequences
+                  && store.wouldAddSequence(producer, epoch, it.getKey())) {
+                results[j] = overload(req, it, fence, "queue server " + serverId + " keeps "
+                    + maxSequences + " producer sequences (idempotence.maxSequences)");
+                break;
+              }
               boolean held = d.placement() != Participant.Placement.QUEUE;
               if (held ? heldRoom-- <= 0 : queueRoom-- <= 0) {
                 results[j] = overload(req, it, fence, held
@@ -455,7 +498,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
               }
               StoredMessage m = StoredMessage.newBuilder().setKey(it.getKey())
                   .setPayload(it.getPayload()).setProducer(req.getProducer())
-                  .setSeq(it.getSeq()).setAcceptedAtMicros(clock.micros()).build();
+                  .setSeq(it.getSeq()).setProducerEpoch(epoch)
+                  .setAcceptedAtMicros(clock.micros()).build();
               Buffer b = switch (d.placement()) {
                 case HOLD -> Buffer.HOLD;
                 case HELD -> Buffer.HELD;
@@ -464,6 +508,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
               };
               batch.add(new Placed(m, hash, b, d.rangeStart(), d.handoverEpoch()));
               batchIdx.add(j);
+              if (epoch != 0) {
+                placedSeqs.put(it.getKey(), it.getSeq());
+              }
             }
           }
           next[0] = j + 1;
@@ -475,6 +522,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           }
           batch.clear();
           batchIdx.clear();
+          placedSeqs.clear();
         }
         store.append(batch);
         // Count the accepted load here, where placements are already serialised by the agent's
@@ -585,14 +633,16 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     return null;
   }
 
-  private static String checkProducer(String producer) {
-    if (producer.isEmpty()) {
-      return "producer must be named";
+  /** Forgets idle producers' sequences, at most ten times per idle period. */
+  private void forgetIdleProducers() {
+    long now = clock.micros() / 1000;
+    long last = lastExpiry.get();
+    if (now - last >= producerIdleMillis / 10 && lastExpiry.compareAndSet(last, now)) {
+      int n = store.expireSequences(producerIdleMillis);
+      if (n > 0) {
+        LOG.info("forgot {} sequences of producers idle for {} ms", n, producerIdleMillis);
+      }
     }
-    if (producer.length() > MAX_PRODUCER_CHARS || producer.charAt(0) == 0) {
-      return "producer name is too long or starts with NUL";
-    }
-    return null;
   }
 
   private static PublishResult result(PublishItem it, PublishStatus status, String detail) {
@@ -756,7 +806,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     b.setReleasedTotal(holds.total()).setHoldP50Micros(holds.percentile(50))
         .setHoldP99Micros(holds.percentile(99)).setHoldMaxMicros(holds.max());
     b.setLeaseHeld(agent.holdsLease()).setLeaseRemainingMillis(agent.leaseRemainingMillis())
-        .setFencedTotal(fenced.get());
+        .setFencedTotal(fenced.get()).setDuplicatesTotal(duplicates.get())
+        .setFencedProducersTotal(fencedProducers.get())
+        .setProducerSequences(store.sequenceCount());
     Map<Long, String> roles = new LinkedHashMap<>();
     for (RangeEntry r : image.ranges()) {
       if (r.owner().equals(serverId)) {

@@ -7,6 +7,10 @@ import io.plb.client.agent.HandoverStore;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.keyspace.Ring;
+import io.plb.core.publish.ProducerSequences;
+import io.plb.core.publish.ProducerSequences.Changes;
+import io.plb.core.publish.ProducerSequences.Verdict;
+import io.plb.proto.v1.ProducerSequence;
 import io.plb.proto.v1.StoredMessage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -45,7 +49,10 @@ import org.rocksdb.WriteOptions;
  * {@link StoredMessage}; a key's messages are delivered in lsn order. Column family {@code
  * buffers}: {@code rangeStart(8) handoverEpoch(8) buffer(1) lsn(8)} → {@link StoredMessage}.
  * Default column family: the agent's state, and per sending server the receipt of the last late
- * batch taken from it. Lsns grow across both families, so a buffer keeps arrival order, and a
+ * batch taken from it. Column family {@code sequences}: what recognises producers' resends
+ * ({@link ProducerSequences}): {@code 1 producer} → {@code epoch(8) lastUsedMillis(8)}, and
+ * {@code 2 producerLength(2) producer key} → {@code epoch(8) hash(8) seq(8)}; every message
+ * stored updates it in the same write. Lsns grow across both families, so a buffer keeps arrival order, and a
  * release appends to the queue with fresh lsns in the order it lists buffers.
  * Writes that acknowledge a producer or a transfer are synced ({@code sync}); acknowledgements by
  * consumers are not (losing one redelivers a message, which at-least-once allows).
@@ -103,6 +110,9 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   private final ColumnFamilyHandle meta;
   private final ColumnFamilyHandle queue;
   private final ColumnFamilyHandle buffers;
+  private final ColumnFamilyHandle sequenceFamily;
+  /** The last seq stored per producer and key; guarded by this store's monitor. */
+  private final ProducerSequences<ByteString> sequences = new ProducerSequences<>();
 
   private final Map<ByteString, KeyQueue> keys = new HashMap<>();
   /** Keys whose head may be delivered now, in the order they became ready. */
@@ -133,7 +143,8 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       db = RocksDB.open(dbOptions, dir.toString(), List.of(
           new ColumnFamilyDescriptor(RocksDB.DEFAULT_COLUMN_FAMILY, cfOptions),
           new ColumnFamilyDescriptor("queue".getBytes(StandardCharsets.UTF_8), cfOptions),
-          new ColumnFamilyDescriptor("buffers".getBytes(StandardCharsets.UTF_8), cfOptions)),
+          new ColumnFamilyDescriptor("buffers".getBytes(StandardCharsets.UTF_8), cfOptions),
+          new ColumnFamilyDescriptor("sequences".getBytes(StandardCharsets.UTF_8), cfOptions)),
           handles);
     } catch (RocksDBException e) {
       throw new IOException("cannot open the queue store at " + dir + ": " + e.getMessage(), e);
@@ -141,6 +152,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     meta = handles.get(0);
     queue = handles.get(1);
     buffers = handles.get(2);
+    sequenceFamily = handles.get(3);
     load();
   }
 
@@ -194,6 +206,39 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
     }
     nextLsn = maxLsn + 1;
+    loadSequences();
+  }
+
+  private void loadSequences() throws IOException {
+    List<byte[]> stale = new ArrayList<>();
+    try (RocksIterator it = db.newIterator(sequenceFamily)) {
+      for (it.seekToFirst(); it.isValid(); it.next()) {
+        byte[] k = it.key();
+        ByteBuffer v = ByteBuffer.wrap(it.value());
+        if (k[0] == PRODUCER_ROW) {
+          sequences.restoreProducer(new String(k, 1, k.length - 1, StandardCharsets.UTF_8),
+              v.getLong(), v.getLong());
+        } else {
+          int n = ByteBuffer.wrap(k, 1, 2).getShort() & 0xffff;
+          String producer = new String(k, 3, n, StandardCharsets.UTF_8);
+          ByteString key = ByteString.copyFrom(k, 3 + n, k.length - 3 - n);
+          long epoch = v.getLong();
+          long hash = v.getLong();
+          if (!sequences.restoreEntry(
+              new ProducerSequences.Entry<>(producer, epoch, key, hash, v.getLong()))) {
+            stale.add(k);
+          }
+        }
+      }
+    }
+    try (WriteBatch batch = new WriteBatch()) {
+      for (byte[] k : stale) {
+        batch.delete(sequenceFamily, k);
+      }
+      db.write(durable, batch);
+    } catch (RocksDBException e) {
+      throw new IOException("cannot clean the producer sequences: " + e.getMessage(), e);
+    }
   }
 
   // ------------------------------------------------------------------ publish
@@ -216,6 +261,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     synchronized (this) {
       try (WriteBatch batch = new WriteBatch()) {
         long lsn = nextLsn;
+        Changes<ByteString> changes = new Changes<>();
         for (Placed p : messages) {
           byte[] value = p.message().toByteArray();
           if (p.buffer() == null) {
@@ -224,8 +270,10 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
             batch.put(buffers, bufferKey(p.rangeStart(), p.handoverEpoch(), p.buffer(), lsn),
                 value);
           }
+          storedSequence(p.message(), changes);
           lsn++;
         }
+        write(batch, changes);
         db.write(durable, batch);
       } catch (RocksDBException e) {
         throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
@@ -280,6 +328,148 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       return true;
     }
     return false;
+  }
+
+  // ------------------------------------------------------------------ producer sequences
+
+  private static final byte PRODUCER_ROW = 1;
+  private static final byte ENTRY_ROW = 2;
+
+  /** Whether a message about to be stored was stored before, or is from a fenced instance. */
+  public synchronized Verdict checkSequence(String producer, long epoch, ByteString key,
+      long seq) {
+    return sequences.check(producer, epoch, key, seq);
+  }
+
+  /** Whether storing this message would add an entry to the sequences kept. */
+  public synchronized boolean wouldAddSequence(String producer, long epoch, ByteString key) {
+    return sequences.wouldAdd(producer, epoch, key);
+  }
+
+  /** Entries kept to recognise resends (one per producer and key). */
+  public synchronized int sequenceCount() {
+    return sequences.size();
+  }
+
+  /**
+   * The producer instance settled every message below {@code settledBelow}: forgets the entries
+   * that only served to recognise their resends. Not synced: an entry that comes back after a
+   * crash is only kept longer.
+   */
+  public synchronized void settled(String producer, long epoch, long settledBelow) {
+    Changes<ByteString> changes = new Changes<>();
+    sequences.settled(producer, epoch, settledBelow, clock.micros() / 1000, changes);
+    writeLazily(changes);
+  }
+
+  /** Forgets every producer that stored and settled nothing for {@code idleMillis}. */
+  public synchronized int expireSequences(long idleMillis) {
+    int before = sequences.size();
+    Changes<ByteString> changes = new Changes<>();
+    sequences.expire(clock.micros() / 1000 - idleMillis, changes);
+    writeLazily(changes);
+    return before - sequences.size();
+  }
+
+  @Override
+  public synchronized List<ProducerSequence> sequencesIn(long start, long end) {
+    List<ProducerSequence> out = new ArrayList<>();
+    for (ProducerSequences.Entry<ByteString> e : sequences.entriesIn(start, end)) {
+      out.add(ProducerSequence.newBuilder().setProducer(e.producer()).setEpoch(e.epoch())
+          .setKey(e.key()).setSeq(e.seq()).build());
+    }
+    return out;
+  }
+
+  @Override
+  public synchronized void mergeSequences(List<ProducerSequence> arrived, long rangeStart,
+      long handoverEpoch, Buffer buffer) {
+    if (arrived.isEmpty()) {
+      return;
+    }
+    long now = clock.micros() / 1000;
+    ProducerSequences<ByteString> theirs = new ProducerSequences<>();
+    Changes<ByteString> changes = new Changes<>();
+    for (ProducerSequence q : arrived) {
+      long hash = KeyHash.hash(q.getKey().toByteArray());
+      sequences.stored(q.getProducer(), q.getEpoch(), q.getKey(), hash, q.getSeq(), now,
+          changes);
+      theirs.stored(q.getProducer(), q.getEpoch(), q.getKey(), hash, q.getSeq(), now,
+          new Changes<>());
+    }
+    List<byte[]> resends = new ArrayList<>();
+    if (buffer != null) {
+      scanBuffer(rangeStart, handoverEpoch, buffer, (k, v) -> {
+        StoredMessage m = parse(v);
+        if (theirs.check(m.getProducer(), m.getProducerEpoch(), m.getKey(), m.getSeq())
+            == Verdict.DUPLICATE) {
+          resends.add(k);
+        }
+      });
+    }
+    try (WriteBatch batch = new WriteBatch()) {
+      write(batch, changes);
+      for (byte[] k : resends) {
+        batch.delete(buffers, k);
+      }
+      db.write(durable, batch);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
+    }
+    if (!resends.isEmpty()) {
+      bufferSizes.computeIfPresent(bufferName(rangeStart, handoverEpoch, buffer),
+          (k, n) -> n == resends.size() ? null : n - resends.size());
+      held -= resends.size();
+    }
+  }
+
+  /** Notes a stored message in the sequences kept. Locked. */
+  private void storedSequence(StoredMessage m, Changes<ByteString> changes) {
+    if (m.getProducerEpoch() != 0) {
+      sequences.stored(m.getProducer(), m.getProducerEpoch(), m.getKey(),
+          KeyHash.hash(m.getKey().toByteArray()), m.getSeq(), clock.micros() / 1000, changes);
+    }
+  }
+
+  private void writeLazily(Changes<ByteString> changes) {
+    if (changes.isEmpty()) {
+      return;
+    }
+    try (WriteBatch batch = new WriteBatch()) {
+      write(batch, changes);
+      db.write(lazy, batch);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
+    }
+  }
+
+  /** Adds the changes to the sequences kept to {@code batch}, in order. */
+  private void write(WriteBatch batch, Changes<ByteString> changes) throws RocksDBException {
+    for (ProducerSequences.Change<ByteString> c : changes.list()) {
+      if (c instanceof ProducerSequences.PutEntry<ByteString> put) {
+        ProducerSequences.Entry<ByteString> e = put.entry();
+        batch.put(sequenceFamily, entryRow(e.producer(), e.key()), ByteBuffer.allocate(24)
+            .putLong(e.epoch()).putLong(e.hash()).putLong(e.seq()).array());
+      } else if (c instanceof ProducerSequences.DeleteEntry<ByteString> del) {
+        batch.delete(sequenceFamily, entryRow(del.producer(), del.key()));
+      } else if (c instanceof ProducerSequences.PutProducer<ByteString> put) {
+        batch.put(sequenceFamily, producerRow(put.producer()), ByteBuffer.allocate(16)
+            .putLong(put.epoch()).putLong(put.lastUsedMillis()).array());
+      } else if (c instanceof ProducerSequences.DeleteProducer<ByteString> del) {
+        batch.delete(sequenceFamily, producerRow(del.producer()));
+      }
+    }
+  }
+
+  private static byte[] producerRow(String producer) {
+    byte[] p = producer.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(1 + p.length).put(PRODUCER_ROW).put(p).array();
+  }
+
+  private static byte[] entryRow(String producer, ByteString key) {
+    byte[] p = producer.getBytes(StandardCharsets.UTF_8);
+    return ByteBuffer.allocate(3 + p.length + key.size()).put(ENTRY_ROW)
+        .putShort((short) p.length).put(p).put(key.asReadOnlyByteBuffer()).array();
   }
 
   // ------------------------------------------------------------------ delivery
@@ -622,7 +812,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> {
           oldKeys.add(k);
           StoredMessage m = parse(v);
-          if (ids.add(m.getProducer() + "\u0000" + m.getSeq())) {
+          if (ids.add(HandoverStore.messageId(m))) {
             moved.add(m);
           }
         });
@@ -679,11 +869,18 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       List<StoredMessage> late = new ArrayList<>(messages.size());
       try (WriteBatch batch = new WriteBatch()) {
         long lsn = nextLsn;
+        Changes<ByteString> changes = new Changes<>();
         for (StoredMessage m : messages) {
+          if (sequences.storedExactly(m.getProducer(), m.getProducerEpoch(), m.getKey(),
+              m.getSeq())) {
+            continue; // this server stored it itself: the producer's resend came here first
+          }
           StoredMessage l = m.toBuilder().setLate(true).build();
           late.add(l);
           batch.put(queue, lsnKey(lsn++), l.toByteArray());
+          storedSequence(m, changes);
         }
+        write(batch, changes);
         batch.put(meta, lateReceiptKey(fromServer), receipt);
         db.write(durable, batch);
       } catch (RocksDBException e) {
@@ -863,6 +1060,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   @Override
   public synchronized void close() {
+    sequenceFamily.close();
     buffers.close();
     queue.close();
     meta.close();

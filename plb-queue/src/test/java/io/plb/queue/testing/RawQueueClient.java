@@ -72,6 +72,12 @@ public final class RawQueueClient implements AutoCloseable {
    */
   public List<PublishResult> publishBatch(String producer, List<PublishItem> items)
       throws InterruptedException {
+    return publishBatch(PublishRequest.newBuilder().setProducer(producer).addAllItems(items)
+        .build());
+  }
+
+  /** Sends {@code request} on a fresh stream and waits for its results, in order. */
+  public List<PublishResult> publishBatch(PublishRequest request) throws InterruptedException {
     LinkedBlockingQueue<Object> out = new LinkedBlockingQueue<>();
     StreamObserver<PublishRequest> req = QueueServiceGrpc.newStub(channel).publish(
         new StreamObserver<>() {
@@ -88,7 +94,7 @@ public final class RawQueueClient implements AutoCloseable {
           @Override
           public void onCompleted() {}
         });
-    req.onNext(PublishRequest.newBuilder().setProducer(producer).addAllItems(items).build());
+    req.onNext(request);
     Object r = out.poll(30, TimeUnit.SECONDS);
     req.onCompleted();
     assertTrue(r instanceof PublishResponse, "no publish answer: " + r);

@@ -24,6 +24,8 @@ import io.plb.proto.v1.ForecastRequest;
 import io.plb.proto.v1.ForecastResponse;
 import io.plb.proto.v1.PlanRequest;
 import io.plb.proto.v1.PlanResponse;
+import io.plb.proto.v1.OpenProducerRequest;
+import io.plb.proto.v1.OpenProducerResponse;
 import io.plb.proto.v1.SetBalancerPausedRequest;
 import io.plb.proto.v1.AssignRangeRequest;
 import io.plb.proto.v1.ClusterStatus;
@@ -55,6 +57,12 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
      * exceptionally with a {@link PlbException} or the not-leader refusal.
      */
     CompletableFuture<Long> submit(Command command);
+
+    /**
+     * Commits that producer {@code producer} opens; completes with its epoch (the entry's index),
+     * or exceptionally as {@link #submit} does.
+     */
+    CompletableFuture<Long> openProducer(String producer);
 
     NodeStatus localStatus();
 
@@ -200,6 +208,18 @@ public final class AdminServiceImpl extends AdminServiceGrpc.AdminServiceImplBas
   @Override
   public void setBalancerPaused(SetBalancerPausedRequest r, StreamObserver<WriteResponse> o) {
     write(() -> new Command.SetBalancerPaused(r.getPaused(), r.getBy()), o);
+  }
+
+  @Override
+  public void openProducer(OpenProducerRequest r, StreamObserver<OpenProducerResponse> o) {
+    node.openProducer(r.getProducer()).whenComplete((epoch, error) -> {
+      if (error != null) {
+        o.onError(toStatus(error));
+      } else {
+        o.onNext(OpenProducerResponse.newBuilder().setEpoch(epoch).build());
+        o.onCompleted();
+      }
+    });
   }
 
   @Override

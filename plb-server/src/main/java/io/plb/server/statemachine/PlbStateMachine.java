@@ -329,6 +329,9 @@ public final class PlbStateMachine extends BaseStateMachine {
         // The load history, not the map: no new map version.
         historyUpdate = LoadHistory.apply(historyState, samples, this::readCoarse);
         result = CommandResult.newBuilder().setOk(true).setVersion(image.version()).build();
+      } else if (command instanceof Command.OpenProducer) {
+        // Nothing to change: the entry's index (set on every result below) is the epoch.
+        result = CommandResult.newBuilder().setOk(true).setVersion(image.version()).build();
       } else if (command instanceof Command.SetBalancerPaused pause) {
         // The balancer's state, not the map: no new map version.
         nextBalancer = balancerState.apply(pause, index);
@@ -397,7 +400,7 @@ public final class PlbStateMachine extends BaseStateMachine {
       LOG.info("rejected entry {}: {} {}", index, result.getErrorCode(), result.getErrorMessage());
       result = result.toBuilder().setVersion(image.version()).build();
     }
-    return result;
+    return result.toBuilder().setIndex(index).build();
   }
 
   /** The stored coarse bucket a load bucket merges into (apply thread). */
