@@ -49,6 +49,7 @@ public final class QueueServer implements AutoCloseable {
         .resendInterval(config.resendInterval())
         .heartbeatInterval(config.heartbeatInterval())
         .lateBatch(config.lateBatchMessages(), config.lateBatchBytes())
+        .io(config.agentIoThreads(), config.agentIoQueue())
         .loadFigures(store::queued, store::held)
         .telemetry(config.reportInterval(), config.hotKeys())
         .loadGauges(store::sampleSlices)

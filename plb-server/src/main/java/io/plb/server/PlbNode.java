@@ -200,7 +200,7 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     this.mapService =
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
-            config.progressInterval(), config.chunkEntries());
+            config.maxGetMapWait(), config.progressInterval(), config.chunkEntries());
     this.driverRequests = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
         config.leaderMaxQueuedRequests());
     this.loadReports = new RequestLimit("the telemetry intake", "leader.maxQueuedRequests",

@@ -49,7 +49,9 @@ import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -71,8 +73,11 @@ import org.slf4j.LoggerFactory;
  * <p><b>Thread model.</b> One lock guards the participant and orders every step that touches the
  * range state: map versions (from the watch thread), placements (the server calls {@link #place}
  * inside {@link #locked} together with its durable append, which makes C1's "seal and take the
- * hold buffer" one step), transfer verdicts and the answers to our own transfers. Network calls —
- * reports, transfers, heartbeats — run on the agent's I/O threads, never under the lock.
+ * hold buffer" one step), transfer verdicts and the answers to our own transfers. Network calls
+ * run outside the lock: heartbeats and load reports each on a thread of their own; handover
+ * reports, transfers and the late sender on the I/O pool, bounded in threads and queue
+ * ({@link Builder#io}), where a send that finds it full is dropped and made again while owed
+ * ({@link #submitIo}). The same report or transfer is never queued twice.
  *
  * <p><b>Invariants.</b> Actions on the store are carried out before the state they lead to is
  * persisted, and every action is idempotent, so a crash at any point repeats at most an action.
@@ -149,9 +154,13 @@ public final class QueueServerAgent implements AutoCloseable {
   private final int lateBatchMessages;
   private final long lateBatchBytes;
   /** Reports and transfers that leave once the state that led to them is persisted. */
-  private final List<Runnable> pendingSends = new ArrayList<>();
+  private final List<Send> pendingSends = new ArrayList<>();
+  /** Handover reports queued or on their way: the same report is not queued twice. */
+  private final Set<String> reportsInFlight = ConcurrentHashMap.newKeySet();
+  private final AtomicLong ioDropped = new AtomicLong();
   private final Map<String, ManagedChannel> peers = new ConcurrentHashMap<>();
-  private final ExecutorService io;
+  /** Reports, transfers and the late sender: bounded in threads and queue (see submitIo). */
+  private final ThreadPoolExecutor io;
   private final ScheduledExecutorService timers;
   private final AtomicLong reportsSent = new AtomicLong();
   private final AtomicLong transfersSent = new AtomicLong();
@@ -190,6 +199,22 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
+  /** Threads of the agent's I/O pool, by default. */
+  public static final int DEFAULT_IO_THREADS = 16;
+  /** Sends that may wait for an I/O thread, by default. */
+  public static final int DEFAULT_IO_QUEUE = 1000;
+
+  /** Refuses I/O pool bounds outside their ranges (see {@link Builder#io}). */
+  public static void checkIo(long threads, long queue) {
+    // Two at least: the late sender may hold one thread for a long round.
+    if (threads < 2 || threads > 1024) {
+      throw new IllegalArgumentException("agentIo.threads must be 2..1024, not " + threads);
+    }
+    if (queue < 1 || queue > 1_000_000) {
+      throw new IllegalArgumentException("agentIo.queue must be 1..1000000, not " + queue);
+    }
+  }
+
   /** Load reports kept for resending while the leader does not take them. */
   public static final int MAX_PENDING_REPORTS = 10;
   private volatile boolean closed;
@@ -217,7 +242,10 @@ public final class QueueServerAgent implements AutoCloseable {
     this.heartbeats = Executors.newSingleThreadScheduledExecutor(
         daemon("plb-agent-heartbeat-" + serverId));
     this.watcher = new MapWatcher(plbEndpoints, this::onMap);
-    this.io = Executors.newCachedThreadPool(daemon("plb-agent-io-" + serverId));
+    this.io = new ThreadPoolExecutor(b.ioThreads, b.ioThreads, 60, TimeUnit.SECONDS,
+        new ArrayBlockingQueue<>(b.ioQueue), daemon("plb-agent-io-" + serverId),
+        new ThreadPoolExecutor.AbortPolicy());
+    io.allowCoreThreadTimeOut(true);
     this.timers = Executors.newSingleThreadScheduledExecutor(daemon("plb-agent-timer-" + serverId));
     this.load = new SliceLoadAccumulator(b.hotKeys);
     this.gauges = b.gauges;
@@ -246,6 +274,8 @@ public final class QueueServerAgent implements AutoCloseable {
     private Duration transferDeadline = Duration.ofSeconds(10);
     private int lateBatchMessages = DEFAULT_LATE_BATCH_MESSAGES;
     private long lateBatchBytes = DEFAULT_LATE_BATCH_BYTES;
+    private int ioThreads = DEFAULT_IO_THREADS;
+    private int ioQueue = DEFAULT_IO_QUEUE;
     private LongSupplier heldCount = () -> 0;
     private LongSupplier queuedCount = () -> 0;
     private Duration reportInterval = Duration.ofSeconds(1);
@@ -290,6 +320,18 @@ public final class QueueServerAgent implements AutoCloseable {
       checkLateBatch(messages, bytes);
       this.lateBatchMessages = (int) messages;
       this.lateBatchBytes = bytes;
+      return this;
+    }
+
+    /**
+     * The I/O pool's bounds: threads sending reports, transfers and late batches at once
+     * ({@code agentIo.threads}, 2..1024) and sends waiting for one ({@code agentIo.queue},
+     * 1..1000000). A send that finds both full is dropped and made again later (see submitIo).
+     */
+    public Builder io(long threads, long queue) {
+      checkIo(threads, queue);
+      this.ioThreads = (int) threads;
+      this.ioQueue = (int) queue;
       return this;
     }
 
@@ -742,9 +784,13 @@ public final class QueueServerAgent implements AutoCloseable {
     if (closed) {
       return;
     }
+    String key = kind + "/" + rangeStart + "/" + handoverEpoch;
+    if (!reportsInFlight.add(key)) {
+      return; // the same report is queued or on its way; the resend round makes it again if owed
+    }
     reportsSent.incrementAndGet();
     // Sent once the state that led to it is persisted (see persist()).
-    pendingSends.add(() -> {
+    pendingSends.add(new Send(() -> {
       try {
         var out = leader.report(kind, serverId, rangeStart, handoverEpoch);
         LOG.info("{}: reported {} for range {} (handover epoch {}){}", serverId, kind,
@@ -754,8 +800,10 @@ public final class QueueServerAgent implements AutoCloseable {
         // Sent again by the resend timer while still owed.
         LOG.debug("{}: report {} for range {} failed: {}", serverId, kind, Ring.hex(rangeStart),
             e.getMessage());
+      } finally {
+        reportsInFlight.remove(key);
       }
-    });
+    }, () -> reportsInFlight.remove(key)));
   }
 
   /**
@@ -787,7 +835,7 @@ public final class QueueServerAgent implements AutoCloseable {
         .addAllSequences(store.sequencesIn(t.rangeStart(), range == null ? 0 : range.end()))
         .build();
     transfersSent.incrementAndGet();
-    pendingSends.add(() -> {
+    pendingSends.add(new Send(() -> {
       try {
         if (peer == null) {
           throw new IllegalStateException("server " + t.to() + " is not in the map");
@@ -817,7 +865,7 @@ public final class QueueServerAgent implements AutoCloseable {
       } finally {
         transfersInFlight.remove(key);
       }
-    });
+    }, () -> transfersInFlight.remove(key)));
   }
 
   /** Starts the late sender unless it runs; it looks again even if it is finishing a round. */
@@ -827,7 +875,7 @@ public final class QueueServerAgent implements AutoCloseable {
     }
     lateKicked = true;
     if (lateRunning.compareAndSet(false, true)) {
-      io.execute(this::sendLate);
+      submitIo(this::sendLate, () -> lateRunning.set(false));
     }
   }
 
@@ -1192,10 +1240,46 @@ public final class QueueServerAgent implements AutoCloseable {
       persistedSides = sides;
       statesWritten.incrementAndGet();
     }
-    for (Runnable r : pendingSends) {
-      io.execute(r);
+    for (Send send : pendingSends) {
+      submitIo(send.task(), send.dropped());
     }
     pendingSends.clear();
+  }
+
+  /** A report or transfer to send, and what undoes its in-flight mark if it is dropped. */
+  private record Send(Runnable task, Runnable dropped) {}
+
+  /**
+   * Runs {@code task} on the I/O pool; when its threads and queue are full (or it is closed) the
+   * task is dropped: {@code dropped} runs here and the drop is counted. Dropping keeps the
+   * promise because everything the pool runs is made again until it is done: a handover report
+   * or transfer still owed is re-issued every {@code resendInterval} ({@link Participant#resend};
+   * each is keyed by {@code (range, handoverEpoch)}, so a late duplicate is ignored), and the
+   * late sender is kicked again by every map version and resend round ({@link #findOrphans}),
+   * keeping its unanswered batch to send unchanged. {@code dropped} clears the in-flight mark
+   * that would otherwise stop that repeat. The submitter must not wait instead: it holds the
+   * agent's lock ({@link #persist}), which a transfer's answer needs. Heartbeats and load
+   * reports have threads of their own and never go through this pool.
+   */
+  void submitIo(Runnable task, Runnable dropped) {
+    try {
+      io.execute(task);
+    } catch (RejectedExecutionException e) {
+      dropped.run();
+      if (!closed) {
+        long n = ioDropped.incrementAndGet();
+        if (n == 1 || n % 100 == 0) {
+          LOG.warn("{}: I/O pool full ({} threads, {} queued; agentIo.threads, agentIo.queue): "
+              + "{} send(s) dropped so far, each is made again while still owed", serverId,
+              io.getMaximumPoolSize(), io.getQueue().size(), n);
+        }
+      }
+    }
+  }
+
+  /** Reports, transfers and late-sender runs dropped because the I/O pool was full. */
+  public long ioDropped() {
+    return ioDropped.get();
   }
 
   /**

@@ -34,7 +34,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Thread model: stream callbacks arrive on gRPC threads, one stream at a time; the listener is
  * called on those threads, in version order, never concurrently. {@link #image()} may be read from
- * any thread.
+ * any thread. A listener that throws is logged and counted ({@link #listenerFailures}); the
+ * watcher stays on its stream and goes on with the next version. It does not repeat the version:
+ * the listener had it and may have acted on part of it, so recovering is the listener's own
+ * business (the queue server agent's resend round recomputes what is owed). Before, the
+ * exception went to gRPC, which cancelled the stream, and the watcher switched node as if the
+ * node had failed — and still resumed after that version.
  */
 public final class MapWatcher implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(MapWatcher.class);
@@ -62,6 +67,7 @@ public final class MapWatcher implements AutoCloseable {
   private int endpointIndex;
   private int failures;
   private long contractViolations;
+  private long listenerFailures;
   private long reconnects;
   private long chunksReceived;
   private long floor;
@@ -142,6 +148,24 @@ public final class MapWatcher implements AutoCloseable {
   public long contractViolations() {
     synchronized (lock) {
       return contractViolations;
+    }
+  }
+
+  /** Listener calls that threw (logged; the watcher went on). */
+  public long listenerFailures() {
+    synchronized (lock) {
+      return listenerFailures;
+    }
+  }
+
+  /** Calls the listener about {@code version}; what it throws is logged, counted and contained. */
+  private void tell(Runnable call, long version) {
+    try {
+      call.run();
+    } catch (RuntimeException e) {
+      listenerFailures++;
+      LOG.error("map listener failed on version {} ({} failure(s) so far); watching on", version,
+          listenerFailures, e);
     }
   }
 
@@ -227,7 +251,7 @@ public final class MapWatcher implements AutoCloseable {
               return;
             }
             image = next;
-            listener.onMap(next, null);
+            tell(() -> listener.onMap(next, null), next.version());
             firstMap.countDown();
           }
           case DELTA -> {
@@ -241,9 +265,13 @@ public final class MapWatcher implements AutoCloseable {
               return;
             }
             image = image.apply(d);
-            listener.onMap(image, d);
+            ClusterImage now = image;
+            tell(() -> listener.onMap(now, d), d.version());
           }
-          case PROGRESS -> listener.onProgress(r.getProgress().getVersion());
+          case PROGRESS -> {
+            long version = r.getProgress().getVersion();
+            tell(() -> listener.onProgress(version), version);
+          }
           default -> { }
         }
       }

@@ -169,4 +169,35 @@ class MapWatcherChunksTest {
       assertEquals(0, w.contractViolations());
     }
   }
+
+  /**
+   * A listener that throws is contained: the watcher stays on its stream (no reconnect, no node
+   * switch) and the listener hears the next map. Before, the exception reached gRPC, which
+   * cancelled the stream, and the watcher reconnected as if the node had failed.
+   */
+  @Test
+  void aListenerThatThrowsLeavesTheWatcherOnItsStream() throws Exception {
+    ClusterImage a = image(10, 8);
+    ClusterImage b = image(20, 8);
+    List<Long> seen = new CopyOnWriteArrayList<>();
+    try (MapWatcher w = new MapWatcher(endpoints, (image, delta) -> {
+      seen.add(image.version());
+      if (image.version() == 10) {
+        throw new IllegalStateException("listener failure on purpose");
+      }
+    })) {
+      scripts.add(req -> {
+        List<WatchMapResponse> out = new ArrayList<>(chunks(a));
+        out.addAll(chunks(b));
+        return out;
+      });
+      w.start();
+      TestMaps.until(() -> seen.contains(20L), T, "map 20 heard");
+      assertEquals(List.of(10L, 20L), seen);
+      assertEquals(1, w.listenerFailures());
+      assertEquals(1, requests.size(), "one stream, never reconnected: " + requests);
+      assertEquals(0, w.reconnects());
+      assertEquals(b, w.image());
+    }
+  }
 }

@@ -65,6 +65,12 @@ public final class QueueConfig {
     KEYS.put("lateBatch.bytes", new String[] {
         String.valueOf(QueueServerAgent.DEFAULT_LATE_BATCH_BYTES), "most message bytes one late "
         + "transfer carries (64 KiB-64 MiB; a larger message goes alone)"});
+    KEYS.put("agentIo.threads", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_IO_THREADS), "threads the agent sends handover "
+        + "reports, transfers and late messages on (2-1024)"});
+    KEYS.put("agentIo.queue", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_IO_QUEUE), "sends waiting for an agent I/O "
+        + "thread (1-1000000); past it a send is dropped and made again on the next resend"});
     KEYS.put("telemetry.reportInterval", new String[] {"1s", "how often a load report goes to "
         + "the PLB leader"});
     KEYS.put("telemetry.hotKeys", new String[] {"32", "hot keys a load report tracks (1-1024)"});
@@ -95,6 +101,7 @@ public final class QueueConfig {
     resendInterval();
     heartbeatInterval();
     QueueServerAgent.checkLateBatch(lateBatchMessages(), lateBatchBytes());
+    QueueServerAgent.checkIo(agentIoThreads(), agentIoQueue());
     reportInterval();
     hotKeys();
     bool("sync");
@@ -276,6 +283,16 @@ public final class QueueConfig {
 
   public long lateBatchBytes() {
     return positive("lateBatch.bytes");
+  }
+
+  /** Threads of the agent's I/O pool (handover reports, transfers, late messages). */
+  public long agentIoThreads() {
+    return positive("agentIo.threads");
+  }
+
+  /** Sends that may wait for an agent I/O thread. */
+  public long agentIoQueue() {
+    return positive("agentIo.queue");
   }
 
   public Duration reportInterval() {

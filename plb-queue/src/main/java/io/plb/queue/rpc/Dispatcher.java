@@ -33,9 +33,17 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Thread model: {@link #wake} may be called from any thread; only the dispatcher thread sends
  * on a session's stream, so stream writes never race. Session state is guarded by the session.
+ * A round that fails unexpectedly is logged and tried again {@value #RETRY_MILLIS} ms later: the
+ * wake-up it consumed may have been the only one for what is queued, and the thread never ends
+ * but on {@link #close}.
  */
 public final class Dispatcher implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Dispatcher.class);
+  /** How long after a failed round the dispatcher tries again (no spinning on a fault). */
+  static final long RETRY_MILLIS = 100;
+
+  /** Test hook, null outside tests: a round starts by running it (it may throw). */
+  static volatile Runnable failRound;
 
   private final QueueStore store;
   private final SliceLoadAccumulator load;
@@ -161,13 +169,25 @@ public final class Dispatcher implements AutoCloseable {
       try {
         dispatchRound();
       } catch (RuntimeException e) {
-        LOG.error("dispatch round failed", e);
+        LOG.error("dispatch round failed; trying again in {} ms", RETRY_MILLIS, e);
+        synchronized (signal) {
+          pending = true;
+          try {
+            signal.wait(RETRY_MILLIS); // a wake() ends the pause early; pending is set either way
+          } catch (InterruptedException ie) {
+            return;
+          }
+        }
       }
     }
   }
 
   /** Gives every session with credit what is deliverable, until nothing more can go. */
   private void dispatchRound() {
+    Runnable fail = failRound;
+    if (fail != null) {
+      fail.run();
+    }
     boolean progress = true;
     while (progress && !closed) {
       progress = false;

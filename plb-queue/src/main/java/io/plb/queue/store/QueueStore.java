@@ -28,8 +28,10 @@ import java.util.OptionalLong;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
 import java.util.function.LongPredicate;
+import java.util.function.Predicate;
 import org.rocksdb.ColumnFamilyDescriptor;
 import org.rocksdb.ColumnFamilyHandle;
 import org.rocksdb.ColumnFamilyOptions;
@@ -40,6 +42,8 @@ import org.rocksdb.RocksDBException;
 import org.rocksdb.RocksIterator;
 import org.rocksdb.WriteBatch;
 import org.rocksdb.WriteOptions;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The durable store of the reference queue server: the deliverable queue, the handover buffers
@@ -66,13 +70,16 @@ import org.rocksdb.WriteOptions;
  *
  * <p><b>Thread model.</b> Thread-safe; one monitor guards the in-memory index and every write.
  * It never calls out while holding it, except the ack listener, which is called after the monitor
- * is released.
+ * is released. A listener is called only once its write stands (durable and indexed), and what
+ * it throws is logged and counted ({@link #listenerFailures}), never passed on: the write's
+ * caller would answer a stored publish as failed, and its producer would send it again.
  */
 public final class QueueStore implements HandoverStore, AutoCloseable {
   static {
     RocksDB.loadLibrary();
   }
 
+  private static final Logger LOG = LoggerFactory.getLogger(QueueStore.class);
   private static final byte[] AGENT_STATE = "agent.state".getBytes(StandardCharsets.UTF_8);
 
   /** One key's queue. */
@@ -126,8 +133,15 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   private long queued;
   private long held;
   private long inFlight;
-  private LongConsumer ackListener = h -> {};
-  private Runnable readyListener = () -> {};
+  private volatile LongConsumer ackListener = h -> {};
+  private volatile Runnable readyListener = () -> {};
+  private final AtomicLong listenerFailures = new AtomicLong();
+
+  /**
+   * Test hook, null outside tests: a listener call of a kind ({@code "ready"}, {@code "ack"}) it
+   * accepts throws after the listener ran, as a listener failing at its end would.
+   */
+  static volatile Predicate<String> failListener;
 
   private QueueStore(Path dir, boolean sync, WallClock clock) throws IOException {
     this.dir = dir;
@@ -174,6 +188,44 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   /** Called, outside the store's lock, whenever a message may have become deliverable. */
   public synchronized void onReady(Runnable listener) {
     this.readyListener = listener;
+  }
+
+  /** Listener calls that threw (logged; the writes they followed stand). */
+  public long listenerFailures() {
+    return listenerFailures.get();
+  }
+
+  private void notifyReady() {
+    try {
+      readyListener.run();
+      failpoint("ready");
+    } catch (RuntimeException e) {
+      listenerFailed("ready", e);
+    }
+  }
+
+  private void notifyAck(long hash) {
+    try {
+      ackListener.accept(hash);
+      failpoint("ack");
+    } catch (RuntimeException e) {
+      listenerFailed("ack", e);
+    }
+  }
+
+  private static void failpoint(String kind) {
+    Predicate<String> fail = failListener;
+    if (fail != null && fail.test(kind)) {
+      throw new IllegalStateException("failpoint: the " + kind + " listener failed");
+    }
+  }
+
+  private void listenerFailed(String kind, RuntimeException e) {
+    long n = listenerFailures.incrementAndGet();
+    if (n == 1 || n % 1000 == 0) { // a listener failing on every write must not flood the log
+      LOG.error("queue store: the {} listener failed ({} so far); the write it followed stands",
+          kind, n, e);
+    }
   }
 
   private void load() throws IOException {
@@ -290,7 +342,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
     }
     if (becameReady) {
-      readyListener.run();
+      notifyReady();
     }
   }
 
@@ -541,9 +593,9 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
       hash = q.hash;
     }
-    ackListener.accept(hash);
+    notifyAck(hash);
     if (becameReady) {
-      readyListener.run();
+      notifyReady();
     }
     return true;
   }
@@ -565,7 +617,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
     }
     if (any) {
-      readyListener.run();
+      notifyReady();
     }
   }
 
@@ -690,7 +742,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
     }
     if (becameReady) {
-      readyListener.run();
+      notifyReady();
     }
   }
 
@@ -729,7 +781,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       becameReady |= indexReleased(moved);
     }
     if (becameReady) {
-      readyListener.run();
+      notifyReady();
     }
   }
 
@@ -839,7 +891,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       becameReady |= indexReleased(moved);
     }
     if (becameReady) {
-      readyListener.run();
+      notifyReady();
     }
   }
 
@@ -891,7 +943,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       }
     }
     if (becameReady) {
-      readyListener.run();
+      notifyReady();
     }
   }
 

@@ -34,6 +34,18 @@ class QueueConfigTest {
   }
 
   @Test
+  void agentIoPoolIsBounded() {
+    assertEquals(16, with(null, null).agentIoThreads());
+    assertEquals(1000, with(null, null).agentIoQueue());
+    assertEquals(2, with("agentIo.threads", "2").agentIoThreads());
+    refused("agentIo.threads", "1");
+    refused("agentIo.threads", "1025");
+    refused("agentIo.queue", "0");
+    refused("agentIo.queue", "1000001");
+    refused("agentIo.queue", "lots");
+  }
+
+  @Test
   void producerSessionsAreBounded() {
     assertEquals(10_000, with(null, null).maxProducers());
     refused("maxProducers", "0");

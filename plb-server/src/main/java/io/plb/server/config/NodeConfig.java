@@ -78,6 +78,9 @@ public final class NodeConfig {
     k.put("watch.maxGetMapWaiters", new String[] {"10000",
         "GetMap calls one node keeps waiting for a version it has not applied yet; past it "
             + "RESOURCE_EXHAUSTED"});
+    k.put("watch.maxGetMapWait", new String[] {"60s",
+        "longest one GetMap call waits for its min_version (at most 10m); a longer "
+            + "wait_millis is shortened to it, like a long poll"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
     k.put("watch.chunkEntries", new String[] {"4096",
@@ -181,6 +184,8 @@ public final class NodeConfig {
     KEYS = Collections.unmodifiableMap(k);
   }
 
+  /** The most {@code watch.maxGetMapWait} may be: a waiting call holds a timer and a place. */
+  private static final Duration MAX_GET_MAP_WAIT = Duration.ofMinutes(10);
   private static final Pattern PEER_KEY = Pattern.compile("peer\\.([^.]+)\\.(raft|api)");
   private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ms|s|m|h|d)?");
   private static final Pattern SIZE = Pattern.compile("(\\d+)\\s*(B|KB|MB|GB)?");
@@ -198,6 +203,7 @@ public final class NodeConfig {
   private final int historyEntries;
   private final int maxWatchers;
   private final int maxGetMapWaiters;
+  private final Duration maxGetMapWait;
   private final Duration progressInterval;
   private final int chunkEntries;
   private final int historyRanges;
@@ -273,6 +279,10 @@ public final class NodeConfig {
     historyEntries = (int) positive(v, "watch.historyEntries");
     maxWatchers = (int) positive(v, "watch.maxWatchers");
     maxGetMapWaiters = (int) positive(v, "watch.maxGetMapWaiters");
+    maxGetMapWait = duration(v, "watch.maxGetMapWait");
+    if (maxGetMapWait.compareTo(MAX_GET_MAP_WAIT) > 0) {
+      throw new IllegalArgumentException("watch.maxGetMapWait must be at most 10m");
+    }
     progressInterval = duration(v, "watch.progressInterval");
     historyRanges = (int) positive(v, "watch.historyRanges");
     if (historyRanges < Limits.MAX_SPLIT_PIECES) {
@@ -501,6 +511,11 @@ public final class NodeConfig {
   /** GetMap calls waiting for a version, at once, on this node. */
   public int maxGetMapWaiters() {
     return maxGetMapWaiters;
+  }
+
+  /** The longest one GetMap call waits for its version; a longer wait asked for is shortened. */
+  public Duration maxGetMapWait() {
+    return maxGetMapWait;
   }
 
   public Duration progressInterval() {

@@ -49,6 +49,8 @@ import org.slf4j.LoggerFactory;
 public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(MapServiceImpl.class);
   private static final int DELTAS_PER_PULL = 64;
+  /** What GetMap waits for its version when the request leaves {@code wait_millis} 0. */
+  private static final long DEFAULT_GET_MAP_WAIT_MILLIS = 10_000;
 
   private final MapPublisher publisher;
   private final ExecutorService drainExecutor;
@@ -60,6 +62,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   private final AtomicInteger watcherCount = new AtomicInteger();
   private final int maxGetMapWaiters;
   private final AtomicInteger getMapWaiters = new AtomicInteger();
+  private final long maxGetMapWaitMillis;
 
   public MapServiceImpl(
       MapPublisher publisher,
@@ -67,6 +70,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
       ScheduledExecutorService timer,
       int maxWatchers,
       int maxGetMapWaiters,
+      Duration maxGetMapWait,
       Duration progressInterval,
       int chunkEntries) {
     MapChunks.checkPerChunk(chunkEntries);
@@ -75,6 +79,7 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     this.timer = timer;
     this.maxWatchers = maxWatchers;
     this.maxGetMapWaiters = maxGetMapWaiters;
+    this.maxGetMapWaitMillis = maxGetMapWait.toMillis();
     this.progressInterval = progressInterval;
     this.chunkEntries = chunkEntries;
   }
@@ -130,7 +135,9 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     MapReply reply = new MapReply(call);
     call.setOnReadyHandler(reply::schedule);
     long asked = Integer.toUnsignedLong(request.getWaitMillis());
-    long wait = asked == 0 ? 10_000 : asked;
+    // Shortened to the node's bound, like a long poll (Consul's blocking queries do the same):
+    // the caller sees DEADLINE_EXCEEDED naming the wait used and asks again.
+    long wait = Math.min(asked == 0 ? DEFAULT_GET_MAP_WAIT_MILLIS : asked, maxGetMapWaitMillis);
     CompletableFuture<Long> applied = publisher.awaitApplied(request.getMinVersion());
     // A caller that goes away frees its place (if it waits) and its chunks at once.
     call.setOnCancelHandler(() -> {
@@ -166,7 +173,9 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
                     Status.DEADLINE_EXCEEDED
                         .withDescription("node has applied only up to "
                             + publisher.appliedIndex() + " after " + wait + " ms; wanted "
-                            + request.getMinVersion()));
+                            + request.getMinVersion()
+                            + (wait < asked ? " (wait_millis " + asked + " shortened to "
+                                + "watch.maxGetMapWait)" : "")));
               } else {
                 reply.fail(Status.INTERNAL.withDescription(error.toString()));
               }

@@ -481,6 +481,18 @@ class NodeConfigTest {
     assertTrue(NodeConfig.KEYS.containsKey("watch.maxGetMapWaiters"));
   }
 
+  @Test
+  void getMapWaitIsBounded() {
+    assertEquals(Duration.ofSeconds(60), NodeConfig.of(valid()).maxGetMapWait());
+    assertEquals(Duration.ofMillis(250),
+        NodeConfig.of(with("watch.maxGetMapWait", "250ms")).maxGetMapWait());
+    assertEquals(Duration.ofMinutes(10),
+        NodeConfig.of(with("watch.maxGetMapWait", "10m")).maxGetMapWait());
+    refused(with("watch.maxGetMapWait", "0"), "watch.maxGetMapWait must be greater than zero");
+    refused(with("watch.maxGetMapWait", "11m"), "watch.maxGetMapWait must be at most 10m");
+    refused(with("watch.maxGetMapWait", "soon"), "is not a duration");
+  }
+
   // ------------------------------------------------------------------ overflow and odd numbers
 
   @ParameterizedTest
