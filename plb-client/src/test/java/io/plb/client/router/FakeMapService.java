@@ -6,7 +6,10 @@ import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.plb.client.wire.Wire;
 import io.plb.core.map.ClusterImage;
+import io.plb.proto.v1.AdminServiceGrpc;
 import io.plb.proto.v1.MapServiceGrpc;
+import io.plb.proto.v1.OpenProducerRequest;
+import io.plb.proto.v1.OpenProducerResponse;
 import io.plb.proto.v1.WatchMapRequest;
 import io.plb.proto.v1.WatchMapResponse;
 import java.io.IOException;
@@ -15,11 +18,12 @@ import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A PLB node reduced to its watch stream, on a free port: it serves whatever map the test sets,
  * as a full map on subscribe and again on every change (a watcher accepts a newer full map at any
- * time). Thread-safe.
+ * time). It also opens producers, with epochs 100, 101, ... Thread-safe.
  */
 public final class FakeMapService extends MapServiceGrpc.MapServiceImplBase
     implements AutoCloseable {
@@ -28,11 +32,21 @@ public final class FakeMapService extends MapServiceGrpc.MapServiceImplBase
   private final List<ServerCallStreamObserver<WatchMapResponse>> watchers = new ArrayList<>();
   private ClusterImage image;
   private int subscriptions;
+  private final AtomicLong epochs = new AtomicLong(100);
 
   public FakeMapService() {
     try {
       server = NettyServerBuilder.forAddress(new InetSocketAddress("127.0.0.1", 0))
           .addService(this)
+          .addService(new AdminServiceGrpc.AdminServiceImplBase() {
+            @Override
+            public void openProducer(OpenProducerRequest r,
+                StreamObserver<OpenProducerResponse> o) {
+              o.onNext(OpenProducerResponse.newBuilder().setEpoch(epochs.getAndIncrement())
+                  .build());
+              o.onCompleted();
+            }
+          })
           .build()
           .start();
     } catch (IOException e) {

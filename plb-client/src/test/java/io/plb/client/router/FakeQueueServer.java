@@ -46,7 +46,7 @@ public final class FakeQueueServer extends QueueServiceGrpc.QueueServiceImplBase
 
   /** One received publish item; {@code overloadsSeen} is its request's, -1 when unset. */
   public record Item(int stream, String producer, long seq, String key, String payload,
-      long mapVersion, long rangeStart, long overloadsSeen) {}
+      long mapVersion, long rangeStart, long overloadsSeen, long epoch, long settledBelow) {}
 
   private final String id;
   private final Server server;
@@ -203,7 +203,8 @@ public final class FakeQueueServer extends QueueServiceGrpc.QueueServiceImplBase
         for (PublishItem i : req.getItemsList()) {
           items.add(new Item(number, req.getProducer(), i.getSeq(), i.getKey().toStringUtf8(),
               i.getPayload().toStringUtf8(), i.getMapVersion(), i.getRangeStart(),
-              req.hasOverloadsSeen() ? req.getOverloadsSeen() : -1));
+              req.hasOverloadsSeen() ? req.getOverloadsSeen() : -1, req.getProducerEpoch(),
+              req.getSettledBelow()));
         }
         received.addAll(items);
         requests.add(items);

@@ -143,8 +143,12 @@ class ProducerTest {
       expected.add(s);
     }
     assertEquals(expected, seqs(a.received()), "seq grows by one per message, across keys");
+    assertEquals(1, reqs.get(0).get(0).settledBelow(), "m1 unfinished");
+    assertEquals(2, reqs.get(1).get(0).settledBelow(), "m1 settled, m2 the lowest unfinished");
     for (FakeQueueServer.Item i : a.received()) {
       assertEquals("p1", i.producer());
+      assertEquals(p.epoch(), i.epoch());
+      assertTrue(p.epoch() >= 100, "a named producer's epoch is the one PLB opened it at");
       assertEquals(1, i.mapVersion(), "tagged with the router's version");
       assertEquals(0, i.rangeStart());
     }
