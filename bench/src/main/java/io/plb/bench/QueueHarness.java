@@ -59,7 +59,8 @@ public final class QueueHarness {
       int timeoutSeconds, Path rootParent) {
     static final String USAGE = String.join("\n",
         "usage: QueueHarness [options]",
-        "  --modes M,...       batched and/or unbatched (batched,unbatched)",
+        "  --modes M,...       batched and/or unbatched (batched,unbatched); a mode ending",
+        "                      in -plain publishes without idempotence (epoch 0), to compare",
         "  --seconds S         measured time of each run (10)",
         "  --warmup-s S        unmeasured traffic before each saturated run (3)",
         "  --payload N         payload bytes (1024)",
@@ -190,8 +191,11 @@ public final class QueueHarness {
       int sessionNo = 0;
       for (String mode : o.modes()) {
         Producer.Config base = Producer.Config.defaults();
-        if (mode.equals("unbatched")) {
+        if (mode.startsWith("unbatched")) {
           base = base.withMaxBatchItems(1);
+        }
+        if (mode.endsWith("-plain")) {
+          base = base.withIdempotent(false);
         }
         phase(mode + ": saturated");
         Run sat = saturated(router, base, mode, o, keys, payload, deliveries, totalAcked,
@@ -224,6 +228,14 @@ public final class QueueHarness {
       if (b != null && u != null) {
         say(String.format("saturated throughput batched/unbatched: %.1fx",
             b.throughput() / u.throughput()));
+      }
+      for (String mode : List.of("batched", "unbatched")) {
+        Run idem = find(runs, mode, "saturated");
+        Run plain = find(runs, mode + "-plain", "saturated");
+        if (idem != null && plain != null) {
+          say(String.format("%s saturated throughput idempotent/plain: %.3f", mode,
+              idem.throughput() / plain.throughput()));
+        }
       }
       for (Run r : runs) {
         if (r.failed() > 0) {
