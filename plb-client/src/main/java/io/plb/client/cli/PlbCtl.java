@@ -591,8 +591,9 @@ public final class PlbCtl {
   /**
    * The registered queue servers with the ranges they own and, as each server reports it
    * ({@code GetQueueStatus}, asked with a 2 s deadline), its ownership lease: a server without
-   * one accepts and delivers nothing (docs/design.md §5 "Owner leases"). A server that does not
-   * answer shows "?" (null in JSON).
+   * one accepts and delivers nothing (docs/design.md §5 "Owner leases"); and the producers'
+   * resends it recognised and stored nothing for (DUPS; §5 "Idempotent publish"). A server that
+   * does not answer shows "?" (null in JSON).
    */
   private void printServers(ClusterImage image, boolean json) {
     Map<String, Integer> owned = new LinkedHashMap<>();
@@ -614,6 +615,9 @@ public final class PlbCtl {
         so.put("lease_held", q == null ? null : q.getLeaseHeld());
         so.put("lease_remaining_ms", q == null ? null : q.getLeaseRemainingMillis());
         so.put("fenced_total", q == null ? null : q.getFencedTotal());
+        so.put("duplicates_total", q == null ? null : q.getDuplicatesTotal());
+        so.put("fenced_producers_total", q == null ? null : q.getFencedProducersTotal());
+        so.put("producer_sequences", q == null ? null : q.getProducerSequences());
         servers.add(so);
       }
       o.put("servers", servers);
@@ -622,12 +626,13 @@ public final class PlbCtl {
     }
     out.println("map version " + image.version() + " · " + image.servers().size()
         + " queue servers");
-    Table t = new Table("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES", "LEASE", "FENCED");
+    Table t = new Table("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES", "LEASE", "FENCED",
+        "DUPS");
     for (QueueServerInfo s : image.servers().values()) {
       QueueStatus q = statusOf(queues, s.id());
       t.row(s.id(), s.address(), s.capacity(), s.state(), owned.getOrDefault(s.id(), 0),
           q == null ? "?" : q.getLeaseHeld() ? seconds(q.getLeaseRemainingMillis()) : "none",
-          q == null ? "?" : q.getFencedTotal());
+          q == null ? "?" : q.getFencedTotal(), q == null ? "?" : q.getDuplicatesTotal());
     }
     out.print(t.render());
   }

@@ -407,12 +407,12 @@ class PlbCtlTest {
     Result human = ok("servers");
     assertTrue(human.out.split("\n")[0].matches("map version \\d+ · \\d+ queue servers"),
         human.out);
-    assertEquals(List.of("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES", "LEASE", "FENCED"),
-        headerCells(human.out, "ID"));
+    assertEquals(List.of("ID", "ADDRESS", "CAPACITY", "STATE", "RANGES", "LEASE", "FENCED",
+        "DUPS"), headerCells(human.out, "ID"));
     // No queue server runs at these addresses: its lease is unknown.
-    assertEquals(List.of("srv-a", "127.0.0.1:9521", "2.5", "ACTIVE", "1", "?", "?"),
+    assertEquals(List.of("srv-a", "127.0.0.1:9521", "2.5", "ACTIVE", "1", "?", "?", "?"),
         row(human.out, "srv-a"));
-    assertEquals(List.of("srv-b", "127.0.0.1:9522", "1.0", "ACTIVE", "0", "?", "?"),
+    assertEquals(List.of("srv-b", "127.0.0.1:9522", "1.0", "ACTIVE", "0", "?", "?", "?"),
         row(human.out, "srv-b"));
 
     JsonObject o = jsonOut(ok("servers", "--json"));
@@ -421,7 +421,8 @@ class PlbCtlTest {
     for (JsonElement e : o.getAsJsonArray("servers")) {
       JsonObject s = e.getAsJsonObject();
       hasKeys(s, "id", "address", "capacity", "state", "ranges", "lease_held",
-          "lease_remaining_ms", "fenced_total");
+          "lease_remaining_ms", "fenced_total", "duplicates_total", "fenced_producers_total",
+          "producer_sequences");
       String id = s.get("id").getAsString();
       if (id.equals("srv-a")) {
         found++;
@@ -462,7 +463,7 @@ class PlbCtlTest {
     assertEquals(4.0, admin.getMap(v3).server("life-a").capacity(), "others left as they were");
 
     cluster.awaitAllApplied(v3, T);
-    assertEquals(List.of("life-a", "127.0.0.1:9532", "4.0", "DOWN", "0", "?", "?"),
+    assertEquals(List.of("life-a", "127.0.0.1:9532", "4.0", "DOWN", "0", "?", "?", "?"),
         row(ok("servers").out, "life-a"));
 
     Result rm = ok("server", "remove", "life-a");
