@@ -7,6 +7,7 @@ import io.plb.client.admin.PlbAdminClient;
 import io.plb.client.router.Producer;
 import io.plb.client.router.PublishAck;
 import io.plb.client.router.Router;
+import io.plb.core.map.HandoverPhase;
 import io.plb.proto.v1.Delivery;
 import io.plb.proto.v1.PublishItem;
 import io.plb.proto.v1.PublishRequest;
@@ -134,6 +135,51 @@ class IdempotentPublishTest {
         assertTrue(r.getDuplicate(), "a resend to the range's new owner: " + r);
       }
       assertEquals(0, q2.status().getAcceptedTotal(), "q2 stored none of them");
+    }
+  }
+
+  /**
+   * A resend that reaches the target during the switch, before the source's transfer brought the
+   * range's sequences: the target takes it into its held queue, and drops it there when the
+   * transfer shows the source had stored it. Each message is delivered once.
+   */
+  @Test
+  void aResendTheTargetHeldBeforeTheTransferIsDroppedWhenTheTransferArrives() throws Exception {
+    try (QueueCluster cluster = QueueCluster.start(tmp, 2, Map.of(), Map.of());
+        RawQueueClient q1 = new RawQueueClient(cluster.queue(0).address());
+        RawQueueClient q2 = new RawQueueClient(cluster.queue(1).address())) {
+      cluster.layOut(1);
+      for (PublishResult r : q1.publishBatch(batch("ledger", 5, cluster.map().version(), 12))) {
+        assertEquals(PublishStatus.ACCEPTED, r.getStatus(), r.toString());
+      }
+      // No consumer on q1 yet: the source cannot drain, so the handover stays in SWITCH and the
+      // transfer (with the sequences) waits.
+      cluster.admin().move(0, "q2");
+      TestCluster.await(WAIT, "the switch", () -> {
+        var r = cluster.map().rangeFor(0);
+        return r.handover() != null && r.handover().phase() == HandoverPhase.SWITCH;
+      });
+      TestCluster.await(WAIT, "q2 at the map's version",
+          () -> cluster.queue(1).agent().version() >= cluster.map().version());
+      for (PublishResult r : q2.publishBatch(batch("ledger", 5, cluster.map().version(), 12))) {
+        assertEquals(PublishStatus.ACCEPTED, r.getStatus(), r.toString());
+      }
+      assertEquals(12, q2.status().getHeld(), "the resends wait in q2's held queue");
+
+      List<Delivery> got = new CopyOnWriteArrayList<>();
+      q1.subscribe("c1", got);
+      q2.subscribe("c2", got);
+      TestCluster.await(WAIT, "the move complete and everything acknowledged", () -> {
+        var r = cluster.map().rangeFor(0);
+        return r.owner().equals("q2") && r.handover() == null
+            && q1.status().getQueued() == 0 && q2.status().getQueued() == 0
+            && q2.status().getHeld() == 0;
+      });
+      Set<Long> seqs = new HashSet<>();
+      for (Delivery d : got) {
+        assertTrue(seqs.add(d.getSeq()), "delivered twice: seq " + d.getSeq() + " " + got);
+      }
+      assertEquals(12, seqs.size());
     }
   }
 
