@@ -17,7 +17,7 @@ import io.plb.proto.v1.QueueStatus;
 import io.plb.queue.testing.QueueCluster;
 import io.plb.queue.testing.QueueProcesses;
 import io.plb.queue.testing.RawQueueClient;
-import io.plb.queue.testing.TcpProxy;
+import io.plb.server.testing.CuttableProxy;
 import io.plb.server.testing.TestCluster;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -52,7 +52,7 @@ class IdempotentPublishTest {
    */
   @Test
   void aConnectionResetAfterTheServerStoredABatchStoresNothingTwice() throws Exception {
-    try (TcpProxy proxy = new TcpProxy();
+    try (CuttableProxy proxy = new CuttableProxy();
         QueueCluster cluster = QueueCluster.start(tmp, 1, Map.of(),
             Map.of("advertise", proxy.address()))) {
       proxy.target(cluster.queue(0).port());
@@ -78,7 +78,7 @@ class IdempotentPublishTest {
           stored[0] = direct.status().getAcceptedTotal() - 1;
           return stored[0] == 8 && producer.stats().requests() == 9;
         });
-        proxy.reset();
+        proxy.cut();
         assertTrue(producer.flush(WAIT), "every message acknowledged after the reset");
 
         int duplicates = 0;
