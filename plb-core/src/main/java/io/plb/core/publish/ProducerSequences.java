@@ -29,6 +29,12 @@ import java.util.TreeMap;
  * <p><b>Forgetting.</b> An entry is useful only while its producer may still resend the message:
  * a producer tells which seqs it has settled ({@link #settled}), and a producer silent for long
  * is forgotten whole ({@link #expire}). Epoch 0 means "not idempotent": nothing is kept for it.
+ * Forgetting must not reopen the door to a copy still on its way: a request of a stream the
+ * producer gave up on may be handled after a newer stream settled its messages. So the highest
+ * {@code settledBelow} is kept too (the <em>floor</em>), and a message below it is a
+ * {@link Verdict#DUPLICATE} whatever the entries say: its producer has finished with it (it was
+ * stored somewhere, or refused as bad input, or given up), so storing this copy could only
+ * duplicate it, and its answer goes to a stream nobody reads.
  *
  * <p>Every change is also reported to a {@link Changes} the caller persists in the same write as
  * the messages it concerns, in order. Pure; not thread-safe (the queue server calls it under its
@@ -64,9 +70,12 @@ public final class ProducerSequences<K> {
   /** Delete the entry of {@code producer} and {@code key}. */
   public record DeleteEntry<K>(String producer, K key) implements Change<K> {}
 
-  /** Write the producer's row: its highest epoch here and when it last stored a message. */
-  public record PutProducer<K>(String producer, long epoch, long lastUsedMillis)
-      implements Change<K> {}
+  /**
+   * Write the producer's row: its highest epoch here, when it last stored or settled a message,
+   * and its floor (every seq below it is settled).
+   */
+  public record PutProducer<K>(String producer, long epoch, long lastUsedMillis,
+      long settledBelow) implements Change<K> {}
 
   /** Delete the producer's row (its entries are deleted by their own changes first). */
   public record DeleteProducer<K>(String producer) implements Change<K> {}
@@ -113,6 +122,8 @@ public final class ProducerSequences<K> {
   private static final class ProducerState<K> {
     long epoch;
     long lastUsedMillis;
+    /** Every seq of this epoch below it is settled at the producer. */
+    long settledBelow;
     final Map<K, Slot> byKey = new HashMap<>();
     /** seq → key; seqs are unique within one epoch of a producer. */
     final TreeMap<Long, K> bySeq = new TreeMap<>();
@@ -147,6 +158,9 @@ public final class ProducerSequences<K> {
     }
     if (epoch < p.epoch) {
       return Verdict.FENCED;
+    }
+    if (seq < p.settledBelow) {
+      return Verdict.DUPLICATE;
     }
     Slot s = p.byKey.get(key);
     return s != null && seq <= s.seq ? Verdict.DUPLICATE : Verdict.NEW;
@@ -190,6 +204,7 @@ public final class ProducerSequences<K> {
     } else if (epoch > p.epoch) {
       dropEntries(producer, p, changes);
       p.epoch = epoch;
+      p.settledBelow = 0;
     }
     Slot s = p.byKey.get(key);
     if (s == null) {
@@ -220,10 +235,11 @@ public final class ProducerSequences<K> {
   public void settled(String producer, long epoch, long settledBelow, long nowMillis,
       Changes<K> changes) {
     ProducerState<K> p = producers.get(producer);
-    if (p == null || epoch != p.epoch || settledBelow == 0) {
+    if (p == null || epoch != p.epoch || settledBelow <= p.settledBelow) {
       return;
     }
-    p.lastUsedMillis = Math.max(p.lastUsedMillis, nowMillis);
+    p.settledBelow = settledBelow;
+    touch(producer, p, nowMillis, changes);
     Iterator<Map.Entry<Long, K>> it = p.bySeq.headMap(settledBelow, false).entrySet().iterator();
     while (it.hasNext()) {
       Map.Entry<Long, K> e = it.next();
@@ -266,8 +282,11 @@ public final class ProducerSequences<K> {
   }
 
   /** Restores a producer's row read back from storage (before its entries). */
-  public void restoreProducer(String producer, long epoch, long lastUsedMillis) {
-    producers.put(producer, new ProducerState<>(epoch, lastUsedMillis));
+  public void restoreProducer(String producer, long epoch, long lastUsedMillis,
+      long settledBelow) {
+    ProducerState<K> p = new ProducerState<>(epoch, lastUsedMillis);
+    p.settledBelow = settledBelow;
+    producers.put(producer, p);
   }
 
   /**
@@ -296,6 +315,6 @@ public final class ProducerSequences<K> {
 
   private void touch(String producer, ProducerState<K> p, long nowMillis, Changes<K> changes) {
     p.lastUsedMillis = Math.max(p.lastUsedMillis, nowMillis);
-    changes.add(new PutProducer<>(producer, p.epoch, p.lastUsedMillis));
+    changes.add(new PutProducer<>(producer, p.epoch, p.lastUsedMillis, p.settledBelow));
   }
 }

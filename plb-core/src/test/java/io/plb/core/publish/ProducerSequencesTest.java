@@ -60,7 +60,7 @@ class ProducerSequencesTest {
     Changes<String> c = new Changes<>();
     table.merge(new Entry<>("p", 1, "k", 5, 4), 2000, c);
     assertEquals(Verdict.NEW, table.check("p", 1, "k", 8));
-    assertEquals(List.of(new PutProducer<String>("p", 1, 2000)), c.list());
+    assertEquals(List.of(new PutProducer<String>("p", 1, 2000, 0)), c.list());
     table.merge(new Entry<>("p", 1, "k", 5, 9), 2000, c);
     assertEquals(Verdict.DUPLICATE, table.check("p", 1, "k", 9));
   }
@@ -73,11 +73,28 @@ class ProducerSequencesTest {
     Changes<String> c = new Changes<>();
     table.settled("p", 1, 3, 2000, c);
     // a's entry is at seq 3 (not settled), b's at 2: b goes.
-    assertEquals(List.of(new DeleteEntry<String>("p", "b")), c.list());
+    assertEquals(List.of(new PutProducer<String>("p", 1, 2000, 3),
+        new DeleteEntry<String>("p", "b")), c.list());
     assertEquals(1, table.size());
     assertEquals(Verdict.DUPLICATE, table.check("p", 1, "a", 3));
     table.settled("p", 2, 100, 2000, c); // another epoch: nothing
     assertEquals(1, table.size());
+  }
+
+  @Test
+  void aCopyBelowTheSettledFloorIsNeverStoredAgain() {
+    // A stale request of a stream the producer gave up on carries seq 2 of key b, after a newer
+    // stream settled everything below 5: the entry of b is gone, the floor remains.
+    store("p", 1, "b", 2, 2);
+    store("p", 1, "a", 1, 5);
+    table.settled("p", 1, 5, 2000, new Changes<>());
+    assertEquals(Verdict.DUPLICATE, table.check("p", 1, "b", 2));
+    assertEquals(Verdict.NEW, table.check("p", 1, "b", 6));
+    // A lower floor later changes nothing; a new epoch starts from none.
+    table.settled("p", 1, 3, 2000, new Changes<>());
+    assertEquals(Verdict.DUPLICATE, table.check("p", 1, "b", 4));
+    store("p", 2, "c", 3, 1);
+    assertEquals(Verdict.NEW, table.check("p", 2, "b", 2));
   }
 
   @Test
@@ -108,13 +125,13 @@ class ProducerSequencesTest {
     table.stored("p", 1, "a", 1, 1, 1000, c);
     table.stored("p", 1, "b", 2, 2, 1001, c);
     assertEquals(3, c.list().size());
-    assertEquals(new PutProducer<String>("p", 1, 1001), c.list().get(1));
+    assertEquals(new PutProducer<String>("p", 1, 1001, 0), c.list().get(1));
     assertTrue(c.list().get(0) instanceof PutEntry<String>);
   }
 
   @Test
   void restoredStateAnswersAsBefore() {
-    table.restoreProducer("p", 2, 1000);
+    table.restoreProducer("p", 2, 1000, 0);
     assertTrue(table.restoreEntry(new Entry<>("p", 2, "k", 3, 9)));
     assertFalse(table.restoreEntry(new Entry<>("p", 1, "j", 3, 9)));
     assertFalse(table.restoreEntry(new Entry<>("q", 1, "j", 3, 9)));

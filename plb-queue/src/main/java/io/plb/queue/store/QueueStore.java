@@ -54,7 +54,8 @@ import org.slf4j.LoggerFactory;
  * buffers}: {@code rangeStart(8) handoverEpoch(8) buffer(1) lsn(8)} → {@link StoredMessage}.
  * Default column family: the agent's state, and per sending server the receipt of the last late
  * batch taken from it. Column family {@code sequences}: what recognises producers' resends
- * ({@link ProducerSequences}): {@code 1 producer} → {@code epoch(8) lastUsedMillis(8)}, and
+ * ({@link ProducerSequences}): {@code 1 producer} → {@code epoch(8) lastUsedMillis(8)
+ * settledBelow(8)}, and
  * {@code 2 producerLength(2) producer key} → {@code epoch(8) hash(8) seq(8)}; every message
  * stored updates it in the same write. Lsns grow across both families, so a buffer keeps arrival order, and a
  * release appends to the queue with fresh lsns in the order it lists buffers.
@@ -269,7 +270,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         ByteBuffer v = ByteBuffer.wrap(it.value());
         if (k[0] == PRODUCER_ROW) {
           sequences.restoreProducer(new String(k, 1, k.length - 1, StandardCharsets.UTF_8),
-              v.getLong(), v.getLong());
+              v.getLong(), v.getLong(), v.getLong());
         } else {
           int n = ByteBuffer.wrap(k, 1, 2).getShort() & 0xffff;
           String producer = new String(k, 3, n, StandardCharsets.UTF_8);
@@ -505,8 +506,9 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       } else if (c instanceof ProducerSequences.DeleteEntry<ByteString> del) {
         batch.delete(sequenceFamily, entryRow(del.producer(), del.key()));
       } else if (c instanceof ProducerSequences.PutProducer<ByteString> put) {
-        batch.put(sequenceFamily, producerRow(put.producer()), ByteBuffer.allocate(16)
-            .putLong(put.epoch()).putLong(put.lastUsedMillis()).array());
+        batch.put(sequenceFamily, producerRow(put.producer()), ByteBuffer.allocate(24)
+            .putLong(put.epoch()).putLong(put.lastUsedMillis()).putLong(put.settledBelow())
+            .array());
       } else if (c instanceof ProducerSequences.DeleteProducer<ByteString> del) {
         batch.delete(sequenceFamily, producerRow(del.producer()));
       }
