@@ -332,9 +332,11 @@ class NemesisTest {
   }
 
   /**
-   * Publish waits (due to acknowledged, milliseconds) by when the publish was due: outside any
-   * fault; during a fault of a queue server, for keys of a range it owned or received during the
-   * fault ("its keys") and for the others; during a PLB node's fault.
+   * Publish waits (due to acknowledged, milliseconds) by when the publish was due: between
+   * faults (which includes the tail of the fault before: a link healed after a long cut resumes
+   * only at TCP's next retransmission); during a fault of a queue server (from injection until
+   * the server serves again), for keys of a range it owned or received during the fault ("its
+   * keys") and for the others; during a PLB node's fault.
    */
   static Map<String, long[]> waits(Path publishLog, List<Window> windows) throws Exception {
     long[] hashes = new long[KEYS];
@@ -351,7 +353,7 @@ class NemesisTest {
         long due = Long.parseLong(f[0]);
         int key = Integer.parseInt(f[1]);
         long micros = Long.parseLong(f[2]);
-        String group = "no fault";
+        String group = "between faults";
         for (Window w : windows) {
           if (due >= w.fromMillis() && due < w.toMillis()) {
             if (!w.fault().ofQueueServer) {

@@ -53,7 +53,7 @@ public final class WorkloadProcess implements AutoCloseable {
       cmd.addAll(OwnUser.prepare(OwnUser.WORKLOAD, dir));
     }
     cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-Xmx384m", "-XX:+UseSerialGC", "-XX:-UsePerfData",
+        "-Xmx768m", "-XX:+UseSerialGC", "-XX:-UsePerfData",
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
         "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
         "-cp", System.getProperty("surefire.test.class.path",
