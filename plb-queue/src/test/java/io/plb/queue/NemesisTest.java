@@ -149,7 +149,10 @@ class NemesisTest {
           int hold = 5 + random.nextInt(11); // seconds, for the faults that last a while
           System.out.printf("%s nemesis step %d: %s of #%d%n", Instant.now(), step, f,
               victim + 1);
-          windows.add(inject(f, victim, hold, plb, admin, queues, changes));
+          Window w = inject(f, victim, hold, plb, admin, queues, changes);
+          windows.add(w);
+          System.out.printf("  %s of %s: %.1f s until it served again%n", f, w.victim(),
+              (w.toMillis() - w.fromMillis()) / 1000.0);
           injected.merge(f, 1, Integer::sum);
           if (!workload.isAlive()) {
             break; // the last fault outlasted the traffic
@@ -177,6 +180,8 @@ class NemesisTest {
         assertEquals(0.0, verdict.get("reordered_keys"), "seed " + seed + ": " + verdict);
         assertEquals(0.0, verdict.get("phantom"), "seed " + seed + ": " + verdict);
         assertTrue((Double) verdict.get("acknowledged") > 0, "seed " + seed + ": " + verdict);
+        assertTrue((Double) verdict.get("splits") + (Double) verdict.get("merges") > 0,
+            "the workload split or merged nothing: " + verdict);
       }
     }
   }
