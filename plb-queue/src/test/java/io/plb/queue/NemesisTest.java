@@ -166,7 +166,7 @@ class NemesisTest {
         TestCluster.await(Duration.ofSeconds(120), "no handover open",
             () -> admin.handovers().getHandoversCount() == 0);
         String report = report(seed, seconds, (System.nanoTime() - t0) / 1e9, injected,
-            changes.counts(), verdict, waits(workload.publishLog(), windows));
+            windows, changes.counts(), verdict, waits(workload.publishLog(), windows));
         System.out.print(report);
         Path target = Path.of("target");
         if (Files.isDirectory(target)) {
@@ -379,12 +379,19 @@ class NemesisTest {
   }
 
   private static String report(long seed, int seconds, double wall, Map<Fault, Integer> injected,
-      Map<String, Long> changes, Map<String, Object> verdict, Map<String, long[]> waits) {
+      List<Window> windows, Map<String, Long> changes, Map<String, Object> verdict,
+      Map<String, long[]> waits) {
     StringBuilder b = new StringBuilder();
     b.append(String.format("%nnemesis report, seed %d, %d s of faults, %.0f s in all%n", seed,
         seconds, wall));
     b.append("faults injected: ").append(injected.values().stream().mapToInt(x -> x).sum())
         .append(' ').append(injected).append('\n');
+    b.append("schedule (UTC, fault, victim, seconds until it served again):\n");
+    for (Window w : windows) {
+      b.append(String.format("  %s %-24s %-3s %5.1f%n",
+          Instant.ofEpochMilli(w.fromMillis()).toString().substring(11, 21), w.fault(),
+          w.victim(), (w.toMillis() - w.fromMillis()) / 1000.0));
+    }
     b.append("map changes:\n");
     changes.forEach((k, v) -> b.append(String.format("  %-45s %d%n", k, v)));
     b.append("checker: ");
