@@ -43,7 +43,7 @@ import org.junit.jupiter.api.io.TempDir;
  * root (no nftables, no other users) only kills and pauses are injected. Duplicates of messages
  * stored just before a kill are counted, not refused (no idempotent publish yet).
  *
- * <p>{@code -Dplb.nemesis.seconds=N} injects faults for N seconds (default 40, about 90 s in
+ * <p>{@code -Dplb.nemesis.seconds=N} injects faults for N seconds (default 30, about a minute in
  * all); {@code -Dplb.nemesis.seed=N} replays a schedule (the kinds and victims; how many fit in
  * the time depends on the machine); {@code -Dplb.nemesis.steps=N} stops after N faults;
  * {@code -Dplb.nemesis.faults=KIND,...} injects only those kinds. The report is also written to
@@ -109,7 +109,7 @@ class NemesisTest {
   @Test
   void checkedTrafficSurvivesASeededScheduleOfCrashesPausesAndPartitions() throws Exception {
     long seed = Long.getLong("plb.nemesis.seed", System.nanoTime());
-    int seconds = Integer.getInteger("plb.nemesis.seconds", 40);
+    int seconds = Integer.getInteger("plb.nemesis.seconds", 30);
     int steps = Integer.getInteger("plb.nemesis.steps", Integer.MAX_VALUE);
     boolean root = NetCut.available();
     System.out.println("nemesis seed " + seed + " (-Dplb.nemesis.seed=" + seed + " replays it)"
@@ -125,7 +125,7 @@ class NemesisTest {
     Map<Fault, Integer> injected = new EnumMap<>(Fault.class);
     List<Window> windows = new ArrayList<>();
     long t0 = System.nanoTime();
-    int traffic = seconds + 20; // a calm tail after the last fault
+    int traffic = seconds + 15; // a calm tail after the last fault
     try (PlbProcesses plb = PlbProcesses.start(tmp.resolve("plb"), 3, plbSettings(), root);
         PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(plb.endpoints())
             .deadline(Duration.ofSeconds(5)).build();
@@ -165,8 +165,9 @@ class NemesisTest {
         admin.setBalancerPaused(true, "nemesis: end of run");
         TestCluster.await(Duration.ofSeconds(120), "no handover open",
             () -> admin.handovers().getHandoversCount() == 0);
+        Map<String, long[]> waits = waits(workload.publishLog(), windows);
         String report = report(seed, seconds, (System.nanoTime() - t0) / 1e9, injected,
-            windows, changes.counts(), verdict, waits(workload.publishLog(), windows));
+            windows, changes.counts(), verdict, waits);
         System.out.print(report);
         Path target = Path.of("target");
         if (Files.isDirectory(target)) {
@@ -182,6 +183,9 @@ class NemesisTest {
         assertTrue((Double) verdict.get("acknowledged") > 0, "seed " + seed + ": " + verdict);
         assertTrue((Double) verdict.get("splits") + (Double) verdict.get("merges") > 0,
             "the workload split or merged nothing: " + verdict);
+        assertEquals(((Double) verdict.get("acknowledged")).longValue(),
+            waits.values().stream().mapToLong(v -> v.length).sum(),
+            "every acknowledged publish is in the publish log");
       }
     }
   }
