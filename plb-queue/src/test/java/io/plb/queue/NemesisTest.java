@@ -117,7 +117,8 @@ class NemesisTest {
     List<Fault> kinds = new ArrayList<>();
     String only = System.getProperty("plb.nemesis.faults", "");
     for (Fault f : Fault.values()) {
-      if ((root || !f.needsRoot) && (only.isEmpty() || List.of(only.split(",")).contains(f.name()))) {
+      boolean chosen = only.isEmpty() || List.of(only.split(",")).contains(f.name());
+      if (chosen && (root || !f.needsRoot)) {
         kinds.add(f);
       }
     }
@@ -161,10 +162,6 @@ class NemesisTest {
         }
         Map<String, Object> verdict = workload.awaitVerdict(
             Duration.ofSeconds(traffic + 300));
-        // With the balancer paused, every open handover must end: none is stuck.
-        admin.setBalancerPaused(true, "nemesis: end of run");
-        TestCluster.await(Duration.ofSeconds(120), "no handover open",
-            () -> admin.handovers().getHandoversCount() == 0);
         Map<String, long[]> waits = waits(workload.publishLog(), windows);
         String report = report(seed, seconds, (System.nanoTime() - t0) / 1e9, injected,
             windows, changes.counts(), verdict, waits);
@@ -175,6 +172,15 @@ class NemesisTest {
           if (Boolean.getBoolean("plb.nemesis.keepLogs")) {
             copyLogs(tmp, target.resolve("nemesis-" + seed + "-logs"));
           }
+        }
+        // With the balancer paused, every open handover must end: none is stuck.
+        admin.setBalancerPaused(true, "nemesis: end of run");
+        try {
+          TestCluster.await(Duration.ofSeconds(120), "no handover open",
+              () -> admin.handovers().getHandoversCount() == 0);
+        } catch (AssertionError e) {
+          throw new AssertionError("seed " + seed + ": a handover is stuck: " + admin.handovers(),
+              e);
         }
         assertTrue(windows.size() > 0, "no fault was injected");
         assertEquals(0.0, verdict.get("lost"), "seed " + seed + ": " + verdict);
