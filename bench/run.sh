@@ -13,6 +13,14 @@
 #                                      (--help for options)
 #   bench/run.sh queue [options]       reference queue server: 1 KiB messages, batched and
 #                                      unbatched, durable: msg/s and publish latency (--help)
+#   bench/run.sh nemesis [--minutes N] [--seed N] [--faults KIND,...]
+#                                      the long nemesis (plb-queue NemesisTest): every process
+#                                      of a cluster crashed, paused, cut, slowed on a seeded
+#                                      schedule for N minutes (default 15) under checked traffic;
+#                                      needs root and nft for the link faults. Its report goes to
+#                                      bench/results/nemesis-<time>.txt, every log beside it.
+#                                      Runs Maven (verify of plb-queue and what it needs), not
+#                                      the bench jar.
 #   bench/run.sh build                 (re)builds the bench jar and its classpath
 #
 # On first use (no bench jar or no classpath file) it builds the whole project from the repo root
@@ -113,6 +121,34 @@ case "$cmd" in
     ensure_built
     # shellcheck disable=SC2086
     exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.QueueHarness "$@"
+    ;;
+  nemesis)
+    minutes=15 seed="" faults=""
+    while [[ $# -gt 0 ]]; do
+      case "$1" in
+        --minutes) minutes="$2"; shift 2 ;;
+        --seed) seed="$2"; shift 2 ;;
+        --faults) faults="$2"; shift 2 ;;
+        *) echo "bench/run.sh nemesis: unknown option '$1'" >&2; usage 2 ;;
+      esac
+    done
+    seed="${seed:-$(date +%s%N)}"
+    stamp="$(date -u +%Y%m%dT%H%MZ)"
+    mkdir -p "$here/results"
+    (cd "$root" && mvn -B -Dstyle.color=never ${MVN_ARGS:-} -pl plb-queue -am verify \
+        -Dtest=NemesisTest -Dsurefire.failIfNoSpecifiedTests=false \
+        -Dplb.nemesis.seconds=$((minutes * 60)) -Dplb.nemesis.seed="$seed" \
+        -Dplb.nemesis.keepLogs=true ${faults:+-Dplb.nemesis.faults="$faults"}) && status=0 || status=$?
+    report="$root/plb-queue/target/nemesis-$seed.txt"
+    if [[ -f "$report" ]]; then
+      cp "$report" "$here/results/nemesis-$stamp.txt"
+      echo "bench/run.sh: report in bench/results/nemesis-$stamp.txt, logs in" \
+          "plb-queue/target/nemesis-$seed-logs/" >&2
+    else
+      echo "bench/run.sh: no report (the run failed before its end): see" \
+          "plb-queue/target/surefire-reports/io.plb.queue.NemesisTest-output.txt" >&2
+    fi
+    exit "$status"
     ;;
   build)
     build_all

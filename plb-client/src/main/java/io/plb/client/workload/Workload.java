@@ -13,8 +13,13 @@ import io.plb.core.map.ClusterImage;
 import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.map.ServerState;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -31,10 +36,12 @@ import java.util.concurrent.locks.LockSupport;
  * Producers and consumers against a running PLB cluster and its queue servers, recording a
  * {@link History} and ending with the {@link HistoryChecker}'s verdict and latency percentiles.
  * Operators run it as a canary ({@code bin/plb workload}); tests and benchmarks run it in-process.
- * Optionally it moves random ranges while traffic flows ({@code moves}).
+ * Optionally it moves random ranges while traffic flows ({@code moves}) and splits and merges
+ * random ranges ({@code reshapes}).
  *
  * <p>Thread model: one thread per producer (paced to its share of the rate), consumer handlers
- * on the consumers' stream threads, one mover thread, and the caller's thread printing progress.
+ * on the consumers' stream threads, one mover and one reshaper thread, and the caller's thread
+ * printing progress.
  * The history is thread-safe.
  */
 public final class Workload {
@@ -50,7 +57,9 @@ public final class Workload {
       int consumers,
       int moves,
       Duration settle,
-      long seed) {
+      long seed,
+      int reshapes,
+      Path publishLog) {
 
     public Options {
       if (keys < 1) {
@@ -71,36 +80,51 @@ public final class Workload {
       if (moves < 0) {
         throw new IllegalArgumentException("--moves must be >= 0");
       }
+      if (reshapes < 0) {
+        throw new IllegalArgumentException("--reshapes must be >= 0");
+      }
     }
 
     public static Options defaults(List<String> endpoints) {
       return new Options(endpoints, 1000, 200, 100, Duration.ofSeconds(10), 2, 2, 0,
-          Duration.ofSeconds(60), System.nanoTime());
+          Duration.ofSeconds(60), System.nanoTime(), 0, null);
     }
 
     public Options withKeys(int v) {
       return new Options(endpoints, v, rate, size, duration, producers, consumers, moves, settle,
-          seed);
+          seed, reshapes, publishLog);
     }
 
     public Options withRate(double v) {
       return new Options(endpoints, keys, v, size, duration, producers, consumers, moves, settle,
-          seed);
+          seed, reshapes, publishLog);
     }
 
     public Options withDuration(Duration v) {
       return new Options(endpoints, keys, rate, size, v, producers, consumers, moves, settle,
-          seed);
+          seed, reshapes, publishLog);
     }
 
     public Options withClients(int producers, int consumers) {
       return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
-          settle, seed);
+          settle, seed, reshapes, publishLog);
     }
 
     public Options withMoves(int v) {
       return new Options(endpoints, keys, rate, size, duration, producers, consumers, v, settle,
-          seed);
+          seed, reshapes, publishLog);
+    }
+
+    /** Random splits and merges spread over the run, beside the moves. */
+    public Options withReshapes(int v) {
+      return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
+          settle, seed, v, publishLog);
+    }
+
+    /** Writes every acknowledged publish to this file at the end (see {@link PublishLog}). */
+    public Options withPublishLog(Path v) {
+      return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
+          settle, seed, reshapes, v);
     }
   }
 
@@ -140,6 +164,9 @@ public final class Workload {
       HistoryChecker.Verdict verdict,
       long movesStarted,
       long movesRefused,
+      long splits,
+      long merges,
+      long reshapesRefused,
       RouterCounts router,
       double[] publishLatencyMs,
       double[] endToEndLatencyMs,
@@ -150,6 +177,9 @@ public final class Workload {
       Map<String, Object> m = new LinkedHashMap<>(verdict.toJsonFields());
       m.put("moves_started", movesStarted);
       m.put("moves_refused", movesRefused);
+      m.put("splits", splits);
+      m.put("merges", merges);
+      m.put("reshapes_refused", reshapesRefused);
       m.put("redirected", router.redirected());
       m.put("overloaded", router.overloaded());
       m.put("resent", router.resent());
@@ -175,6 +205,10 @@ public final class Workload {
   private final LatencyLog endToEnd = new LatencyLog();
   private final AtomicLong movesStarted = new AtomicLong();
   private final AtomicLong movesRefused = new AtomicLong();
+  private final AtomicLong splits = new AtomicLong();
+  private final AtomicLong merges = new AtomicLong();
+  private final AtomicLong reshapesRefused = new AtomicLong();
+  private final PublishLog publishLog = new PublishLog();
   private volatile boolean stopProducing;
   private volatile boolean stopRequested;
 
@@ -226,11 +260,17 @@ public final class Workload {
         t.setDaemon(true);
         threads.add(t);
       }
-      Thread mover = options.moves() > 0 ? new Thread(this::moveRanges, "workload-mover") : null;
+      List<Thread> changers = new ArrayList<>();
+      if (options.moves() > 0) {
+        changers.add(new Thread(this::moveRanges, "workload-mover"));
+      }
+      if (options.reshapes() > 0) {
+        changers.add(new Thread(this::reshapeRanges, "workload-reshaper"));
+      }
       threads.forEach(Thread::start);
-      if (mover != null) {
-        mover.setDaemon(true);
-        mover.start();
+      for (Thread t : changers) {
+        t.setDaemon(true);
+        t.start();
       }
       long end = t0 + options.duration().toNanos();
       while (System.nanoTime() < end && !stopRequested) {
@@ -242,8 +282,8 @@ public final class Workload {
       for (Thread t : threads) {
         t.join();
       }
-      if (mover != null) {
-        mover.join();
+      for (Thread t : changers) {
+        t.join();
       }
       // Settle: every publish has an outcome, then every acknowledged message is delivered.
       long settleEnd = System.nanoTime() + options.settle().toNanos();
@@ -276,7 +316,11 @@ public final class Workload {
       }
     }
     HistoryChecker.Verdict verdict = HistoryChecker.check(history);
-    return new Result(verdict, movesStarted.get(), movesRefused.get(), routerCounts,
+    if (options.publishLog() != null) {
+      publishLog.write(options.publishLog());
+    }
+    return new Result(verdict, movesStarted.get(), movesRefused.get(), splits.get(),
+        merges.get(), reshapesRefused.get(), routerCounts,
         publishLatency.percentilesMs(), endToEnd.percentilesMs(), (System.nanoTime() - t0) / 1e9);
   }
 
@@ -293,8 +337,10 @@ public final class Workload {
         LockSupport.parkNanos(next - now);
         continue;
       }
+      long slot = next; // when this message was due: a publish that blocked delays the next ones
       next += interval;
-      String key = "k" + random.nextInt(options.keys());
+      int keyIndex = random.nextInt(options.keys());
+      String key = "k" + keyIndex;
       byte[] keyBytes = key.getBytes(StandardCharsets.UTF_8);
       random.nextBytes(payload);
       long start = System.nanoTime();
@@ -313,8 +359,12 @@ public final class Workload {
       history.publishSent(producer.id(), seq, keyBytes);
       f.whenComplete((ack, error) -> {
         if (error == null) {
+          long done = System.nanoTime();
           history.publishAcked(producer.id(), seq);
-          publishLatency.add((System.nanoTime() - start) / 1_000);
+          publishLatency.add((done - start) / 1_000);
+          if (options.publishLog() != null) {
+            publishLog.add(slot, keyIndex, (done - slot) / 1_000);
+          }
         } else {
           history.publishFailed(producer.id(), seq, String.valueOf(error.getMessage()));
         }
@@ -363,6 +413,54 @@ public final class Workload {
     }
   }
 
+  /**
+   * Random splits (at a range's middle) and merges (of two neighbours with one owner) while
+   * traffic flows, spread over the run; ranges in a handover are left alone. Splits stop at 32
+   * ranges so the map does not only grow.
+   */
+  private void reshapeRanges() {
+    Random random = new Random(options.seed() ^ 0x5a17);
+    long spacing = options.duration().toNanos() / Math.max(1, options.reshapes());
+    try (PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(options.endpoints())
+        .deadline(Duration.ofSeconds(10)).build()) {
+      long next = System.nanoTime() + spacing / 2;
+      for (int i = 0; i < options.reshapes() && !stopProducing; i++) {
+        long wait = next - System.nanoTime();
+        if (wait > 0) {
+          LockSupport.parkNanos(wait);
+        }
+        next += spacing;
+        try {
+          List<RangeEntry> ranges = admin.getMap(0).ranges();
+          List<RangeEntry[]> pairs = new ArrayList<>();
+          for (int r = 0; r + 1 < ranges.size(); r++) {
+            RangeEntry a = ranges.get(r);
+            RangeEntry b = ranges.get(r + 1);
+            if (a.isAssigned() && a.owner().equals(b.owner()) && a.handover() == null
+                && b.handover() == null) {
+              pairs.add(new RangeEntry[] {a, b});
+            }
+          }
+          if (!pairs.isEmpty() && (ranges.size() >= 32 || random.nextBoolean())) {
+            RangeEntry[] p = pairs.get(random.nextInt(pairs.size()));
+            admin.merge(p[0].start(), p[1].start());
+            merges.incrementAndGet();
+          } else if (ranges.size() < 32) {
+            RangeEntry r = ranges.get(random.nextInt(ranges.size()));
+            long width = r.end() - r.start(); // unsigned; 0 only for the whole ring
+            long middle = width == 0 ? 1L << 63 : r.start() + Long.divideUnsigned(width, 2);
+            if (r.handover() == null && middle != r.start()) {
+              admin.splitAtHash(r.start(), middle);
+              splits.incrementAndGet();
+            }
+          }
+        } catch (PlbClientException e) {
+          reshapesRefused.incrementAndGet(); // the range changed meanwhile, or no leader
+        }
+      }
+    }
+  }
+
   private void printProgress(List<Producer> producers, long t0) {
     if (progress == null) {
       return;
@@ -372,6 +470,39 @@ public final class Workload {
             + "redirected %d  moves %d%n", (System.nanoTime() - t0) / 1e9, t.published(),
         t.acknowledged(), history.deliveries(), t.inFlight(), t.router().redirected(),
         movesStarted.get());
+  }
+
+  /**
+   * Every acknowledged publish: when it was due (wall clock, milliseconds), its key's number and
+   * how long from then until its acknowledgement (microseconds) — the wait a producer saw,
+   * including time blocked on a full session. Written at the end, one publish a line, so a fault
+   * harness can tell the waits of keys a fault touched from those it did not. Thread-safe.
+   */
+  static final class PublishLog {
+    private final long wallAtStartMillis = WallClock.SYSTEM.micros() / 1000;
+    private final long nanoAtStart = System.nanoTime();
+    private long[] rows = new long[3 * 1024];
+    private int size;
+
+    synchronized void add(long slotNanos, int key, long micros) {
+      if (size + 3 > rows.length) {
+        rows = Arrays.copyOf(rows, rows.length * 2);
+      }
+      rows[size++] = wallAtStartMillis + (slotNanos - nanoAtStart) / 1_000_000;
+      rows[size++] = key;
+      rows[size++] = micros;
+    }
+
+    synchronized void write(Path file) {
+      try (PrintWriter w = new PrintWriter(Files.newBufferedWriter(file))) {
+        w.println("# due_epoch_millis key latency_micros");
+        for (int i = 0; i < size; i += 3) {
+          w.println(rows[i] + " " + rows[i + 1] + " " + rows[i + 2]);
+        }
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot write the publish log " + file, e);
+      }
+    }
   }
 
   /** Latencies in microseconds; thread-safe. */
@@ -430,10 +561,12 @@ public final class Workload {
           Integer.parseInt(flags.getOrDefault("consumers", "2")),
           Integer.parseInt(flags.getOrDefault("moves", "0")),
           Duration.ofSeconds(Long.parseLong(flags.getOrDefault("settle", "60"))),
-          Long.parseLong(flags.getOrDefault("seed", Long.toString(System.nanoTime()))));
+          Long.parseLong(flags.getOrDefault("seed", Long.toString(System.nanoTime()))),
+          Integer.parseInt(flags.getOrDefault("reshapes", "0")),
+          flags.containsKey("publish-log") ? Path.of(flags.get("publish-log")) : null);
       for (String k : flags.keySet()) {
         if (!List.of("endpoints", "keys", "rate", "size", "duration", "producers", "consumers",
-            "moves", "settle", "seed").contains(k)) {
+            "moves", "settle", "seed", "reshapes", "publish-log").contains(k)) {
           throw new IllegalArgumentException("unknown option --" + k);
         }
       }
@@ -455,6 +588,10 @@ public final class Workload {
       out.printf("  lost %d, reordered keys %d, late %d%n", v.lost(), v.reorderedKeys(),
           v.late());
       out.printf("  moves: started %d, refused %d%n", r.movesStarted(), r.movesRefused());
+      if (o.reshapes() > 0) {
+        out.printf("  splits %d, merges %d, refused %d%n", r.splits(), r.merges(),
+            r.reshapesRefused());
+      }
       out.printf("  router: redirected %d (a range had moved), overloaded %d, resent %d%n",
           r.router().redirected(), r.router().overloaded(), r.router().resent());
       out.printf("  publish latency ms: p50 %.2f  p99 %.2f  max %.2f%n",
@@ -491,6 +628,8 @@ public final class Workload {
           --producers=N        producer sessions (default 2)
           --consumers=N        consumers (default 2)
           --moves=N            random range moves spread over the run (default 0)
+          --reshapes=N         random splits and merges spread over the run (default 0)
+          --publish-log=FILE   write every acknowledged publish (due time, key, wait) to FILE
           --settle=S           seconds to wait for outstanding deliveries (default 60)
           --seed=N             random seed (keys, payloads, moves)
           --json               the summary as one JSON object on the last line""");

@@ -15,10 +15,17 @@ import java.util.stream.Collectors;
  * one cannot be made. Other links of the same process are untouched — a queue server can be cut from
  * the PLB nodes while its producers and consumers still reach it.
  *
+ * <p>{@link #lossy} slows links instead: it drops a share of a process's packets at random, and
+ * TCP's retransmissions turn that into delay (this kernel has no {@code netem} queueing
+ * discipline to add latency directly). {@link #dropConnections} breaks established connections
+ * ({@code ss -K}), which their ends see as reset.
+ *
  * <p>Each cut is a table of its own, removed by {@link #heal} or {@link #close} (and by a shutdown
  * hook should the test JVM end first). Needs root and the {@code nft} command.
  */
 public final class NetCut implements AutoCloseable {
+  private static final java.util.concurrent.atomic.AtomicInteger TABLES =
+      new java.util.concurrent.atomic.AtomicInteger();
   private final String table;
   private final Thread reaper;
   private boolean active;
@@ -40,7 +47,7 @@ public final class NetCut implements AutoCloseable {
 
   /** Cuts every link from processes of {@code uid} to {@code ports} (both ways), now. */
   public static NetCut cut(int uid, List<Integer> ports) throws IOException, InterruptedException {
-    NetCut c = new NetCut("plb_cut_" + ProcessHandle.current().pid() + "_" + uid);
+    NetCut c = newTable(uid);
     String set = ports.stream().map(String::valueOf).collect(Collectors.joining(", "));
     String script = "table inet " + c.table + " {\n"
         + "  chain out {\n"
@@ -71,6 +78,59 @@ public final class NetCut implements AutoCloseable {
           "tcp", "dport", "{ " + String.join(", ", local) + " }", "drop");
     }
     return c;
+  }
+
+  private static NetCut newTable(int uid) {
+    return new NetCut("plb_cut_" + ProcessHandle.current().pid() + "_" + uid + "_"
+        + TABLES.incrementAndGet());
+  }
+
+  /**
+   * Drops {@code percent} % of the packets, chosen at random, that processes of {@code uid} send
+   * and that anyone sends to {@code port} (the process's listening port): every link of that
+   * process becomes slow and lossy, none is cut.
+   */
+  public static NetCut lossy(int uid, int port, int percent)
+      throws IOException, InterruptedException {
+    if (percent < 1 || percent > 99) {
+      throw new IllegalArgumentException("percent must be 1..99");
+    }
+    NetCut c = newTable(uid);
+    String script = "table inet " + c.table + " {\n"
+        + "  chain out {\n"
+        + "    type filter hook output priority 0; policy accept;\n"
+        + "    meta skuid " + uid + " numgen random mod 100 < " + percent + " drop\n"
+        + "    tcp dport " + port + " numgen random mod 100 < " + percent + " drop\n"
+        + "  }\n"
+        + "}\n";
+    runWithInput(script, "nft", "-f", "-");
+    c.active = true;
+    return c;
+  }
+
+  /**
+   * Breaks every established TCP connection on loopback with {@code port} at either end (the
+   * kernel resets them, {@code ss -K}); returns how many there were. New connections are not
+   * hindered.
+   */
+  public static int dropConnections(int port) throws IOException, InterruptedException {
+    String out = run("ss", "-K", "-Htn", "state", "established",
+        "( sport = :" + port + " or dport = :" + port + " )");
+    return (int) out.lines().filter(l -> !l.isBlank()).count();
+  }
+
+  /** How many established TCP connections on loopback have {@code port} at either end. */
+  public static int connections(int port) {
+    try {
+      String out = run("ss", "-Htn", "state", "established",
+          "( sport = :" + port + " or dport = :" + port + " )");
+      return (int) out.lines().filter(l -> !l.isBlank()).count();
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
   }
 
   /** Restores the links. */

@@ -17,12 +17,15 @@ import java.util.Map;
  * A PLB cluster whose nodes are separate JVM processes ({@code io.plb.server.PlbMain server}, as
  * {@code bin/plb server} runs it) on free loopback ports, with data and a log per node under one
  * folder. A node can be killed with SIGKILL ({@link #kill}) and started again on its data.
+ * With {@code ownUsers}, node i runs under a user id of its own ({@link #uid}), so that
+ * {@link NetCut} can cut its links beneath the process; that needs root.
  * Every process is killed on {@link #close}, and by a shutdown hook should the test JVM end first.
  *
  * <p>Not thread-safe: drive it from the test thread.
  */
 public final class PlbProcesses implements AutoCloseable {
   private final Path root;
+  private final boolean ownUsers;
   private final List<String> ids = new ArrayList<>();
   private final Map<String, String> settings = new LinkedHashMap<>();
   private final Process[] processes;
@@ -31,8 +34,10 @@ public final class PlbProcesses implements AutoCloseable {
   private final Thread reaper;
   private final PlbAdminClient status;
 
-  private PlbProcesses(Path root, int size, Map<String, String> extra) throws IOException {
+  private PlbProcesses(Path root, int size, Map<String, String> extra, boolean ownUsers)
+      throws IOException {
     this.root = root;
+    this.ownUsers = ownUsers;
     this.processes = new Process[size];
     this.running = new boolean[size];
     settings.put("raft.electionTimeoutMin", "500ms");
@@ -60,9 +65,15 @@ public final class PlbProcesses implements AutoCloseable {
    */
   public static PlbProcesses start(Path root, int size, Map<String, String> extra)
       throws IOException {
+    return start(root, size, extra, false);
+  }
+
+  /** As {@link #start(Path, int, Map)}, each node under a user id of its own with ownUsers. */
+  public static PlbProcesses start(Path root, int size, Map<String, String> extra,
+      boolean ownUsers) throws IOException {
     for (int attempt = 1; ; attempt++) {
       Path dir = root.resolve("attempt-" + attempt);
-      PlbProcesses p = new PlbProcesses(dir, size, extra);
+      PlbProcesses p = new PlbProcesses(dir, size, extra, ownUsers);
       try {
         for (int i = 0; i < size; i++) {
           p.startNode(i);
@@ -94,9 +105,22 @@ public final class PlbProcesses implements AutoCloseable {
       throw new IllegalStateException("node " + ids.get(i) + " is running");
     }
     String id = ids.get(i);
-    Files.createDirectories(root);
-    List<String> cmd = new ArrayList<>(List.of(
-        Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+    Path data = root.resolve(id);
+    Files.createDirectories(data);
+    List<String> cmd = new ArrayList<>();
+    if (ownUsers) {
+      try {
+        cmd.addAll(OwnUser.prepare(uid(i), data));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IOException("interrupted while preparing " + id, e);
+      }
+      cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+      cmd.add("-Djava.io.tmpdir=" + data); // RocksDB unpacks its library there
+    } else {
+      cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+    }
+    cmd.addAll(List.of(
         // Small and quick to start: three of these share two cores with the test.
         "-Xmx256m", "-Xss512k", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
         "-XX:-UsePerfData",
@@ -106,7 +130,7 @@ public final class PlbProcesses implements AutoCloseable {
         "-cp", System.getProperty("surefire.test.class.path",
             System.getProperty("java.class.path")),
         "io.plb.server.PlbMain", "server",
-        "--node.id=" + id, "--node.dataDir=" + root.resolve(id)));
+        "--node.id=" + id, "--node.dataDir=" + data));
     for (Map.Entry<String, String> e : settings.entrySet()) {
       cmd.add("--" + e.getKey() + "=" + e.getValue());
     }
@@ -123,6 +147,25 @@ public final class PlbProcesses implements AutoCloseable {
       p.destroyForcibly();
       p.waitFor();
     }
+  }
+
+  /** The user id node i runs under (with {@code ownUsers}). */
+  public int uid(int i) {
+    return OwnUser.PLB_NODES + i;
+  }
+
+  /** Node i's API port (clients, queue servers). */
+  public int apiPort(int i) {
+    return port(settings.get("peer." + ids.get(i) + ".api"));
+  }
+
+  /** Node i's Raft port (the other nodes). */
+  public int raftPort(int i) {
+    return port(settings.get("peer." + ids.get(i) + ".raft"));
+  }
+
+  private static int port(String address) {
+    return Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
   }
 
   public long pid(int i) {

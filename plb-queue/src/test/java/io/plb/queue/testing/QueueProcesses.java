@@ -23,9 +23,6 @@ import java.util.concurrent.TimeUnit;
  * <p>Not thread-safe: drive it from the test thread.
  */
 public final class QueueProcesses implements AutoCloseable {
-  /** The first user id servers run under with {@code ownUsers}: q1 gets this, q2 the next. */
-  public static final int FIRST_UID = 61_000;
-
   private final Path root;
   private final List<String> plb;
   private final Map<String, String> settings;
@@ -76,14 +73,7 @@ public final class QueueProcesses implements AutoCloseable {
     Files.createDirectories(data);
     List<String> cmd = new ArrayList<>();
     if (ownUsers) {
-      run("chown", "-R", uid(i) + ":" + uid(i), data.toString());
-      for (Path p = root; p != null && p.getParent() != null; p = p.getParent()) {
-        run("chmod", "o+x", p.toString()); // a test's temporary folder is its owner's alone
-      }
-      // It keeps the right to read any file (the build's classpath may be in root's home).
-      cmd.addAll(List.of("setpriv", "--reuid=" + uid(i), "--regid=" + uid(i),
-          "--clear-groups", "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
-          "--"));
+      cmd.addAll(OwnUser.prepare(uid(i), data));
     }
     cmd.addAll(List.of(
         Path.of(System.getProperty("java.home"), "bin", "java").toString(),
@@ -123,7 +113,7 @@ public final class QueueProcesses implements AutoCloseable {
   }
 
   private void signal(int i, String signal) throws IOException, InterruptedException {
-    run("kill", "-" + signal, Long.toString(processes[i].pid()));
+    OwnUser.run("kill", "-" + signal, Long.toString(processes[i].pid()));
   }
 
   public String id(int i) {
@@ -134,9 +124,13 @@ public final class QueueProcesses implements AutoCloseable {
     return "127.0.0.1:" + ports[i];
   }
 
+  public int port(int i) {
+    return ports[i];
+  }
+
   /** The user id server i runs under (with {@code ownUsers}). */
   public int uid(int i) {
-    return FIRST_UID + i;
+    return OwnUser.QUEUES + i;
   }
 
   public Path log(int i) {
@@ -164,14 +158,6 @@ public final class QueueProcesses implements AutoCloseable {
           return false; // starting
         }
       });
-    }
-  }
-
-  private static void run(String... cmd) throws IOException, InterruptedException {
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    String out = new String(p.getInputStream().readAllBytes());
-    if (!p.waitFor(30, TimeUnit.SECONDS) || p.exitValue() != 0) {
-      throw new IOException(String.join(" ", cmd) + " failed: " + out);
     }
   }
 
