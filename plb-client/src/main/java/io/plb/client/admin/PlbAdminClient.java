@@ -459,6 +459,13 @@ public final class PlbAdminClient implements AutoCloseable {
           target = endpoints.get(nextIndex++);
           backoff(++attempt, start);
         } else {
+          if (e.getStatus().getCode() == Status.Code.DEADLINE_EXCEEDED) {
+            // A node that takes in requests and answers none (a leader cut off by a partition
+            // that drops its packets) would otherwise get every later call too, each for the
+            // whole deadline: the next call starts at the next node, which redirects to the
+            // leader if there is another one. Not retried here: a write may have been applied.
+            leaderGuess = endpoints.get(nextIndex);
+          }
           throw PlbClientException.from(e);
         }
       }
