@@ -264,13 +264,13 @@ class NemesisTest {
           int leader = plb.awaitLeader(WAIT);
           int follower = i == leader ? (i + 1) % plb.size() : i;
           victim = "n" + (follower + 1);
-          cuts.addAll(partitionPlbNode(plb, follower));
+          cuts.addAll(plb.cutFromPeers(follower));
           hold(hold, plb, queues);
         }
         case ISOLATE_PLB_LEADER -> {
           int leader = plb.awaitLeader(WAIT);
           victim = "n" + (leader + 1);
-          cuts.addAll(partitionPlbNode(plb, leader));
+          cuts.addAll(plb.cutFromPeers(leader));
           for (int q = 0; q < 3; q++) {
             cuts.add(NetCut.cut(queues.uid(q), List.of(plb.apiPort(leader))));
           }
@@ -320,19 +320,6 @@ class NemesisTest {
   }
 
   /** Cuts PLB node {@code n} from the other nodes' Raft ports and them from its, both ways. */
-  private static List<NetCut> partitionPlbNode(PlbProcesses plb, int n) throws Exception {
-    List<NetCut> cuts = new ArrayList<>();
-    List<Integer> others = new ArrayList<>();
-    for (int o = 0; o < plb.size(); o++) {
-      if (o != n) {
-        others.add(plb.raftPort(o));
-        cuts.add(NetCut.cut(plb.uid(o), List.of(plb.raftPort(n))));
-      }
-    }
-    cuts.add(NetCut.cut(plb.uid(n), others));
-    return cuts;
-  }
-
   private static void awaitDown(PlbAdminClient admin, String id) {
     TestCluster.await(WAIT, id + " DOWN and its ranges forced away", () -> {
       var m = admin.getMap(0);

@@ -56,6 +56,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.proto.RaftProtos.RoleInfoProto;
 import org.apache.ratis.proto.RaftProtos.ServerRpcProto;
 import org.apache.ratis.protocol.Message;
 import org.apache.ratis.protocol.RaftClientReply;
@@ -200,7 +201,8 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
     this.mapService =
         new MapServiceImpl(
             publisher, drainExecutor, timer, config.maxWatchers(), config.maxGetMapWaiters(),
-            config.maxGetMapWait(), config.progressInterval(), config.chunkEntries());
+            config.maxGetMapWait(), config.progressInterval(), config.chunkEntries(),
+            this::leaderSilenceMillis, config.leaderLoss());
     this.driverRequests = new RequestLimit("the handover driver", "leader.maxQueuedRequests",
         config.leaderMaxQueuedRequests());
     this.loadReports = new RequestLimit("the telemetry intake", "leader.maxQueuedRequests",
@@ -531,6 +533,42 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
       return now;
     }
     return heard[heard.length - needed];
+  }
+
+  /** When this node last knew a working leader (ticker nanos); its start until then. */
+  private volatile long lastLeaderContact = ticker.nanos();
+
+  /**
+   * How long this node has been without a working leader: 0 while it leads and a majority
+   * answered it recently, or follows a leader that spoke to it recently; growing while it is cut
+   * off from the other nodes (a follower whose leader is silent, a candidate, a leader without a
+   * majority). From Ratis's record of the last message from the leader, or to it.
+   */
+  long leaderSilenceMillis() {
+    long now = ticker.nanos();
+    long contact = Long.MIN_VALUE;
+    if (!closed) {
+      try {
+        DivisionInfo info = division().getInfo();
+        if (info.isLeader()) {
+          contact = majorityHeardSince();
+        } else {
+          RoleInfoProto role = info.getRoleInfoProto();
+          if (role.hasFollowerInfo() && role.getFollowerInfo().hasLeaderInfo()
+              && !role.getFollowerInfo().getLeaderInfo().getId().getId().isEmpty()) {
+            contact = now - role.getFollowerInfo().getLeaderInfo().getLastRpcElapsedTimeMs()
+                * 1_000_000L;
+          }
+        }
+      } catch (IOException e) {
+        // not serving: no contact
+      }
+    }
+    long last = lastLeaderContact;
+    if (contact != Long.MIN_VALUE && contact - last > 0) {
+      lastLeaderContact = last = contact;
+    }
+    return Math.max(0, (now - last) / 1_000_000L);
   }
 
   FollowerCommitPush.Followers followerProgressForTest() {

@@ -164,6 +164,23 @@ public final class PlbProcesses implements AutoCloseable {
     return port(settings.get("peer." + ids.get(i) + ".raft"));
   }
 
+  /**
+   * Cuts node n from the other nodes, both ways, beneath the processes (nodes under their own
+   * users; needs {@link NetCut#available()}): it keeps its clients. Heal by closing the cuts.
+   */
+  public List<NetCut> cutFromPeers(int n) throws IOException, InterruptedException {
+    List<NetCut> cuts = new ArrayList<>();
+    List<Integer> others = new ArrayList<>();
+    for (int o = 0; o < size(); o++) {
+      if (o != n) {
+        others.add(raftPort(o));
+        cuts.add(NetCut.cut(uid(o), List.of(raftPort(n))));
+      }
+    }
+    cuts.add(NetCut.cut(uid(n), others));
+    return cuts;
+  }
+
   private static int port(String address) {
     return Integer.parseInt(address.substring(address.lastIndexOf(':') + 1));
   }

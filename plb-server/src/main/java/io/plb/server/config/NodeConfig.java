@@ -81,6 +81,11 @@ public final class NodeConfig {
     k.put("watch.maxGetMapWait", new String[] {"60s",
         "longest one GetMap call waits for its min_version (at most 10m); a longer "
             + "wait_millis is shortened to it, like a long poll"});
+    k.put("watch.leaderLoss", new String[] {"0",
+        "a node that has heard from no leader for this long (cut off from the other nodes) "
+            + "ends its watch streams and refuses new ones UNAVAILABLE, so watchers move to a "
+            + "node that follows the map; more than raft.electionTimeoutMax (0: 3 times it, at "
+            + "least 3s)"});
     k.put("watch.progressInterval", new String[] {"5s",
         "how often an idle watch stream gets a progress event"});
     k.put("watch.chunkEntries", new String[] {"4096",
@@ -204,6 +209,7 @@ public final class NodeConfig {
   private final int maxWatchers;
   private final int maxGetMapWaiters;
   private final Duration maxGetMapWait;
+  private final Duration leaderLoss;
   private final Duration progressInterval;
   private final int chunkEntries;
   private final int historyRanges;
@@ -284,6 +290,13 @@ public final class NodeConfig {
       throw new IllegalArgumentException("watch.maxGetMapWait must be at most 10m");
     }
     progressInterval = duration(v, "watch.progressInterval");
+    Duration loss = durationOrZero(v, "watch.leaderLoss");
+    leaderLoss = loss.isZero() ? max(Duration.ofSeconds(3), electionTimeoutMax.multipliedBy(3))
+        : loss;
+    if (leaderLoss.compareTo(electionTimeoutMax) <= 0) {
+      // An election without a fault takes up to electionTimeoutMax: not a lost leader.
+      throw new IllegalArgumentException("watch.leaderLoss must exceed raft.electionTimeoutMax");
+    }
     historyRanges = (int) positive(v, "watch.historyRanges");
     if (historyRanges < Limits.MAX_SPLIT_PIECES) {
       throw new IllegalArgumentException("watch.historyRanges must be at least "
@@ -516,6 +529,15 @@ public final class NodeConfig {
   /** The longest one GetMap call waits for its version; a longer wait asked for is shortened. */
   public Duration maxGetMapWait() {
     return maxGetMapWait;
+  }
+
+  private static Duration max(Duration a, Duration b) {
+    return a.compareTo(b) >= 0 ? a : b;
+  }
+
+  /** How long a node may hear from no leader before it ends its watch streams. */
+  public Duration leaderLoss() {
+    return leaderLoss;
   }
 
   public Duration progressInterval() {

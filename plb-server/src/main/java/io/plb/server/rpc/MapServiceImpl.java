@@ -25,6 +25,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,8 +44,15 @@ import org.slf4j.LoggerFactory;
  * {@link MapChunks#MAX_MESSAGE_BYTES} (no command can produce one: the largest, a split into
  * {@code map.maxSplitPieces} pieces, stays far below) would be replaced by a full map.
  *
+ * <p><b>Cut off.</b> A node cut off from the other nodes while clients still reach it would go on
+ * serving its stale map, with progress events that look healthy, and its watchers would never
+ * move (etcd's "require leader" watches answer the same problem). So while the node has heard
+ * from no leader for {@code leaderLoss} it ends every watch stream and refuses new ones with
+ * UNAVAILABLE, and watchers go to another node; it serves them again once it hears a leader.
+ *
  * <p>Thread model: the publisher notifies on the apply thread; sessions drain on
- * {@code drainExecutor}, at most one drain per session at a time (guarded by the session).
+ * {@code drainExecutor}, at most one drain per session at a time (guarded by the session). The
+ * leader check runs on {@code timer}.
  */
 public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(MapServiceImpl.class);
@@ -63,6 +71,10 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   private final int maxGetMapWaiters;
   private final AtomicInteger getMapWaiters = new AtomicInteger();
   private final long maxGetMapWaitMillis;
+  private final LongSupplier leaderSilenceMillis;
+  private final long leaderLossMillis;
+  /** Whether the node has heard from no leader for {@code leaderLoss}: watches are refused. */
+  private volatile boolean leaderLost;
 
   public MapServiceImpl(
       MapPublisher publisher,
@@ -72,8 +84,12 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
       int maxGetMapWaiters,
       Duration maxGetMapWait,
       Duration progressInterval,
-      int chunkEntries) {
+      int chunkEntries,
+      LongSupplier leaderSilenceMillis,
+      Duration leaderLoss) {
     MapChunks.checkPerChunk(chunkEntries);
+    this.leaderSilenceMillis = leaderSilenceMillis;
+    this.leaderLossMillis = leaderLoss.toMillis();
     this.publisher = publisher;
     this.drainExecutor = drainExecutor;
     this.timer = timer;
@@ -82,6 +98,40 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
     this.maxGetMapWaitMillis = maxGetMapWait.toMillis();
     this.progressInterval = progressInterval;
     this.chunkEntries = chunkEntries;
+    long every = Math.max(50, Math.min(leaderLossMillis / 4, 500));
+    timer.scheduleWithFixedDelay(this::checkLeader, every, every, TimeUnit.MILLISECONDS);
+  }
+
+  /** Ends every watch stream while this node has been without a leader for leaderLoss. */
+  private void checkLeader() {
+    long silent;
+    try {
+      silent = leaderSilenceMillis.getAsLong();
+    } catch (RuntimeException e) {
+      LOG.warn("cannot tell whether this node hears a leader: {}", e.toString());
+      return;
+    }
+    boolean lost = silent > leaderLossMillis;
+    if (lost != leaderLost) {
+      leaderLost = lost;
+      if (lost) {
+        LOG.warn("no leader heard for {} ms: ending {} watch streams so that watchers move to "
+            + "another node", silent, sessions.size());
+      } else {
+        LOG.info("a leader is heard again: serving watch streams");
+      }
+    }
+    if (lost) {
+      for (WatchSession s : sessions) {
+        s.fail(leaderLostStatus(silent));
+      }
+    }
+  }
+
+  private Status leaderLostStatus(long silentMillis) {
+    return Status.UNAVAILABLE.withDescription("this PLB node has heard from no leader for "
+        + silentMillis + " ms (cut off from the other nodes?); its map may be stale: watch "
+        + "another node");
   }
 
   /** Number of open watch streams. */
@@ -100,6 +150,10 @@ public final class MapServiceImpl extends MapServiceGrpc.MapServiceImplBase {
   public void watchMap(WatchMapRequest request, StreamObserver<WatchMapResponse> observer) {
     ServerCallStreamObserver<WatchMapResponse> call =
         (ServerCallStreamObserver<WatchMapResponse>) observer;
+    if (leaderLost) {
+      call.onError(leaderLostStatus(leaderSilenceMillis.getAsLong()).asRuntimeException());
+      return;
+    }
     if (watcherCount.incrementAndGet() > maxWatchers) {
       watcherCount.decrementAndGet();
       call.onError(

@@ -201,6 +201,19 @@ class NodeConfigTest {
     assertEquals(123, c.historyEntries());
     assertEquals(7, c.maxWatchers());
     assertEquals(Duration.ofMinutes(2), c.progressInterval());
+    assertEquals(Duration.ofSeconds(9), c.leaderLoss(), "three election timeouts by default");
+  }
+
+  @Test
+  void leaderLossOutlastsAnElection() {
+    Map<String, String> v = valid();
+    assertEquals(Duration.ofSeconds(3), NodeConfig.of(v).leaderLoss());
+    v.put("watch.leaderLoss", "1500ms");
+    assertEquals(Duration.ofMillis(1500), NodeConfig.of(v).leaderLoss());
+    v.put("watch.leaderLoss", "1s");
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> NodeConfig.of(v));
+    assertTrue(e.getMessage().contains("watch.leaderLoss"), e.getMessage());
   }
 
   @ParameterizedTest
