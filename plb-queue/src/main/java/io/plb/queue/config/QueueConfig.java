@@ -59,6 +59,14 @@ public final class QueueConfig {
     KEYS.put("lateBatch.bytes", new String[] {
         String.valueOf(QueueServerAgent.DEFAULT_LATE_BATCH_BYTES), "most message bytes one late "
         + "transfer carries (64 KiB-64 MiB; a larger message goes alone)"});
+    KEYS.put("transfer.chunkMessages", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_CHUNK_MESSAGES), "most messages one chunk of a "
+        + "handover's transfer carries, and one step of a buffer's release moves (1-"
+        + QueueServerAgent.MAX_LATE_BATCH_MESSAGES + ")"});
+    KEYS.put("transfer.chunkBytes", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_CHUNK_BYTES), "most message bytes one chunk of "
+        + "a handover's transfer carries, and one step of a buffer's release moves (64 KiB-64 "
+        + "MiB; a larger message goes alone)"});
     KEYS.put("telemetry.reportInterval", new String[] {"1s", "how often a load report goes to "
         + "the PLB leader"});
     KEYS.put("telemetry.hotKeys", new String[] {"32", "hot keys a load report tracks (1-1024)"});
@@ -87,6 +95,7 @@ public final class QueueConfig {
     resendInterval();
     heartbeatInterval();
     QueueServerAgent.checkLateBatch(lateBatchMessages(), lateBatchBytes());
+    QueueServerAgent.checkTransferChunk(transferChunkMessages(), transferChunkBytes());
     reportInterval();
     hotKeys();
     bool("sync");
@@ -249,6 +258,14 @@ public final class QueueConfig {
 
   public long lateBatchBytes() {
     return positive("lateBatch.bytes");
+  }
+
+  public long transferChunkMessages() {
+    return positive("transfer.chunkMessages");
+  }
+
+  public long transferChunkBytes() {
+    return positive("transfer.chunkBytes");
   }
 
   public Duration reportInterval() {
