@@ -180,6 +180,16 @@ public final class RawQueueClient implements AutoCloseable {
 
   /** Subscribes; every delivery is handed to {@code onDelivery}, then acknowledged. */
   public void subscribe(String consumer, java.util.function.Consumer<Delivery> onDelivery) {
+    subscribe(consumer, 0, onDelivery);
+  }
+
+  /**
+   * As {@link #subscribe(String, java.util.function.Consumer)}, with at most {@code maxInFlight}
+   * deliveries unacknowledged (0: the server's default): large messages then stay within this
+   * client's 4 MiB inbound limit.
+   */
+  public void subscribe(String consumer, int maxInFlight,
+      java.util.function.Consumer<Delivery> onDelivery) {
     @SuppressWarnings("unchecked")
     StreamObserver<SubscribeRequest>[] req = new StreamObserver[1];
     req[0] = QueueServiceGrpc.newStub(channel).subscribe(new StreamObserver<>() {
@@ -203,7 +213,8 @@ public final class RawQueueClient implements AutoCloseable {
     });
     synchronized (req) {
       req[0].onNext(SubscribeRequest.newBuilder()
-          .setStart(SubscribeStart.newBuilder().setConsumer(consumer)).build());
+          .setStart(SubscribeStart.newBuilder().setConsumer(consumer)
+              .setMaxInFlight(maxInFlight)).build());
     }
   }
 
