@@ -1252,9 +1252,16 @@ public final class QueueServerAgent implements AutoCloseable {
           .setServerId(serverId).setMapVersion(image.version())
           .setQueued(queuedCount.getAsLong()).setHeld(heldCount.getAsLong()).build());
       if (resp.getLeaseMillis() > 0) {
+        boolean heldBefore = holdsLease();
         lease.granted(sent, TimeUnit.MILLISECONDS.toNanos(resp.getLeaseMillis()),
             resp.getVersion());
         lastGrantRefusal = "";
+        if (!heldBefore && leaseHeld && holdsLease()) {
+          // The lease ran out and came back between two checks (a heartbeat answered late):
+          // checkLease sees no change, but whoever found it gone meanwhile — the dispatcher —
+          // is waiting to be told that it may serve again.
+          servingChanged();
+        }
       } else if (!resp.getDetail().equals(lastGrantRefusal)) {
         lastGrantRefusal = resp.getDetail();
         LOG.warn("{}: the PLB leader grants no lease: {}", serverId, resp.getDetail());
