@@ -13,6 +13,9 @@
 #                                      (--help for options)
 #   bench/run.sh queue [options]       reference queue server: 1 KiB messages, batched and
 #                                      unbatched, durable: msg/s and publish latency (--help)
+#   bench/run.sh transfer [options]    a handover moving N held messages by the chunked forward
+#                                      transfer: decision/seal to COMPLETE, hold time (--held
+#                                      0,10000,1000000 --payload 100 --queue key=value)
 #   bench/run.sh build                 (re)builds the bench jar and its classpath
 #
 # On first use (no bench jar or no classpath file) it builds the whole project from the repo root
@@ -113,6 +116,11 @@ case "$cmd" in
     ensure_built
     # shellcheck disable=SC2086
     exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.QueueHarness "$@"
+    ;;
+  transfer)
+    ensure_built
+    # shellcheck disable=SC2086
+    exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.TransferHarness "$@"
     ;;
   build)
     build_all

@@ -42,7 +42,7 @@ import org.junit.jupiter.api.io.TempDir;
  * <p>The amount moved is {@code -Dplb.transfer.mib} (default 320: more than the heap, and past
  * the 256 MiB a queue server takes in one request, which a single-request transfer needed;
  * {@code -Dplb.transfer.mib=1024 -Dplb.transfer.heap=512m} for the figures in bench/RESULTS.md
- * §5.1). Each case ends with the history checker: nothing lost, no key reordered.
+ * §4.2). Each case ends with the history checker: nothing lost, no key reordered.
  */
 class LargeTransferTest {
   private static final Duration WAIT = Duration.ofSeconds(300);

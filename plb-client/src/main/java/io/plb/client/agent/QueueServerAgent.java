@@ -87,7 +87,11 @@ import org.slf4j.LoggerFactory;
  * for reading and dropping copies); it has at most one batch unanswered and sends it again
  * unchanged, so its receiver, which keeps a receipt of the last batch per sender, stores it once.
  * Only the sides are persisted, and only when they changed; refusal fences live while their
- * producer session has a publish stream here ({@link #streamsEnded}).
+ * producer session has a publish stream here ({@link #streamsEnded}). A handover's transfer
+ * goes in chunks read from the store one at a time, one unanswered, so memory holds a chunk
+ * (transfer.chunk*) and a late batch (lateBatch.*) whatever the buffers and backlog hold; a
+ * received chunk is stored with the transfer's progress in one write, and the participant hears
+ * of a transfer only once its final chunk is stored.
  *
  * <p><b>Load reports</b> (DESIGN §6). The server counts its traffic into {@link #load()}; every
  * {@code reportInterval} the agent's own reporter thread drains it, adds the queue depth and
@@ -869,7 +873,11 @@ public final class QueueServerAgent implements AutoCloseable {
   }
 
   private static String transferKey(Action.Transfer t) {
-    return t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
+    return transferKey(t.rangeStart(), t.handoverEpoch(), t.direction());
+  }
+
+  private static String transferKey(long rangeStart, long handoverEpoch, Direction d) {
+    return rangeStart + "/" + handoverEpoch + "/" + d;
   }
 
   /**
@@ -1348,6 +1356,9 @@ public final class QueueServerAgent implements AutoCloseable {
         if (!open.contains(new HandoverStore.BufferedHandover(gone.rangeStart(),
             gone.handoverEpoch()))) {
           store.forgetTransfers(gone.rangeStart(), gone.handoverEpoch());
+          for (Direction d : Direction.values()) {
+            resumes.remove(transferKey(gone.rangeStart(), gone.handoverEpoch(), d));
+          }
         }
       }
       persistedSides = sides;
