@@ -21,6 +21,9 @@
 #                                      bench/results/nemesis-<time>.txt, every log beside it.
 #                                      Runs Maven (verify of plb-queue and what it needs), not
 #                                      the bench jar.
+#   bench/run.sh transfer [options]    a handover moving N held messages by the chunked forward
+#                                      transfer: decision/seal to COMPLETE, hold time (--held
+#                                      0,10000,1000000 --payload 100 --queue key=value)
 #   bench/run.sh build                 (re)builds the bench jar and its classpath
 #
 # On first use (no bench jar or no classpath file) it builds the whole project from the repo root
@@ -149,6 +152,11 @@ case "$cmd" in
           "plb-queue/target/surefire-reports/io.plb.queue.NemesisTest-output.txt" >&2
     fi
     exit "$status"
+    ;;
+  transfer)
+    ensure_built
+    # shellcheck disable=SC2086
+    exec java ${JAVA_OPTS:-} -cp "$CP" io.plb.bench.TransferHarness "$@"
     ;;
   build)
     build_all

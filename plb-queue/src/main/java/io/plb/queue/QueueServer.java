@@ -44,12 +44,15 @@ public final class QueueServer implements AutoCloseable {
     this.config = config;
     // One wall clock stamps acceptance and measures holds, so hold times compare like with like.
     this.store = QueueStore.open(config.data(), config.sync(), WallClock.SYSTEM);
+    // A release moves buffers in steps of a transfer chunk: memory bounded the same way.
+    store.releaseStep((int) config.transferChunkMessages(), config.transferChunkBytes());
     this.agent = QueueServerAgent.builder(config.id(), store)
         .plbEndpoints(config.plb())
         .resendInterval(config.resendInterval())
         .heartbeatInterval(config.heartbeatInterval())
         .lateBatch(config.lateBatchMessages(), config.lateBatchBytes())
         .io(config.agentIoThreads(), config.agentIoQueue())
+        .transferChunk(config.transferChunkMessages(), config.transferChunkBytes())
         .loadFigures(store::queued, store::held)
         .telemetry(config.reportInterval(), config.hotKeys())
         .loadGauges(store::sampleSlices)

@@ -154,7 +154,10 @@ class QueueApiValidationTest {
         b.clone().setHandoverEpoch(0).build(),
         b.clone().setDirection(TransferDirection.TRANSFER_DIRECTION_UNSPECIFIED).build(),
         b.clone().setMapVersion(0).build(),
-        b.clone().addMessages(StoredMessage.newBuilder().setProducer("p")).build())) {
+        b.clone().addMessages(StoredMessage.newBuilder().setProducer("p")).build(),
+        b.clone().setChunk(1).setCursor(com.google.protobuf.ByteString.copyFrom(new byte[65]))
+            .build(),
+        b.clone().setFinalChunk(true).build())) {
       StatusRuntimeException e = assertThrows(StatusRuntimeException.class,
           () -> stub.transferHeld(bad));
       assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode());

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.protobuf.ByteString;
 import io.plb.client.agent.HandoverStore.BufferedHandover;
 import io.plb.client.agent.HandoverStore.Held;
+import io.plb.client.agent.HandoverStore.Progress;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.proto.v1.StoredMessage;
@@ -90,10 +91,79 @@ class QueueStoreDurabilityTest {
   void aReleaseQueuesAMessageInTwoBuffersOnce() throws Exception {
     try (QueueStore s = QueueStore.open(tmp, true)) {
       s.append(List.of(new Placed(msg("a", 1), 0, Buffer.HOLD, 0, 2)));
-      s.store(0, 2, Buffer.RETURNED, List.of(msg("a", 1), msg("a", 2)));
-      s.store(0, 2, Buffer.RETURNED, List.of(msg("a", 9))); // a resend: stores nothing
+      s.storeChunk(0, 2, Buffer.RETURNED, List.of(msg("a", 1), msg("a", 2)),
+          new Progress(1, new byte[] {7}, true));
+      assertEquals(1, s.transferProgress(0, 2, Buffer.RETURNED).chunks());
       s.release(0, 2, List.of(Buffer.HOLD, Buffer.RETURNED));
       assertEquals(2, s.queued());
+    }
+  }
+
+  /**
+   * A release of any size moves its buffers in steps, holding one step in memory; an id in two
+   * buffers (or twice in a step) is queued once, at its first place, across steps.
+   */
+  @Test
+  void aReleaseInStepsQueuesEveryIdOnceInOrder() throws Exception {
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      List<Placed> hold = new ArrayList<>();
+      List<StoredMessage> returned = new ArrayList<>();
+      for (int i = 1; i <= 10; i++) {
+        hold.add(new Placed(msg("a", i), 0, Buffer.HOLD, 0, 2));
+        returned.add(msg("a", i)); // the target's handback repeats the whole hold buffer
+      }
+      returned.add(msg("a", 11));
+      s.append(hold);
+      s.storeChunk(0, 2, Buffer.RETURNED, returned, new Progress(1, new byte[0], true));
+      s.append(List.of(new Placed(msg("a", 12), 0, Buffer.POST_ABORT, 0, 2)));
+    }
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      s.releaseStep(3, 1 << 20);
+      s.release(0, 2, List.of(Buffer.HOLD, Buffer.RETURNED, Buffer.POST_ABORT));
+      assertEquals(0, s.held());
+      assertEquals(12, s.queued());
+      Object consumer = new Object();
+      List<Long> seqs = new ArrayList<>();
+      for (int i = 0; i < 12; i++) {
+        var d = s.take(consumer, 1, h -> true).get(0);
+        seqs.add(d.message().getSeq());
+        s.ack(consumer, d.lsn(), d.message().getKey());
+      }
+      assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L, 10L, 11L, 12L), seqs);
+    }
+  }
+
+  /** A transfer is read chunk by chunk after a cursor, across buffers, within its limits. */
+  @Test
+  void aTransferIsReadInChunksAfterItsCursor() throws Exception {
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      List<Placed> in = new ArrayList<>();
+      for (int i = 1; i <= 5; i++) {
+        in.add(new Placed(msg("a", i), 0, i <= 3 ? Buffer.PREFIX : Buffer.HELD, 9, 4));
+      }
+      s.append(in);
+      List<Buffer> both = List.of(Buffer.PREFIX, Buffer.HELD);
+      List<Long> seen = new ArrayList<>();
+      byte[] cursor = new byte[0];
+      int chunks = 0;
+      boolean last = false;
+      while (!last) {
+        var c = s.readChunk(9, 4, both, cursor, 2, 1 << 20);
+        assertTrue(c.messages().size() <= 2);
+        for (StoredMessage m : c.messages()) {
+          seen.add(m.getSeq());
+        }
+        cursor = c.cursor();
+        last = c.last();
+        chunks++;
+      }
+      assertEquals(List.of(1L, 2L, 3L, 4L, 5L), seen);
+      assertEquals(3, chunks);
+      // A message larger than the byte limit goes alone.
+      assertEquals(1, s.readChunk(9, 4, both, new byte[0], 10, 1).messages().size());
+      var empty = s.readChunk(9, 4, List.of(Buffer.HOLD), new byte[0], 10, 1 << 20);
+      assertEquals(0, empty.messages().size());
+      assertTrue(empty.last());
     }
   }
 
@@ -132,15 +202,16 @@ class QueueStoreDurabilityTest {
           new Placed(msg("a", 2), 0, Buffer.POST_ABORT, range, 7),
           new Placed(msg("b", 3), 0, Buffer.HELD, range, 12),
           new Placed(msg("c", 4), 0, Buffer.HOLD, 0, 3)));
-      s.store(range, 7, Buffer.RETURNED, List.of(msg("a", 1), msg("a", 5)));
+      s.storeChunk(range, 7, Buffer.RETURNED, List.of(msg("a", 1), msg("a", 5)),
+          new Progress(1, new byte[0], true));
       s.discard(range, 12, List.of(Buffer.HELD));
     }
     try (QueueStore s = QueueStore.open(tmp, true)) {
       assertEquals(List.of(new BufferedHandover(0, 3), new BufferedHandover(range, 7)),
           s.bufferedHandovers(), "by range start, unsigned");
-      List<Held> copies = s.buffered(range, 7, 100);
+      List<Held> copies = s.buffered(range, 7, 100, 1 << 20);
       assertEquals(List.of(1L, 1L, 5L, 2L), seqs(copies), "HOLD, RETURNED, POST_ABORT");
-      assertEquals(List.of(1L, 1L), seqs(s.buffered(range, 7, 2)));
+      assertEquals(List.of(1L, 1L), seqs(s.buffered(range, 7, 2, 1 << 20)));
       s.requeueLate(copies);
       s.requeueLate(copies); // copies gone already: nothing
       assertEquals(List.of(new BufferedHandover(0, 3)), s.bufferedHandovers());
@@ -163,16 +234,16 @@ class QueueStoreDurabilityTest {
           Placed.queue(msg("b", 3), 0),
           new Placed(msg("c", 4), 0, Buffer.HOLD, 5, 2),
           new Placed(msg("d", 5), 0, Buffer.HOLD, 5, 2)));
-      List<Held> queued = s.queued(0, 0, 10);
+      List<Held> queued = s.queued(0, 0, 10, 1 << 20);
       assertEquals(List.of(1L, 2L, 3L), seqs(queued));
       var out = s.take(consumer, 10, h -> true); // a:1 and b:3 out with a consumer
       assertEquals(2, out.size());
       // a:1 (out with a consumer), b:3 and c:4 were taken by their owners; d:5 was not.
-      s.drop(List.of(queued.get(0), queued.get(2), s.buffered(5, 2, 1).get(0)));
+      s.drop(List.of(queued.get(0), queued.get(2), s.buffered(5, 2, 1, 1 << 20).get(0)));
       assertEquals(1, s.queued());
       assertEquals(0, s.inFlight());
       assertEquals(List.of(2L), seqs(s.take(consumer, 10, h -> true)), "a:2 is a's head now");
-      assertEquals(List.of(5L), seqs(s.buffered(5, 2, 10)));
+      assertEquals(List.of(5L), seqs(s.buffered(5, 2, 10, 1 << 20)));
       s.drop(List.of(queued.get(0))); // gone already: nothing
       assertEquals(1, s.queued());
       s.queueLate(List.of(msg("e", 6)), "q9", new byte[] {4, 2});
@@ -182,8 +253,8 @@ class QueueStoreDurabilityTest {
       assertEquals(1, s.held());
       assertTrue(java.util.Arrays.equals(new byte[] {4, 2}, s.lateReceipt("q9")));
       assertEquals(0, s.lateReceipt("q8").length);
-      assertEquals(List.of(2L, 6L), seqs(s.queued(0, 0, 10)));
-      assertTrue(s.queued(0, 0, 10).get(1).message().getLate());
+      assertEquals(List.of(2L, 6L), seqs(s.queued(0, 0, 10, 1 << 20)));
+      assertTrue(s.queued(0, 0, 10, 1 << 20).get(1).message().getLate());
     }
   }
 

@@ -132,6 +132,57 @@ class TargetFailureTest {
   }
 
   /**
+   * As above, but the target stays down past {@code handover.abortSwitchTimeout}: the leader
+   * ends the ABORT_SWITCH without the handback (the epoch moves two past the range's), the source
+   * delivers its range again — what it took since the abort, flagged late, and new traffic — and
+   * when the target returns it hands what it held to the source as late messages instead of
+   * discarding it. Nothing is lost; what may be out of order is flagged late. Before the deadline
+   * the range stayed in ABORT_SWITCH while the target was away, the source delivering none of
+   * its new traffic.
+   */
+  @Test
+  void targetDownPastTheAbortDeadlineHandsOnWhatItHeldLate() throws Exception {
+    Map<String, String> plb = new java.util.HashMap<>(TestCluster.liveness("4s", "2s"));
+    plb.put("handover.drainTimeout", "5s");
+    plb.put("handover.abortSwitchTimeout", "5s");
+    try (QueueCluster c = QueueCluster.start(tmp, 2, plb, Map.of());
+        RawQueueClient q1 = new RawQueueClient(c.queue(0).address())) {
+      c.layOut(1);
+      long epoch = c.map().rangeFor(0).epoch();
+      try (Traffic t = Traffic.start(c.plb().endpoints(), 200, 100, 1, 2)) {
+        t.awaitMoreDeliveries(100, WAIT, "traffic flowing");
+        List<Delivery> held = new CopyOnWriteArrayList<>();
+        AutoCloseable holder = q1.hold("holder", 1, held);
+        TestCluster.await(WAIT, "the holder takes a message", () -> !held.isEmpty());
+        c.admin().move(0, "q2");
+        awaitPhase(c, HandoverPhase.SWITCH);
+        TestCluster.await(WAIT, "q2's held queue fills",
+            () -> c.queue(1).store().held() >= 50);
+        long heldByTarget = c.queue(1).store().held();
+        c.stopQueue(1);
+        TestCluster.await(WAIT, "the ABORT_SWITCH ended at its deadline with q2 down", () -> {
+          var m = c.map();
+          RangeEntry r = m.rangeFor(0);
+          return m.server("q2").state() == ServerState.DOWN && r.handover() == null
+              && r.owner().equals("q1") && r.epoch() == epoch + 2;
+        });
+        holder.close();
+        t.awaitMoreDeliveries(300, WAIT, "the source delivers its range again, q2 still down");
+        c.startQueue(1);
+        TestCluster.await(WAIT, "q2 back and what it held handed to q1",
+            () -> c.map().server("q2").state() == ServerState.ACTIVE
+                && c.queue(1).store().held() + c.queue(1).store().queued() == 0);
+        t.awaitMoreDeliveries(100, WAIT, "traffic after q2 returned");
+        Workload.Result r = t.stopAndCheck();
+        assertClean(r, true);
+        assertTrue(r.verdict().late() >= heldByTarget,
+            "what q2 held arrived late: " + r.verdict());
+      }
+      assertNoHandoverOpen(c);
+    }
+  }
+
+  /**
    * The target dies just after the handover completed, with the source's transfer (its prefix)
    * and its held queue released into its queue and a consumer holding some of them
    * unacknowledged. Producers route to it meanwhile and wait. On restart its queue is delivered —

@@ -20,20 +20,55 @@ public interface HandoverStore {
   /** Messages of {@code [start, end)} in the deliverable queue not yet acknowledged by consumers. */
   long backlog(long start, long end);
 
-  /** The messages of these buffers, buffer by buffer, each in the order it was filled. */
-  List<StoredMessage> read(long rangeStart, long handoverEpoch, List<Buffer> buffers);
-
   /**
-   * Stores a received transfer as buffer {@code into} of the handover, in one durable write. A
-   * transfer is stored whole or not at all, so storing into a buffer that already holds messages
-   * is a resend and stores nothing.
+   * One chunk of a transfer to send: up to {@code maxMessages} messages and {@code maxBytes}
+   * serialized bytes (at least one message, however large) of these buffers, buffer by buffer in
+   * this order and each in the order it was filled, starting after {@code cursor} (empty: from
+   * the start). The buffers of a transfer are frozen (sealed) before it is sent, so a cursor means
+   * the same position in every read, also after a restart.
    */
-  void store(long rangeStart, long handoverEpoch, Buffer into, List<StoredMessage> messages);
+  Chunk readChunk(long rangeStart, long handoverEpoch, List<Buffer> buffers, byte[] cursor,
+      int maxMessages, long maxBytes);
 
   /**
-   * Moves these buffers, in this order, to the back of the deliverable queue, in one durable
-   * write. A message id {@code (producer, seq)} that appears more than once among them is queued
-   * once, at its first place.
+   * A chunk read by {@link #readChunk}: its messages, the cursor after its last one, and whether
+   * nothing follows it in the buffers.
+   */
+  record Chunk(List<StoredMessage> messages, byte[] cursor, boolean last) {}
+
+  /**
+   * How far a transfer received into buffer {@code into} of a handover is stored: the chunks
+   * stored, the sender's cursor after the last of them, whether the final one is among them.
+   */
+  record Progress(long chunks, byte[] cursor, boolean complete) {
+    public static final Progress NONE = new Progress(0, new byte[0], false);
+  }
+
+  /** The progress of the transfer received into {@code into} of a handover ({@link Progress#NONE}). */
+  Progress transferProgress(long rangeStart, long handoverEpoch, Buffer into);
+
+  /**
+   * The handover is over here (the agent no longer keeps a side of it): its transfer progress
+   * can go, since no transfer into it is accepted any more. Need not be durable.
+   */
+  void forgetTransfers(long rangeStart, long handoverEpoch);
+
+  /**
+   * Appends a received chunk to buffer {@code into} of the handover and records {@code progress}
+   * (its number, the sender's cursor after it, whether it is the final one), in one durable
+   * write. The caller stores only the chunk that follows the recorded progress.
+   */
+  void storeChunk(long rangeStart, long handoverEpoch, Buffer into, List<StoredMessage> messages,
+      Progress progress);
+
+  /**
+   * Moves these buffers, in this order, to the back of the deliverable queue. A message id
+   * {@code (producer, seq)} that appears more than once among them is queued once, at its first
+   * place. An implementation may move them in several durable steps to bound its memory; then a
+   * call repeated after a crash in the middle must finish the move as if it had not stopped
+   * (including the de-duplication), and the caller must let nothing else into the queue before
+   * the call returns (the agent calls it under its lock, and repeats it after a restart before
+   * it places anything).
    */
   void release(long rangeStart, long handoverEpoch, List<Buffer> buffers);
 
@@ -79,12 +114,16 @@ public interface HandoverStore {
   /**
    * Up to {@code max} copies in the buffers of a handover, buffer by buffer in the order a
    * release would list them ({@code HOLD, PREFIX, RETURNED, HELD, POST_ABORT}), each in the
-   * order it was filled.
+   * order it was filled; no more than {@code maxBytes} serialized bytes of them (but at least
+   * one copy), so what is read stays bounded whatever the buffers hold.
    */
-  List<Held> buffered(long rangeStart, long handoverEpoch, int max);
+  List<Held> buffered(long rangeStart, long handoverEpoch, int max, long maxBytes);
 
-  /** Up to {@code max} messages of {@code [start, end)} in the deliverable queue, in its order. */
-  List<Held> queued(long start, long end, int max);
+  /**
+   * Up to {@code max} messages of {@code [start, end)} in the deliverable queue, in its order,
+   * and no more than {@code maxBytes} serialized bytes of them (but at least one message).
+   */
+  List<Held> queued(long start, long end, int max, long maxBytes);
 
   /**
    * Deletes these copies (their messages were stored by the owner of their keys) in one durable

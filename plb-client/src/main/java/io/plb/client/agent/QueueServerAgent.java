@@ -92,7 +92,11 @@ import org.slf4j.LoggerFactory;
  * for reading and dropping copies); it has at most one batch unanswered and sends it again
  * unchanged, so its receiver, which keeps a receipt of the last batch per sender, stores it once.
  * Only the sides are persisted, and only when they changed; refusal fences live while their
- * producer session has a publish stream here ({@link #streamsEnded}).
+ * producer session has a publish stream here ({@link #streamsEnded}). A handover's transfer
+ * goes in chunks read from the store one at a time, one unanswered, so memory holds a chunk
+ * (transfer.chunk*) and a late batch (lateBatch.*) whatever the buffers and backlog hold; a
+ * received chunk is stored with the transfer's progress in one write, and the participant hears
+ * of a transfer only once its final chunk is stored.
  *
  * <p><b>Load reports</b> (DESIGN §6). The server counts its traffic into {@link #load()}; every
  * {@code reportInterval} the agent's own reporter thread drains it, adds the queue depth and
@@ -153,6 +157,18 @@ public final class QueueServerAgent implements AutoCloseable {
   private long lateBatchSeq;
   private final int lateBatchMessages;
   private final long lateBatchBytes;
+  private final int chunkMessages;
+  private final long chunkBytes;
+  /**
+   * Where each transfer of ours stands at its receiver, as the receiver last said, so a transfer
+   * resent after a failed call resumes there. Lost in a restart: the receiver's answer to the
+   * first chunk sent again says where to go on.
+   */
+  private final Map<String, Resume> resumes = new ConcurrentHashMap<>();
+
+  /** The next chunk of a transfer to send and the cursor it starts after. */
+  private record Resume(long chunk, byte[] cursor) {}
+
   /** Reports and transfers that leave once the state that led to them is persisted. */
   private final List<Send> pendingSends = new ArrayList<>();
   /** Handover reports queued or on their way: the same report is not queued twice. */
@@ -187,15 +203,34 @@ public final class QueueServerAgent implements AutoCloseable {
   public static final long DEFAULT_LATE_BATCH_BYTES = 4L << 20;
   public static final int MAX_LATE_BATCH_MESSAGES = 100_000;
 
+  /** Messages a chunk of a FORWARD or REVERSE transfer carries at most, by default. */
+  public static final int DEFAULT_CHUNK_MESSAGES = 1000;
+  /** Message bytes a chunk of a FORWARD or REVERSE transfer carries at most, by default. */
+  public static final long DEFAULT_CHUNK_BYTES = 4L << 20;
+
   /** Refuses late batch limits outside their ranges (see {@link Builder#lateBatch}). */
   public static void checkLateBatch(long messages, long bytes) {
+    checkBatch("lateBatch.messages", "lateBatch.bytes", messages, bytes);
+  }
+
+  /** Refuses transfer chunk limits outside their ranges (see {@link Builder#transferChunk}). */
+  public static void checkTransferChunk(long messages, long bytes) {
+    checkBatch("transfer.chunkMessages", "transfer.chunkBytes", messages, bytes);
+  }
+
+  /**
+   * One rule for every batch a transfer carries: 1..{@value #MAX_LATE_BATCH_MESSAGES} messages
+   * and 64 KiB..64 MiB, far under what a queue server takes in one request (256 MiB).
+   */
+  private static void checkBatch(String messagesKey, String bytesKey, long messages,
+      long bytes) {
     if (messages < 1 || messages > MAX_LATE_BATCH_MESSAGES) {
-      throw new IllegalArgumentException("lateBatch.messages must be 1.."
-          + MAX_LATE_BATCH_MESSAGES + ", not " + messages);
+      throw new IllegalArgumentException(messagesKey + " must be 1.." + MAX_LATE_BATCH_MESSAGES
+          + ", not " + messages);
     }
     if (bytes < (64 << 10) || bytes > (64 << 20)) {
-      throw new IllegalArgumentException("lateBatch.bytes must be 65536..67108864 (64 KiB..64 "
-          + "MiB), not " + bytes);
+      throw new IllegalArgumentException(bytesKey + " must be 65536..67108864 (64 KiB..64 MiB), "
+          + "not " + bytes);
     }
   }
 
@@ -231,6 +266,8 @@ public final class QueueServerAgent implements AutoCloseable {
     this.transferDeadline = b.transferDeadline;
     this.lateBatchMessages = b.lateBatchMessages;
     this.lateBatchBytes = b.lateBatchBytes;
+    this.chunkMessages = b.chunkMessages;
+    this.chunkBytes = b.chunkBytes;
     this.heldCount = b.heldCount;
     this.queuedCount = b.queuedCount;
     this.ticker = b.ticker;
@@ -276,6 +313,8 @@ public final class QueueServerAgent implements AutoCloseable {
     private long lateBatchBytes = DEFAULT_LATE_BATCH_BYTES;
     private int ioThreads = DEFAULT_IO_THREADS;
     private int ioQueue = DEFAULT_IO_QUEUE;
+    private int chunkMessages = DEFAULT_CHUNK_MESSAGES;
+    private long chunkBytes = DEFAULT_CHUNK_BYTES;
     private LongSupplier heldCount = () -> 0;
     private LongSupplier queuedCount = () -> 0;
     private Duration reportInterval = Duration.ofSeconds(1);
@@ -332,6 +371,19 @@ public final class QueueServerAgent implements AutoCloseable {
       checkIo(threads, queue);
       this.ioThreads = (int) threads;
       this.ioQueue = (int) queue;
+      return this;
+    }
+
+    /**
+     * The most messages ({@code transfer.chunkMessages}, 1..{@value #MAX_LATE_BATCH_MESSAGES})
+     * and payload bytes ({@code transfer.chunkBytes}, 64 KiB..64 MiB; a larger message goes
+     * alone) one chunk of a FORWARD or REVERSE transfer carries: what the sender reads into
+     * memory at a time, and the receiver takes in one request.
+     */
+    public Builder transferChunk(long messages, long bytes) {
+      checkTransferChunk(messages, bytes);
+      this.chunkMessages = (int) messages;
+      this.chunkBytes = bytes;
       return this;
     }
 
@@ -583,8 +635,12 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /**
    * A peer's {@code TransferHeld}: waits (up to the transfer deadline) for the map version it was
-   * sent under, decides, stores an accepted one durably, and answers. Blocking; call it from a
-   * thread that may block.
+   * sent under, decides, stores an accepted chunk durably, and answers. A FORWARD or REVERSE
+   * transfer comes in chunks (docs/design.md §5 "Chunked transfers"): each is stored with the
+   * transfer's progress in one write; only the next chunk is stored, one already stored is
+   * answered ALREADY_STORED, any other CHUNK_OUT_OF_ORDER, and every answer says how far the
+   * transfer is stored. The participant hears of the transfer only when its final chunk is
+   * stored. Blocking; call it from a thread that may block.
    */
   public TransferHeldResponse onTransfer(TransferHeldRequest req) throws InterruptedException {
     if (req.getDirection() == TransferDirection.LATE) {
@@ -596,40 +652,73 @@ public final class QueueServerAgent implements AutoCloseable {
       return transferReply(TransferOutcome.TRANSFER_REFUSED,
           "this server has not reached map version " + req.getMapVersion());
     }
+    long range = req.getRangeStart();
+    long he = req.getHandoverEpoch();
+    Buffer into = dir == Direction.FORWARD ? Buffer.PREFIX : Buffer.RETURNED;
+    // An older sender sends the whole transfer in one request without a chunk number.
+    long chunk = req.getChunk() == 0 ? 1 : req.getChunk();
+    boolean last = req.getChunk() == 0 || req.getFinalChunk();
     lock.lock();
     try {
-      TransferVerdict v = participant.acceptTransfer(req.getRangeStart(), req.getHandoverEpoch(),
-          dir, req.getMapVersion());
+      TransferVerdict v = participant.acceptTransfer(range, he, dir, req.getMapVersion());
       switch (v) {
         case ACCEPT -> {
-          Buffer into = dir == Direction.FORWARD ? Buffer.PREFIX : Buffer.RETURNED;
-          // The sender's sequences first: they also take out of the buffer this side filled
-          // with publishes meanwhile the resends of messages the sender had stored.
-          store.mergeSequences(req.getSequencesList(), req.getRangeStart(),
-              req.getHandoverEpoch(), dir == Direction.FORWARD ? Buffer.HELD : Buffer.POST_ABORT);
-          store.store(req.getRangeStart(), req.getHandoverEpoch(), into, req.getMessagesList());
-          execute(participant.onTransferStored(req.getRangeStart(), req.getHandoverEpoch(), dir));
-          persist();
-          LOG.info("{}: stored {} transfer of {} messages for range {} (handover epoch {})",
-              serverId, dir, req.getMessagesCount(), Ring.hex(req.getRangeStart()),
-              req.getHandoverEpoch());
-          return transferReply(TransferOutcome.STORED, "");
+          HandoverStore.Progress p = store.transferProgress(range, he, into);
+          if (p.complete()) {
+            // Stored whole before a crash that came before the participant heard of it.
+            execute(participant.onTransferStored(range, he, dir));
+            persist();
+            return progressReply(TransferOutcome.ALREADY_STORED, p);
+          }
+          if (chunk <= p.chunks()) {
+            return progressReply(TransferOutcome.ALREADY_STORED, p);
+          }
+          if (chunk != p.chunks() + 1) {
+            return progressReply(TransferOutcome.CHUNK_OUT_OF_ORDER, p);
+          }
+          HandoverStore.Progress next = new HandoverStore.Progress(chunk,
+              req.getCursor().toByteArray(), last);
+          if (last) {
+            // The sender's sequences ride on the final chunk; merged before it is stored (a
+            // resend of the chunk merges again, which changes nothing). They also take out of
+            // the buffer this side filled with publishes meanwhile the resends of messages the
+            // sender had stored.
+            store.mergeSequences(req.getSequencesList(), range, he,
+                dir == Direction.FORWARD ? Buffer.HELD : Buffer.POST_ABORT);
+          }
+          store.storeChunk(range, he, into, req.getMessagesList(), next);
+          if (last) {
+            execute(participant.onTransferStored(range, he, dir));
+            persist();
+            LOG.info("{}: stored {} transfer of range {} (handover epoch {}): {} chunk(s)",
+                serverId, dir, Ring.hex(range), he, chunk);
+          }
+          return progressReply(TransferOutcome.STORED, next);
         }
         case DUPLICATE -> {
           // Repeat the stored step's follow-up: its report may have been lost.
-          execute(participant.onTransferStored(req.getRangeStart(), req.getHandoverEpoch(), dir));
+          execute(participant.onTransferStored(range, he, dir));
           persist();
-          return transferReply(TransferOutcome.ALREADY_STORED, "");
+          HandoverStore.Progress p = store.transferProgress(range, he, into);
+          return progressReply(TransferOutcome.ALREADY_STORED,
+              new HandoverStore.Progress(Math.max(p.chunks(), chunk), p.cursor(), true));
         }
         default -> {
           return transferReply(TransferOutcome.TRANSFER_REFUSED,
-              "no open " + dir + " handover of range " + Ring.hex(req.getRangeStart())
-                  + " at handover epoch " + req.getHandoverEpoch() + " here");
+              "no open " + dir + " handover of range " + Ring.hex(range)
+                  + " at handover epoch " + he + " here");
         }
       }
     } finally {
       lock.unlock();
     }
+  }
+
+  private TransferHeldResponse progressReply(TransferOutcome outcome,
+      HandoverStore.Progress p) {
+    return transferReply(outcome, "").toBuilder().setStoredChunks(p.chunks())
+        .setCursor(com.google.protobuf.ByteString.copyFrom(p.cursor()))
+        .setComplete(p.complete()).build();
   }
 
   /**
@@ -815,50 +904,21 @@ public final class QueueServerAgent implements AutoCloseable {
    * the rest would be discarded when the handover completed.
    */
   private void sendTransfer(Action.Transfer t) {
-    String key = t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
+    String key = transferKey(t);
     if (closed || !transfersInFlight.add(key)) {
       return;
     }
-    List<StoredMessage> messages = store.read(t.rangeStart(), t.handoverEpoch(), t.buffers());
     QueueServerInfo peer = image.server(t.to());
     long tag = image.version();
     RangeEntry range = rangeAt(t.rangeStart());
-    TransferHeldRequest req = TransferHeldRequest.newBuilder()
-        .setFromServer(serverId)
-        .setRangeStart(t.rangeStart())
-        .setRangeEnd(range == null ? 0 : range.end())
-        .setHandoverEpoch(t.handoverEpoch())
-        .setDirection(t.direction() == Direction.FORWARD
-            ? TransferDirection.FORWARD : TransferDirection.REVERSE)
-        .setMapVersion(tag)
-        .addAllMessages(messages)
-        .addAllSequences(store.sequencesIn(t.rangeStart(), range == null ? 0 : range.end()))
-        .build();
+    long end = range == null ? 0 : range.end();
     transfersSent.incrementAndGet();
     pendingSends.add(new Send(() -> {
       try {
         if (peer == null) {
           throw new IllegalStateException("server " + t.to() + " is not in the map");
         }
-        TransferHeldResponse resp = QueueServiceGrpc.newBlockingStub(peerChannel(peer.address()))
-            .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
-            .transferHeld(req);
-        lock.lock();
-        try {
-          if (resp.getOutcome() == TransferOutcome.TRANSFER_REFUSED) {
-            LOG.info("{}: {} transfer of range {} refused by {}: {}", serverId, t.direction(),
-                Ring.hex(t.rangeStart()), t.to(), resp.getDetail());
-            execute(participant.onTransferRefused(t.rangeStart(), t.handoverEpoch()));
-          } else {
-            LOG.info("{}: {} transfer of {} messages of range {} stored by {}", serverId,
-                t.direction(), messages.size(), Ring.hex(t.rangeStart()), t.to());
-            execute(participant.onTransferAcked(t.rangeStart(), t.handoverEpoch(),
-                t.direction()));
-          }
-          persist();
-        } finally {
-          lock.unlock();
-        }
+        streamTransfer(t, key, peer.address(), tag, end);
       } catch (RuntimeException e) {
         LOG.info("{}: {} transfer of range {} to {} failed (will resend): {}", serverId,
             t.direction(), Ring.hex(t.rangeStart()), t.to(), e.getMessage());
@@ -866,6 +926,107 @@ public final class QueueServerAgent implements AutoCloseable {
         transfersInFlight.remove(key);
       }
     }, () -> transfersInFlight.remove(key)));
+  }
+
+  private static String transferKey(Action.Transfer t) {
+    return transferKey(t.rangeStart(), t.handoverEpoch(), t.direction());
+  }
+
+  private static String transferKey(long rangeStart, long handoverEpoch, Direction d) {
+    return rangeStart + "/" + handoverEpoch + "/" + d;
+  }
+
+  /**
+   * Sends a transfer chunk by chunk on this I/O thread, one chunk unanswered at a time (the
+   * flow control), each read from the store just before it goes: memory holds one chunk however
+   * large the buffers are, and the agent's lock is taken only to hear the outcome. The sealed
+   * buffers do not change while the transfer runs, so a chunk read again after a restart is the
+   * same. Every answer says how far the receiver has stored the transfer, and the next chunk
+   * follows that, so a resend after either side crashed resumes after the last chunk stored
+   * durably. The transfer is acknowledged to the participant only once the receiver has stored
+   * the final chunk; a refusal ends it as before. Stops when the participant no longer owes it.
+   */
+  private void streamTransfer(Action.Transfer t, String key, String address, long tag,
+      long rangeEnd) {
+    QueueServiceGrpc.QueueServiceBlockingStub stub =
+        QueueServiceGrpc.newBlockingStub(peerChannel(address));
+    Resume at = resumes.getOrDefault(key, new Resume(1, new byte[0]));
+    long messages = 0;
+    while (!closed) {
+      if (!locked(() -> owes(t))) {
+        resumes.remove(key);
+        return;
+      }
+      HandoverStore.Chunk chunk = store.readChunk(t.rangeStart(), t.handoverEpoch(), t.buffers(),
+          at.cursor(), chunkMessages, chunkBytes);
+      TransferHeldRequest.Builder rb = TransferHeldRequest.newBuilder()
+          .setFromServer(serverId)
+          .setRangeStart(t.rangeStart())
+          .setRangeEnd(rangeEnd)
+          .setHandoverEpoch(t.handoverEpoch())
+          .setDirection(t.direction() == Direction.FORWARD
+              ? TransferDirection.FORWARD : TransferDirection.REVERSE)
+          .setMapVersion(tag)
+          .setChunk(at.chunk())
+          .setFinalChunk(chunk.last())
+          .setCursor(com.google.protobuf.ByteString.copyFrom(chunk.cursor()))
+          .addAllMessages(chunk.messages());
+      if (chunk.last()) {
+        // What recognises producers' resends of the range's keys travels with it.
+        rb.addAllSequences(store.sequencesIn(t.rangeStart(), rangeEnd));
+      }
+      TransferHeldRequest req = rb.build();
+      TransferHeldResponse resp = stub
+          .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
+          .transferHeld(req);
+      TransferOutcome outcome = resp.getOutcome();
+      if (outcome == TransferOutcome.TRANSFER_REFUSED) {
+        resumes.remove(key);
+        LOG.info("{}: {} transfer of range {} refused by {}: {}", serverId, t.direction(),
+            Ring.hex(t.rangeStart()), t.to(), resp.getDetail());
+        locked(() -> {
+          execute(participant.onTransferRefused(t.rangeStart(), t.handoverEpoch()));
+          persist();
+          return null;
+        });
+        return;
+      }
+      if (outcome != TransferOutcome.STORED && outcome != TransferOutcome.ALREADY_STORED
+          && outcome != TransferOutcome.CHUNK_OUT_OF_ORDER) {
+        throw new IllegalStateException("unknown answer " + outcome);
+      }
+      if (outcome == TransferOutcome.STORED) {
+        messages += chunk.messages().size();
+      }
+      if (resp.getComplete()) {
+        resumes.remove(key);
+        LOG.info("{}: {} transfer of range {} stored by {} ({} chunk(s); {} message(s) sent "
+            + "in this run)", serverId, t.direction(), Ring.hex(t.rangeStart()), t.to(),
+            resp.getStoredChunks(), messages);
+        locked(() -> {
+          execute(participant.onTransferAcked(t.rangeStart(), t.handoverEpoch(),
+              t.direction()));
+          persist();
+          return null;
+        });
+        return;
+      }
+      if (resp.getStoredChunks() == 0 && outcome == TransferOutcome.STORED) {
+        // A receiver that does not know chunks took this one as a whole transfer: nothing
+        // follows it there, so the handover cannot complete (our buffer stays; the drain
+        // timeout reverses it).
+        throw new IllegalStateException(t.to() + " does not take chunked transfers");
+      }
+      at = new Resume(resp.getStoredChunks() + 1, resp.getCursor().toByteArray());
+      resumes.put(key, at);
+    }
+  }
+
+  /** Whether the participant still owes this transfer (its side is open and unacknowledged). */
+  private boolean owes(Action.Transfer t) {
+    Participant.Side s = participant.side(t.rangeStart());
+    return s != null && s.handoverEpoch() == t.handoverEpoch() && s.sealed()
+        && !s.bufferTransferred() && s.source() == (t.direction() == Direction.FORWARD);
   }
 
   /** Starts the late sender unless it runs; it looks again even if it is finishing a round. */
@@ -1013,7 +1174,8 @@ public final class QueueServerAgent implements AutoCloseable {
     // The queue first: a key's queued messages came before what its handover buffers hold.
     LateCollector c = new LateCollector(refusing);
     for (RangeEntry r : rangesWithBacklog()) {
-      if (leftoverQueue(r) && !c.offerAll(store.queued(r.start(), r.end(), lateBatchMessages))) {
+      if (leftoverQueue(r) && !c.offerAll(store.queued(r.start(), r.end(), lateBatchMessages,
+          lateBatchBytes))) {
         break;
       }
     }
@@ -1022,7 +1184,8 @@ public final class QueueServerAgent implements AutoCloseable {
         break;
       }
       if (!isOpen(h)) {
-        c.offerAll(store.buffered(h.rangeStart(), h.handoverEpoch(), lateBatchMessages));
+        c.offerAll(store.buffered(h.rangeStart(), h.handoverEpoch(), lateBatchMessages,
+            lateBatchBytes));
       }
     }
     if (c.to == null) {
@@ -1157,9 +1320,16 @@ public final class QueueServerAgent implements AutoCloseable {
           .setServerId(serverId).setMapVersion(image.version())
           .setQueued(queuedCount.getAsLong()).setHeld(heldCount.getAsLong()).build());
       if (resp.getLeaseMillis() > 0) {
+        boolean heldBefore = holdsLease();
         lease.granted(sent, TimeUnit.MILLISECONDS.toNanos(resp.getLeaseMillis()),
             resp.getVersion());
         lastGrantRefusal = "";
+        if (!heldBefore && leaseHeld && holdsLease()) {
+          // The lease ran out and came back between two checks (a heartbeat answered late):
+          // checkLease sees no change, but whoever found it gone meanwhile — the dispatcher —
+          // is waiting to be told that it may serve again.
+          servingChanged();
+        }
       } else if (!resp.getDetail().equals(lastGrantRefusal)) {
         lastGrantRefusal = resp.getDetail();
         LOG.warn("{}: the PLB leader grants no lease: {}", serverId, resp.getDetail());
@@ -1237,6 +1407,20 @@ public final class QueueServerAgent implements AutoCloseable {
     Set<Participant.Side> sides = new HashSet<>(participant.sides());
     if (!sides.equals(persistedSides)) {
       store.saveAgentState(new AgentState(List.copyOf(sides), image.version()).encode());
+      // A handover whose side is gone for good takes no transfer any more: its progress goes.
+      Set<HandoverStore.BufferedHandover> open = new HashSet<>();
+      for (Participant.Side side : sides) {
+        open.add(new HandoverStore.BufferedHandover(side.rangeStart(), side.handoverEpoch()));
+      }
+      for (Participant.Side gone : persistedSides) {
+        if (!open.contains(new HandoverStore.BufferedHandover(gone.rangeStart(),
+            gone.handoverEpoch()))) {
+          store.forgetTransfers(gone.rangeStart(), gone.handoverEpoch());
+          for (Direction d : Direction.values()) {
+            resumes.remove(transferKey(gone.rangeStart(), gone.handoverEpoch(), d));
+          }
+        }
+      }
       persistedSides = sides;
       statesWritten.incrementAndGet();
     }
@@ -1300,20 +1484,33 @@ public final class QueueServerAgent implements AutoCloseable {
       if (isOpen(h)) {
         continue;
       }
-      List<Held> copies = store.buffered(h.rangeStart(), h.handoverEpoch(), lateBatchMessages);
-      List<Held> ours = new ArrayList<>();
-      for (Held c : copies) {
-        if (!lateInFlight.contains(c) && image.rangeFor(c.hash()).owner().equals(serverId)) {
-          ours.add(c);
+      // Read at most lateBatch.bytes at a time, and take back at most lateBatch.messages a
+      // round: a large leftover neither fills memory nor holds up publishes for long.
+      int taken = 0;
+      while (taken < lateBatchMessages) {
+        List<Held> copies = store.buffered(h.rangeStart(), h.handoverEpoch(),
+            lateBatchMessages - taken, lateBatchBytes);
+        List<Held> ours = new ArrayList<>();
+        for (Held c : copies) {
+          if (!lateInFlight.contains(c) && image.rangeFor(c.hash()).owner().equals(serverId)) {
+            ours.add(c);
+          }
+        }
+        if (!ours.isEmpty()) {
+          LOG.warn("{}: took back {} message(s) it still held of range {} (handover epoch {}) "
+              + "as late messages", serverId, ours.size(), Ring.hex(h.rangeStart()),
+              h.handoverEpoch());
+          store.requeueLate(ours);
+          taken += ours.size();
+        }
+        if (ours.size() < copies.size()) {
+          toSend = true;
+          break; // what is left at the front goes to other owners first
+        }
+        if (copies.isEmpty()) {
+          break;
         }
       }
-      if (!ours.isEmpty()) {
-        LOG.warn("{}: took back {} message(s) it still held of range {} (handover epoch {}) "
-            + "as late messages", serverId, ours.size(), Ring.hex(h.rangeStart()),
-            h.handoverEpoch());
-        store.requeueLate(ours);
-      }
-      toSend |= ours.size() < copies.size();
     }
     for (RangeEntry r : rangesWithBacklog()) {
       if (toSend) {

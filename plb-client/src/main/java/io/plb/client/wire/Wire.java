@@ -356,6 +356,8 @@ public final class Wire {
       b.setAbortHandover(step(x.rangeStart(), x.handoverEpoch(), x.reason()));
     } else if (c instanceof Command.FinishAbort x) {
       b.setFinishAbort(step(x.rangeStart(), x.handoverEpoch(), ""));
+    } else if (c instanceof Command.ExpireAbort x) {
+      b.setExpireAbort(step(x.rangeStart(), x.handoverEpoch(), x.reason()));
     } else if (c instanceof Command.ForceHandover x) {
       b.setForceHandover(
           ForceHandoverEntry.newBuilder()
@@ -451,6 +453,9 @@ public final class Wire {
       case FINISH_ABORT:
         return new Command.FinishAbort(
             p.getFinishAbort().getRangeStart(), p.getFinishAbort().getHandoverEpoch());
+      case EXPIRE_ABORT:
+        return new Command.ExpireAbort(p.getExpireAbort().getRangeStart(),
+            p.getExpireAbort().getHandoverEpoch(), p.getExpireAbort().getReason());
       case FORCE_HANDOVER: {
         ForceHandoverEntry e = p.getForceHandover();
         return new Command.ForceHandover(e.getRangeStart(), e.getExpectedEpoch(), e.getTarget());

@@ -43,11 +43,18 @@ class AgentLargeMapTest {
       return in ? 1 : 0;
     }
 
-    public List<StoredMessage> read(long r, long e, List<Buffer> b) {
-      return List.of();
+    public Chunk readChunk(long r, long e, List<Buffer> b, byte[] cursor, int max,
+        long maxBytes) {
+      return new Chunk(List.of(), cursor, true);
     }
 
-    public void store(long r, long e, Buffer into, List<StoredMessage> m) {}
+    public Progress transferProgress(long r, long e, Buffer into) {
+      return Progress.NONE;
+    }
+
+    public void forgetTransfers(long r, long e) {}
+
+    public void storeChunk(long r, long e, Buffer into, List<StoredMessage> m, Progress p) {}
 
     public void release(long r, long e, List<Buffer> b) {}
 
@@ -63,11 +70,12 @@ class AgentLargeMapTest {
           : OptionalLong.empty();
     }
 
-    public List<Held> buffered(long rangeStart, long handoverEpoch, int max) {
+    public List<Held> buffered(long rangeStart, long handoverEpoch, int max,
+        long maxBytes) {
       return List.of();
     }
 
-    public List<Held> queued(long start, long end, int max) {
+    public List<Held> queued(long start, long end, int max, long maxBytes) {
       orphanAsks.incrementAndGet();
       return List.of();
     }

@@ -54,11 +54,18 @@ class AgentLoadReportTest {
       return 0;
     }
 
-    public List<StoredMessage> read(long r, long e, List<Buffer> b) {
-      return List.of();
+    public Chunk readChunk(long r, long e, List<Buffer> b, byte[] cursor, int max,
+        long maxBytes) {
+      return new Chunk(List.of(), cursor, true);
     }
 
-    public void store(long r, long e, Buffer into, List<StoredMessage> m) {}
+    public Progress transferProgress(long r, long e, Buffer into) {
+      return Progress.NONE;
+    }
+
+    public void forgetTransfers(long r, long e) {}
+
+    public void storeChunk(long r, long e, Buffer into, List<StoredMessage> m, Progress p) {}
 
     public void release(long r, long e, List<Buffer> b) {}
 
@@ -68,11 +75,12 @@ class AgentLoadReportTest {
       return List.of();
     }
 
-    public List<Held> buffered(long rangeStart, long handoverEpoch, int max) {
+    public List<Held> buffered(long rangeStart, long handoverEpoch, int max,
+        long maxBytes) {
       return List.of();
     }
 
-    public List<Held> queued(long start, long end, int max) {
+    public List<Held> queued(long start, long end, int max, long maxBytes) {
       return List.of();
     }
 

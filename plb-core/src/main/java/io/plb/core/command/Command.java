@@ -155,6 +155,20 @@ public sealed interface Command {
   }
 
   /**
+   * The leader ends an ABORT_SWITCH that has not been reversed by its deadline
+   * ({@code handover.abortSwitchTimeout}): the owner stays and the epoch grows by two, past the
+   * handover's own epoch, so neither side can read the entry as a reversal or an abort it took
+   * part in; each hands on what it still holds as late messages (docs/design.md §5 "The
+   * ABORT_SWITCH deadline").
+   */
+  record ExpireAbort(long rangeStart, long handoverEpoch, String reason) implements Command {
+    public String describe() {
+      return "aborted handover of range at " + Ring.hex(rangeStart) + " (epoch " + handoverEpoch
+          + ") ended without its handback: " + reason;
+    }
+  }
+
+  /**
    * Moves a range off a DOWN owner without a drain (a forced handover): the target owns it at once
    * at the next epoch, and any handover in progress is dropped.
    */

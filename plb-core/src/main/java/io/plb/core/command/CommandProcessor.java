@@ -72,6 +72,8 @@ public final class CommandProcessor {
       Handovers.abort(image, c, out::upsertRange, out::ignore);
     } else if (command instanceof Command.FinishAbort c) {
       Handovers.finishAbort(image, c, out::upsertRange, out::ignore);
+    } else if (command instanceof Command.ExpireAbort c) {
+      Handovers.expireAbort(image, c, out::upsertRange, out::ignore);
     } else if (command instanceof Command.ForceHandover c) {
       Handovers.force(image, c, out::upsertRange);
     } else if (command instanceof Command.AppendLoadSamples) {

@@ -136,6 +136,24 @@ final class Handovers {
     upsert.accept(closed(r));
   }
 
+  /**
+   * Ends an ABORT_SWITCH without the handback: same owner, epoch + 2. The handover's own epoch
+   * ({@code epoch + 1}) is skipped, so the entry is neither the reversal's (which a target reads
+   * as "the source has everything: discard") nor the handover's completion; both sides take it as
+   * a range that moved on in versions they cannot account for, and hand what they hold to the
+   * owner as late messages.
+   */
+  static void expireAbort(ClusterImage image, Command.ExpireAbort c, Consumer<RangeEntry> upsert,
+      Consumer<String> ignore) {
+    RangeEntry r = reported(image, c.rangeStart(), c.handoverEpoch());
+    if (!isOpen(r, c.handoverEpoch(), HandoverPhase.ABORT_SWITCH)) {
+      ignore.accept(lateness(r, c.handoverEpoch()));
+      return;
+    }
+    upsert.accept(new RangeEntry(r.start(), r.end(), r.owner(), r.epoch() + 2, null,
+        r.pinned()));
+  }
+
   static void force(ClusterImage image, ForceHandover c, Consumer<RangeEntry> upsert) {
     RangeEntry r = CommandProcessor.existingRange(image, c.rangeStart());
     if (r.epoch() != c.expectedEpoch()) {

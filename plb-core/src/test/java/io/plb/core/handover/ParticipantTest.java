@@ -147,6 +147,33 @@ class ParticipantTest {
     assertEquals(Placement.QUEUE, s.place(H, image.version(), "p2").placement());
   }
 
+  /**
+   * The ABORT_SWITCH deadline: the leader ends the abort without the handback (epoch + 2). The
+   * target, whose held messages the source never got, must not read that as the reversal it
+   * discards after: it hands them on as late messages, and so does the source with what it held.
+   * With a plain FinishAbort (epoch + 1) the target would discard them — the test fails so.
+   */
+  @Test
+  void anAbortEndedAtItsDeadlineKeepsWhatBothSidesHeldAsLate() {
+    long he = startAndSwitch();
+    assertEquals(Placement.HELD, t.place(H, image.version(), "p").placement());
+    s.onBacklogEmpty(0);
+    commit(new Command.AbortHandover(0, he, "target down"));
+    s.onMap(image);
+    // The target is down: it never sees the abort, and its handback never comes.
+    assertEquals(Placement.POST_ABORT, s.place(H, image.version(), "p2").placement());
+    commit(new Command.ExpireAbort(0, he, "deadline"));
+    assertEquals(he + 1, epoch(), "past the handover's own epoch");
+    assertEquals("S", image.range(0).owner());
+    assertEquals(List.of(new Action.Orphaned(0, he)), s.onMap(image),
+        "the source takes back what it held, as late");
+    assertEquals(Placement.QUEUE, s.place(H, image.version(), "p3").placement());
+    assertEquals(List.of(new Action.Orphaned(0, he)), t.onMap(image),
+        "the returning target hands on what it held instead of discarding it");
+    assertEquals(TransferVerdict.REFUSE, s.acceptTransfer(0, he, Direction.REVERSE,
+        image.version()), "a handback after the deadline is refused");
+  }
+
   @Test
   void abortAfterTheSourceTransferredGetsItsBufferBackFirst() {
     long he = startAndSwitch();

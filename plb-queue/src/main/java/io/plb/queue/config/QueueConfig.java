@@ -71,6 +71,14 @@ public final class QueueConfig {
     KEYS.put("agentIo.queue", new String[] {
         String.valueOf(QueueServerAgent.DEFAULT_IO_QUEUE), "sends waiting for an agent I/O "
         + "thread (1-1000000); past it a send is dropped and made again on the next resend"});
+    KEYS.put("transfer.chunkMessages", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_CHUNK_MESSAGES), "most messages one chunk of a "
+        + "handover's transfer carries, and one step of a buffer's release moves (1-"
+        + QueueServerAgent.MAX_LATE_BATCH_MESSAGES + ")"});
+    KEYS.put("transfer.chunkBytes", new String[] {
+        String.valueOf(QueueServerAgent.DEFAULT_CHUNK_BYTES), "most message bytes one chunk of "
+        + "a handover's transfer carries, and one step of a buffer's release moves (64 KiB-64 "
+        + "MiB; a larger message goes alone)"});
     KEYS.put("telemetry.reportInterval", new String[] {"1s", "how often a load report goes to "
         + "the PLB leader"});
     KEYS.put("telemetry.hotKeys", new String[] {"32", "hot keys a load report tracks (1-1024)"});
@@ -102,6 +110,7 @@ public final class QueueConfig {
     heartbeatInterval();
     QueueServerAgent.checkLateBatch(lateBatchMessages(), lateBatchBytes());
     QueueServerAgent.checkIo(agentIoThreads(), agentIoQueue());
+    QueueServerAgent.checkTransferChunk(transferChunkMessages(), transferChunkBytes());
     reportInterval();
     hotKeys();
     bool("sync");
@@ -293,6 +302,14 @@ public final class QueueConfig {
   /** Sends that may wait for an agent I/O thread. */
   public long agentIoQueue() {
     return positive("agentIo.queue");
+  }
+
+  public long transferChunkMessages() {
+    return positive("transfer.chunkMessages");
+  }
+
+  public long transferChunkBytes() {
+    return positive("transfer.chunkBytes");
   }
 
   public Duration reportInterval() {

@@ -763,6 +763,9 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     }
   }
 
+  /** The longest transfer cursor a chunk may carry. */
+  static final int MAX_CURSOR_BYTES = 64;
+
   private static String checkTransfer(TransferHeldRequest req) {
     if (req.getFromServer().isEmpty()) {
       return "from_server must be set";
@@ -782,6 +785,14 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     }
     if (req.getMapVersion() == 0) {
       return "map_version must be the sender's map version";
+    }
+    // The cursor is stored with a chunk's progress: a sender's own position, a few bytes.
+    if (req.getCursor().size() > MAX_CURSOR_BYTES) {
+      return "cursor must be at most " + MAX_CURSOR_BYTES + " bytes, not "
+          + req.getCursor().size();
+    }
+    if (req.getChunk() == 0 && (req.getFinalChunk() || !req.getCursor().isEmpty())) {
+      return "final_chunk and cursor belong to a chunk (chunk >= 1)";
     }
     for (StoredMessage m : req.getMessagesList()) {
       if (m.getKey().isEmpty() || m.getProducer().isEmpty()) {

@@ -4,6 +4,7 @@ import io.plb.core.time.WallClock;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.plb.client.agent.HandoverStore;
+import io.plb.client.agent.QueueServerAgent;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.keyspace.Ring;
@@ -131,6 +132,8 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   private final Set<Long> deliveredBefore = new HashSet<>();
   private final HoldTimes holdTimes = new HoldTimes();
   private long nextLsn;
+  private int stepMessages = QueueServerAgent.DEFAULT_CHUNK_MESSAGES;
+  private long stepBytes = QueueServerAgent.DEFAULT_CHUNK_BYTES;
   private long queued;
   private long held;
   private long inFlight;
@@ -310,9 +313,17 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     if (messages.isEmpty()) {
       return;
     }
+    append(messages, null, null);
+  }
+
+  /** Appends messages and, if {@code metaKey} is set, puts that record, in one durable write. */
+  private void append(List<Placed> messages, byte[] metaKey, byte[] metaValue) {
     boolean becameReady = false;
     synchronized (this) {
       try (WriteBatch batch = new WriteBatch()) {
+        if (metaKey != null) {
+          batch.put(meta, metaKey, metaValue);
+        }
         long lsn = nextLsn;
         Changes<ByteString> changes = new Changes<>();
         for (Placed p : messages) {
@@ -452,12 +463,13 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     }
     List<byte[]> resends = new ArrayList<>();
     if (buffer != null) {
-      scanBuffer(rangeStart, handoverEpoch, buffer, (k, v) -> {
+      scanBuffer(rangeStart, handoverEpoch, buffer, -1, (k, v) -> {
         StoredMessage m = parse(v);
         if (theirs.check(m.getProducer(), m.getProducerEpoch(), m.getKey(), m.getSeq())
             == Verdict.DUPLICATE) {
           resends.add(k);
         }
+        return true;
       });
     }
     try (WriteBatch batch = new WriteBatch()) {
@@ -638,29 +650,124 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   }
 
   @Override
-  public synchronized List<StoredMessage> read(long rangeStart, long handoverEpoch,
-      List<Buffer> list) {
-    List<StoredMessage> out = new ArrayList<>();
-    for (Buffer b : list) {
-      scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> out.add(parse(v)));
+  public synchronized Chunk readChunk(long rangeStart, long handoverEpoch, List<Buffer> list,
+      byte[] cursor, int maxMessages, long maxBytes) {
+    int from = 0;
+    long afterLsn = -1;
+    if (cursor.length == CURSOR_BYTES) {
+      ByteBuffer c = ByteBuffer.wrap(cursor);
+      int ordinal = c.get();
+      from = ordinal >= 0 && ordinal < Buffer.values().length
+          ? list.indexOf(Buffer.values()[ordinal]) : -1;
+      afterLsn = c.getLong();
     }
-    return out;
+    if (from < 0 || cursor.length != 0 && cursor.length != CURSOR_BYTES) {
+      throw new IllegalArgumentException("not a transfer cursor of buffers " + list);
+    }
+    List<StoredMessage> out = new ArrayList<>();
+    long[] bytes = {0};
+    byte[][] last = {cursor};
+    boolean[] full = {false};
+    for (int i = from; i < list.size() && !full[0]; i++) {
+      Buffer b = list.get(i);
+      long after = i == from ? afterLsn : -1;
+      scanBuffer(rangeStart, handoverEpoch, b, after, (k, v) -> {
+        if (out.size() >= maxMessages || !out.isEmpty() && bytes[0] + v.length > maxBytes) {
+          full[0] = true;
+          return false;
+        }
+        out.add(parse(v));
+        bytes[0] += v.length;
+        last[0] = cursor(b, ByteBuffer.wrap(k, 17, 8).getLong());
+        return true;
+      });
+    }
+    return new Chunk(out, last[0], !full[0]);
+  }
+
+  /** A transfer cursor: the buffer and the lsn of the last message sent. */
+  private static final int CURSOR_BYTES = 9;
+
+  private static byte[] cursor(Buffer b, long lsn) {
+    return ByteBuffer.allocate(CURSOR_BYTES).put((byte) b.ordinal()).putLong(lsn).array();
   }
 
   @Override
-  public void store(long rangeStart, long handoverEpoch, Buffer into,
-      List<StoredMessage> messages) {
-    synchronized (this) {
-      String name = bufferName(rangeStart, handoverEpoch, into);
-      if (bufferSizes.getOrDefault(name, 0) > 0) {
-        return; // a resend of a transfer stored whole before
+  public synchronized Progress transferProgress(long rangeStart, long handoverEpoch,
+      Buffer into) {
+    try {
+      byte[] v = db.get(meta, progressKey(rangeStart, handoverEpoch, into));
+      if (v == null) {
+        return Progress.NONE;
       }
-      List<Placed> placed = new ArrayList<>(messages.size());
-      for (StoredMessage m : messages) {
-        placed.add(new Placed(m, 0, into, rangeStart, handoverEpoch));
-      }
-      append(placed);
+      ByteBuffer b = ByteBuffer.wrap(v);
+      long chunks = b.getLong();
+      boolean complete = b.get() != 0;
+      byte[] cursor = new byte[b.remaining()];
+      b.get(cursor);
+      return new Progress(chunks, cursor, complete);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("reading a transfer's progress failed: " + e.getMessage(),
+          e);
     }
+  }
+
+  @Override
+  public void storeChunk(long rangeStart, long handoverEpoch, Buffer into,
+      List<StoredMessage> messages, Progress progress) {
+    byte[] value = ByteBuffer.allocate(9 + progress.cursor().length).putLong(progress.chunks())
+        .put((byte) (progress.complete() ? 1 : 0)).put(progress.cursor()).array();
+    List<Placed> placed = new ArrayList<>(messages.size());
+    for (StoredMessage m : messages) {
+      placed.add(new Placed(m, 0, into, rangeStart, handoverEpoch));
+    }
+    append(placed, progressKey(rangeStart, handoverEpoch, into), value);
+  }
+
+  /** Where the progress of a transfer received into {@code into} is kept (default family). */
+  private static byte[] progressKey(long rangeStart, long he, Buffer into) {
+    return ByteBuffer.allocate(PROGRESS.length + 17).put(PROGRESS).putLong(rangeStart).putLong(he)
+        .put((byte) into.ordinal()).array();
+  }
+
+  private static final byte[] PROGRESS = "xfer.".getBytes(StandardCharsets.UTF_8);
+  /** Ids already moved by a release that runs in steps (default family), per handover. */
+  private static final byte[] RELEASED = "rel.".getBytes(StandardCharsets.UTF_8);
+
+  private static byte[] releasedPrefix(long rangeStart, long he) {
+    return ByteBuffer.allocate(RELEASED.length + 16).put(RELEASED).putLong(rangeStart).putLong(he)
+        .array();
+  }
+
+  @Override
+  public synchronized void forgetTransfers(long rangeStart, long handoverEpoch) {
+    try (WriteBatch batch = new WriteBatch()) {
+      forgetTransfers(batch, rangeStart, handoverEpoch);
+      db.write(lazy, batch);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
+    }
+  }
+
+  /** Deletes a handover's transfer progress and release marks. Locked. */
+  private void forgetTransfers(WriteBatch batch, long rangeStart, long he)
+      throws RocksDBException {
+    batch.delete(meta, progressKey(rangeStart, he, Buffer.PREFIX));
+    batch.delete(meta, progressKey(rangeStart, he, Buffer.RETURNED));
+    byte[] from = releasedPrefix(rangeStart, he);
+    batch.deleteRange(meta, from, prefixEnd(from));
+  }
+
+  /** The smallest key above every key that starts with {@code prefix} (no prefix is all 0xff). */
+  private static byte[] prefixEnd(byte[] prefix) {
+    byte[] end = prefix.clone();
+    for (int i = end.length - 1; i >= 0; i--) {
+      if (end[i] != (byte) 0xff) {
+        end[i]++;
+        return java.util.Arrays.copyOf(end, i + 1);
+      }
+    }
+    throw new IllegalArgumentException("no key follows an all-0xff prefix");
   }
 
   @Override
@@ -689,35 +796,59 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       Buffer.RETURNED, Buffer.HELD, Buffer.POST_ABORT);
 
   @Override
-  public synchronized List<Held> buffered(long rangeStart, long handoverEpoch, int max) {
+  public synchronized List<Held> buffered(long rangeStart, long handoverEpoch, int max,
+      long maxBytes) {
     List<Held> out = new ArrayList<>();
+    long[] bytes = {0};
     for (Buffer b : RELEASE_ORDER) {
       if (out.size() >= max) {
         break;
       }
-      scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> {
-        if (out.size() < max) {
-          StoredMessage m = parse(v);
-          out.add(new Held(m, KeyHash.hash(m.getKey().toByteArray()), rangeStart,
-              handoverEpoch, b, ByteBuffer.wrap(k, 17, 8).getLong()));
+      boolean[] full = {false};
+      scanBuffer(rangeStart, handoverEpoch, b, -1, (k, v) -> {
+        if (out.size() >= max || !out.isEmpty() && bytes[0] + v.length > maxBytes) {
+          full[0] = true;
+          return false;
         }
+        bytes[0] += v.length;
+        StoredMessage m = parse(v);
+        out.add(new Held(m, KeyHash.hash(m.getKey().toByteArray()), rangeStart,
+            handoverEpoch, b, ByteBuffer.wrap(k, 17, 8).getLong()));
+        return true;
       });
+      if (full[0]) {
+        break;
+      }
     }
     return out;
   }
 
+  /**
+   * Key by key (each key's messages in its order; late messages keep no order across keys), so
+   * only what is returned is read: the backlog of a lost range may be far larger than a batch.
+   */
   @Override
-  public synchronized List<Held> queued(long start, long end, int max) {
+  public synchronized List<Held> queued(long start, long end, int max, long maxBytes) {
     List<Held> out = new ArrayList<>();
-    for (long lsn : queuedLsnsIn(start, end)) {
-      if (out.size() >= max) {
-        break;
+    long bytes = 0;
+    for (KeyQueue q : keys.values()) {
+      if (!Ring.contains(start, end, q.hash)) {
+        continue;
       }
-      try {
-        StoredMessage m = parse(db.get(queue, lsnKey(lsn)));
-        out.add(new Held(m, KeyHash.hash(m.getKey().toByteArray()), 0, 0, null, lsn));
-      } catch (RocksDBException e) {
-        throw new IllegalStateException("queue store read failed: " + e.getMessage(), e);
+      for (long lsn : q.lsns) {
+        if (out.size() >= max) {
+          return out;
+        }
+        try {
+          byte[] v = db.get(queue, lsnKey(lsn));
+          if (!out.isEmpty() && bytes + v.length > maxBytes) {
+            return out;
+          }
+          bytes += v.length;
+          out.add(new Held(parse(v), q.hash, 0, 0, null, lsn));
+        } catch (RocksDBException e) {
+          throw new IllegalStateException("queue store read failed: " + e.getMessage(), e);
+        }
       }
     }
     return out;
@@ -742,6 +873,7 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       for (Held h : present) {
         becameReady |= unindex(h);
       }
+      forgetEmptied(present);
     }
     if (becameReady) {
       notifyReady();
@@ -780,10 +912,35 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
       for (Held h : present) {
         unindex(h);
       }
+      forgetEmptied(present);
       becameReady |= indexReleased(moved);
     }
     if (becameReady) {
       notifyReady();
+    }
+  }
+
+  /**
+   * Deletes the transfer progress of handovers whose buffers these copies emptied: nothing can
+   * resume into them any more (their handovers are over here). Locked.
+   */
+  private void forgetEmptied(List<Held> copies) {
+    Set<BufferedHandover> emptied = new HashSet<>();
+    for (Held h : copies) {
+      if (h.buffer() != null && held(h.rangeStart(), h.handoverEpoch()) == 0) {
+        emptied.add(new BufferedHandover(h.rangeStart(), h.handoverEpoch()));
+      }
+    }
+    if (emptied.isEmpty()) {
+      return;
+    }
+    try (WriteBatch batch = new WriteBatch()) {
+      for (BufferedHandover h : emptied) {
+        forgetTransfers(batch, h.rangeStart(), h.handoverEpoch());
+      }
+      db.write(lazy, batch);
+    } catch (RocksDBException e) {
+      throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
     }
   }
 
@@ -855,46 +1012,97 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     return k == null ? OptionalLong.empty() : OptionalLong.of(k ^ Long.MIN_VALUE);
   }
 
-  /** Buffers to the back of the queue, in this order, in one durable write. */
+  /**
+   * Buffers to the back of the queue, in this order, in steps of at most {@code stepMessages}
+   * messages and {@code stepBytes} bytes, each one durable write, so a release of any size holds
+   * one step in memory. A message id moves once: each step records the ids it moved (default
+   * family, per handover) in its write and looks earlier ones up there, which keeps the
+   * de-duplication across steps and across a crash between them; a call repeated after such a
+   * crash moves what is left. The marks are deleted once everything is moved. The store's
+   * monitor is let go between steps (a consumer may take what is moved already); the agent's
+   * lock keeps arrivals out of the queue until the call returns.
+   */
   private void move(long rangeStart, long handoverEpoch, List<Buffer> list) {
-    boolean becameReady = false;
-    synchronized (this) {
-      List<byte[]> oldKeys = new ArrayList<>();
-      List<StoredMessage> moved = new ArrayList<>();
-      Set<String> ids = new HashSet<>();
-      for (Buffer b : list) {
-        scanBuffer(rangeStart, handoverEpoch, b, (k, v) -> {
-          oldKeys.add(k);
-          StoredMessage m = parse(v);
-          if (ids.add(HandoverStore.messageId(m))) {
-            moved.add(m);
+    byte[] marks = releasedPrefix(rangeStart, handoverEpoch);
+    for (Buffer b : list) {
+      long after = -1;
+      while (after != Long.MIN_VALUE) {
+        boolean becameReady = false;
+        synchronized (this) {
+          List<byte[]> oldKeys = new ArrayList<>();
+          List<byte[]> values = new ArrayList<>();
+          long[] bytes = {0};
+          scanBuffer(rangeStart, handoverEpoch, b, after, (k, v) -> {
+            if (oldKeys.size() >= stepMessages
+                || !oldKeys.isEmpty() && bytes[0] + v.length > stepBytes) {
+              return false;
+            }
+            oldKeys.add(k);
+            values.add(v);
+            bytes[0] += v.length;
+            return true;
+          });
+          if (oldKeys.isEmpty()) {
+            after = Long.MIN_VALUE; // this buffer is done
+            continue;
           }
-        });
+          List<StoredMessage> moved = new ArrayList<>();
+          Set<String> ids = new HashSet<>();
+          try (WriteBatch batch = new WriteBatch()) {
+            long lsn = nextLsn;
+            for (int i = 0; i < oldKeys.size(); i++) {
+              batch.delete(buffers, oldKeys.get(i));
+              StoredMessage m = parse(values.get(i));
+              String id = HandoverStore.messageId(m);
+              byte[] mark = concat(marks, id.getBytes(StandardCharsets.UTF_8));
+              if (ids.add(id) && db.get(meta, mark) == null) {
+                moved.add(m);
+                batch.put(queue, lsnKey(lsn++), values.get(i));
+                batch.put(meta, mark, new byte[0]);
+              }
+            }
+            db.write(durable, batch);
+          } catch (RocksDBException e) {
+            throw new IllegalStateException("queue store release failed: " + e.getMessage(), e);
+          }
+          bufferSizes.computeIfPresent(bufferName(rangeStart, handoverEpoch, b),
+              (k, n) -> n <= oldKeys.size() ? null : n - oldKeys.size());
+          held -= oldKeys.size();
+          after = ByteBuffer.wrap(oldKeys.get(oldKeys.size() - 1), 17, 8).getLong();
+          becameReady = indexReleased(moved);
+        }
+        if (becameReady) {
+          notifyReady();
+        }
       }
-      if (oldKeys.isEmpty()) {
-        return;
-      }
+    }
+    synchronized (this) {
       try (WriteBatch batch = new WriteBatch()) {
-        for (byte[] k : oldKeys) {
-          batch.delete(buffers, k);
-        }
-        long lsn = nextLsn;
-        for (StoredMessage m : moved) {
-          batch.put(queue, lsnKey(lsn++), m.toByteArray());
-        }
+        byte[] from = releasedPrefix(rangeStart, handoverEpoch);
+        batch.deleteRange(meta, from, prefixEnd(from));
         db.write(durable, batch);
       } catch (RocksDBException e) {
         throw new IllegalStateException("queue store release failed: " + e.getMessage(), e);
       }
-      for (Buffer b : list) {
-        Integer n = bufferSizes.remove(bufferName(rangeStart, handoverEpoch, b));
-        held -= n == null ? 0 : n;
-      }
-      becameReady |= indexReleased(moved);
     }
-    if (becameReady) {
-      notifyReady();
+  }
+
+  private static byte[] concat(byte[] a, byte[] b) {
+    byte[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
+
+  /**
+   * The most messages and bytes one step of a release moves (see {@link #move}); by default
+   * those of a transfer chunk.
+   */
+  public synchronized void releaseStep(int messages, long bytes) {
+    if (messages < 1 || bytes < 1) {
+      throw new IllegalArgumentException("a release step needs at least one message and byte");
     }
+    this.stepMessages = messages;
+    this.stepBytes = bytes;
   }
 
   @Override
@@ -1049,32 +1257,24 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   // ------------------------------------------------------------------ plumbing
 
-  private List<Long> queuedLsnsIn(long start, long end) {
-    List<Long> out = new ArrayList<>();
-    for (KeyQueue q : keys.values()) {
-      if (Ring.contains(start, end, q.hash)) {
-        out.addAll(q.lsns);
-      }
-    }
-    out.sort(Long::compare);
-    return out;
-  }
-
   private interface EntryVisitor {
-    void visit(byte[] key, byte[] value);
+    /** Returns whether to go on. */
+    boolean visit(byte[] key, byte[] value);
   }
 
-  private void scanBuffer(long rangeStart, long handoverEpoch, Buffer b, EntryVisitor visitor) {
+  /** Visits buffer {@code b} of a handover in order, from the first lsn above {@code after}. */
+  private void scanBuffer(long rangeStart, long handoverEpoch, Buffer b, long after,
+      EntryVisitor visitor) {
     byte[] prefix = ByteBuffer.allocate(17).putLong(rangeStart).putLong(handoverEpoch)
         .put((byte) b.ordinal()).array();
+    byte[] from = after < 0 ? prefix : bufferKey(rangeStart, handoverEpoch, b, after + 1);
     try (ReadOptions ro = new ReadOptions().setPrefixSameAsStart(false);
         RocksIterator it = db.newIterator(buffers, ro)) {
-      for (it.seek(prefix); it.isValid(); it.next()) {
+      for (it.seek(from); it.isValid(); it.next()) {
         byte[] k = it.key();
-        if (!startsWith(k, prefix)) {
+        if (!startsWith(k, prefix) || !visitor.visit(k, it.value())) {
           break;
         }
-        visitor.visit(k, it.value());
       }
     }
   }

@@ -77,7 +77,8 @@ class HoldTimesTest {
       s.append(List.of(
           new Placed(msg("a", 1, now - 80_000), 0, Buffer.HOLD, 0, 3),
           new Placed(msg("b", 2, now - 20_000), 0, Buffer.HOLD, 0, 3)));
-      s.store(0, 3, Buffer.RETURNED, List.of(msg("c", 3, now - 50_000)));
+      s.storeChunk(0, 3, Buffer.RETURNED, List.of(msg("c", 3, now - 50_000)),
+          io.plb.client.agent.HandoverStore.Progress.NONE);
       assertEquals(0, s.holdTimes().snapshot().total()); // held, not yet released
       s.discard(0, 3, List.of(Buffer.RETURNED));
       s.release(0, 3, List.of(Buffer.HOLD));

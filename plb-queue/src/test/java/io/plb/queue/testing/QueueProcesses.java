@@ -27,13 +27,15 @@ public final class QueueProcesses implements AutoCloseable {
   private final List<String> plb;
   private final Map<String, String> settings;
   private final boolean ownUsers;
+  private final List<String> jvmArgs;
   private final int[] ports;
   private final Process[] processes;
   private final Thread reaper;
 
   private QueueProcesses(Path root, List<String> plb, int count, Map<String, String> settings,
-      boolean ownUsers) throws IOException {
+      boolean ownUsers, List<String> jvmArgs) throws IOException {
     this.root = root;
+    this.jvmArgs = List.copyOf(jvmArgs);
     this.plb = List.copyOf(plb);
     this.settings = new LinkedHashMap<>(settings);
     this.ownUsers = ownUsers;
@@ -52,7 +54,17 @@ public final class QueueProcesses implements AutoCloseable {
    */
   public static QueueProcesses start(Path root, List<String> plb, int count,
       Map<String, String> settings, boolean ownUsers) throws IOException, InterruptedException {
-    QueueProcesses p = new QueueProcesses(root, plb, count, settings, ownUsers);
+    return start(root, plb, count, settings, ownUsers, List.of());
+  }
+
+  /**
+   * {@link #start(Path, List, int, Map, boolean)} with more JVM options for every server, after
+   * the defaults (so {@code -Xmx512m} replaces the default heap of 256 MiB).
+   */
+  public static QueueProcesses start(Path root, List<String> plb, int count,
+      Map<String, String> settings, boolean ownUsers, List<String> jvmArgs)
+      throws IOException, InterruptedException {
+    QueueProcesses p = new QueueProcesses(root, plb, count, settings, ownUsers, jvmArgs);
     try {
       for (int i = 0; i < count; i++) {
         p.start(i);
@@ -80,7 +92,9 @@ public final class QueueProcesses implements AutoCloseable {
         "-Xmx256m", "-Xss512k", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
         "-XX:-UsePerfData", "-Djava.io.tmpdir=" + data,
         "-Dorg.slf4j.simpleLogger.showDateTime=true",
-        "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+        "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS"));
+    cmd.addAll(jvmArgs);
+    cmd.addAll(List.of(
         "-cp", System.getProperty("surefire.test.class.path",
             System.getProperty("java.class.path")),
         "io.plb.queue.QueueMain", "queue",

@@ -186,9 +186,26 @@ public final class RawQueueClient implements AutoCloseable {
 
   /** Subscribes; every delivery is handed to {@code onDelivery}, then acknowledged. */
   public void subscribe(String consumer, java.util.function.Consumer<Delivery> onDelivery) {
+    subscribe(consumer, 0, onDelivery, false);
+  }
+
+  /**
+   * As {@link #subscribe(String, java.util.function.Consumer)}, with at most {@code maxInFlight}
+   * deliveries unacknowledged (0: the server's default): large messages then stay within this
+   * client's 4 MiB inbound limit. The call waits for the channel to be ready, so a server that
+   * was just restarted is subscribed to once it answers rather than failed at once.
+   */
+  public void subscribe(String consumer, int maxInFlight,
+      java.util.function.Consumer<Delivery> onDelivery) {
+    subscribe(consumer, maxInFlight, onDelivery, true);
+  }
+
+  private void subscribe(String consumer, int maxInFlight,
+      java.util.function.Consumer<Delivery> onDelivery, boolean waitForReady) {
     @SuppressWarnings("unchecked")
     StreamObserver<SubscribeRequest>[] req = new StreamObserver[1];
-    req[0] = QueueServiceGrpc.newStub(channel).subscribe(new StreamObserver<>() {
+    QueueServiceGrpc.QueueServiceStub stub = QueueServiceGrpc.newStub(channel);
+    req[0] = (waitForReady ? stub.withWaitForReady() : stub).subscribe(new StreamObserver<>() {
       @Override
       public void onNext(SubscribeResponse r) {
         Acknowledge.Builder ack = Acknowledge.newBuilder();
@@ -209,7 +226,8 @@ public final class RawQueueClient implements AutoCloseable {
     });
     synchronized (req) {
       req[0].onNext(SubscribeRequest.newBuilder()
-          .setStart(SubscribeStart.newBuilder().setConsumer(consumer)).build());
+          .setStart(SubscribeStart.newBuilder().setConsumer(consumer)
+              .setMaxInFlight(maxInFlight)).build());
     }
   }
 

@@ -101,6 +101,10 @@ public final class NodeConfig {
         "the leader aborts a handover whose target has not opened its held queue by then"});
     k.put("handover.drainTimeout", new String[] {"60s",
         "the leader aborts (reverses) a handover whose source has not drained by then"});
+    k.put("handover.abortSwitchTimeout", new String[] {"5m",
+        "the leader ends a handover aborted from SWITCH that is not reversed by then (its target "
+            + "down, say): the source serves the range again and what the target held reaches "
+            + "it as late messages; at least handover.drainTimeout"});
     k.put("leader.maxQueuedRequests", new String[] {"1000",
         "requests from the API (handover and load reports, balancer requests) each leader loop "
             + "holds queued or in progress; past it RESOURCE_EXHAUSTED"});
@@ -219,6 +223,7 @@ public final class NodeConfig {
   private final int leaderMaxQueuedRequests;
   private final Duration prepareTimeout;
   private final Duration drainTimeout;
+  private final Duration abortSwitchTimeout;
   private final Duration suspectAfter;
   private final Duration downAfter;
   private final Duration lease;
@@ -317,6 +322,14 @@ public final class NodeConfig {
     leaderMaxQueuedRequests = (int) positive(v, "leader.maxQueuedRequests");
     prepareTimeout = duration(v, "handover.prepareTimeout");
     drainTimeout = duration(v, "handover.drainTimeout");
+    abortSwitchTimeout = duration(v, "handover.abortSwitchTimeout");
+    if (abortSwitchTimeout.compareTo(drainTimeout) < 0) {
+      // A reversal moves what the target held through one drain: given less time than the
+      // drain had, a slow but live one would be cut short into late messages.
+      throw new IllegalArgumentException("handover.abortSwitchTimeout ("
+          + get(v, "handover.abortSwitchTimeout") + ") must not be shorter than "
+          + "handover.drainTimeout (" + get(v, "handover.drainTimeout") + ")");
+    }
     suspectAfter = duration(v, "server.suspectAfter");
     downAfter = duration(v, "server.downAfter");
     if (downAfter.compareTo(suspectAfter) < 0) {
@@ -575,6 +588,10 @@ public final class NodeConfig {
 
   public Duration drainTimeout() {
     return drainTimeout;
+  }
+
+  public Duration abortSwitchTimeout() {
+    return abortSwitchTimeout;
   }
 
   public Duration suspectAfter() {

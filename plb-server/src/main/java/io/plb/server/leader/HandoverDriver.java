@@ -41,8 +41,11 @@ import org.slf4j.LoggerFactory;
  * <p>Timeouts are measured from the moment this leader saw a handover's current phase — for a
  * handover that was already open when it took over, from the takeover — never from a time another
  * node wrote. A handover in PREPARE longer than {@code prepareTimeout} is aborted (cleared); one
- * in SWITCH longer than {@code drainTimeout} is aborted (reversed). ABORT_SWITCH has no timeout:
- * the reverse run must finish, and the driver logs it while it waits.
+ * in SWITCH longer than {@code drainTimeout} is aborted (reversed). One in ABORT_SWITCH longer
+ * than {@code abortSwitchTimeout} (its target down, say, with acknowledged messages) is ended
+ * without its handback ({@link Command.ExpireAbort}): the source serves the range again, and
+ * what either side still holds reaches it as late messages (docs/design.md §5 "The ABORT_SWITCH
+ * deadline").
  */
 public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     MapPublisher.Listener {
@@ -60,7 +63,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
    */
   public record Settings(
       int maxPerServer, int maxTotal, Duration prepareTimeout, Duration drainTimeout,
-      Duration suspectAfter, Duration downAfter, Duration lease, Duration leaseMargin) {}
+      Duration abortSwitchTimeout, Duration suspectAfter, Duration downAfter, Duration lease,
+      Duration leaseMargin) {}
 
   /**
    * How recently this node, as leader, has heard from a majority of the Raft group: the latest
@@ -463,15 +467,30 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       }
       Duration limit = timeoutOf(phase);
       if (limit == null) {
-        waitingOnReverse = true;
         continue;
       }
+      if (phase == HandoverPhase.ABORT_SWITCH) {
+        waitingOnReverse = true;
+      }
       if (now - s.sinceNanos() > limit.toNanos() && aborting.add(key)) {
-        String why = phase == HandoverPhase.PREPARE
-            ? "target " + r.handover().target() + " not ready after " + limit.toMillis() + " ms"
-            : "source " + r.owner() + " not drained after " + limit.toMillis() + " ms";
-        LOG.warn("aborting handover of {} to {}: {}", r.rangeText(), r.handover().target(), why);
-        proposeAbort(key, why).whenComplete((result, error) -> {
+        CompletableFuture<CommandResult> proposed;
+        if (phase == HandoverPhase.ABORT_SWITCH) {
+          String why = "not reversed after " + limit.toMillis() + " ms (target "
+              + r.handover().target() + " is " + stateOf(image, r.handover().target()) + ")";
+          LOG.warn("ending the aborted handover of {} without its handback: {}; what {} holds "
+              + "reaches {} as late messages", r.rangeText(), why, r.handover().target(),
+              r.owner());
+          proposed = proposer.propose(
+              new Command.ExpireAbort(key.rangeStart(), key.handoverEpoch(), why), term);
+        } else {
+          String why = phase == HandoverPhase.PREPARE
+              ? "target " + r.handover().target() + " not ready after " + limit.toMillis() + " ms"
+              : "source " + r.owner() + " not drained after " + limit.toMillis() + " ms";
+          LOG.warn("aborting handover of {} to {}: {}", r.rangeText(), r.handover().target(),
+              why);
+          proposed = proposeAbort(key, why);
+        }
+        proposed.whenComplete((result, error) -> {
           if (error != null || !result.getOk()) {
             run(() -> aborting.remove(key)); // try again on a later round
           }
@@ -603,7 +622,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     return switch (phase) {
       case PREPARE -> settings.prepareTimeout();
       case SWITCH -> settings.drainTimeout();
-      default -> null;
+      case ABORT_SWITCH -> settings.abortSwitchTimeout();
+      case COMPLETE -> null; // never committed: COMPLETE is the ownership change
     };
   }
 

@@ -407,6 +407,16 @@ class NodeConfigTest {
   }
 
   @Test
+  void abortSwitchTimeoutIsAtLeastTheDrainTimeout() {
+    assertEquals(Duration.ofMinutes(5), NodeConfig.of(valid()).abortSwitchTimeout());
+    refused(with("handover.abortSwitchTimeout", "30s"), "handover.abortSwitchTimeout (30s) "
+        + "must not be shorter than handover.drainTimeout (60s)");
+    refused(with("handover.abortSwitchTimeout", "0"),
+        "handover.abortSwitchTimeout must be greater than zero");
+    refused(with("handover.abortSwitchTimeout", "never"), "handover.abortSwitchTimeout");
+  }
+
+  @Test
   void electionTimeoutMaxMustExceedMin() {
     Map<String, String> less = valid();
     less.put("raft.electionTimeoutMin", "2s");

@@ -224,6 +224,36 @@ class HandoverDriverTest {
     }
   }
 
+  /**
+   * An ABORT_SWITCH whose source never reports the handback (its target is gone) is ended at
+   * handover.abortSwitchTimeout: the owner stays, the epoch moves past the handover's, and a
+   * late reversal report changes nothing. Before the deadline existed it stayed open for good.
+   */
+  @Test
+  void anAbortNotReversedInTimeIsEnded() throws Exception {
+    Map<String, String> settings = Map.of("handover.drainTimeout", "1s",
+        "handover.abortSwitchTimeout", "2s");
+    try (TestCluster cluster = TestCluster.start(dir, 3, settings);
+        PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(cluster.endpoints()).build();
+        Agent agent = new Agent(cluster)) {
+      cluster.awaitLeader(T);
+      setUp(admin);
+      MoveRangeResponse move = admin.move(0, "q3");
+      agent.ready("q3", 0, move.getHandoverEpoch());
+      TestCluster.await(T, "the stalled SWITCH reversed",
+          () -> range(admin, 0, 0).handover() != null
+              && range(admin, 0, 0).handover().phase() == HandoverPhase.ABORT_SWITCH);
+      TestCluster.await(T, "the ABORT_SWITCH ended at its deadline",
+          () -> range(admin, 0, 0).handover() == null);
+      RangeEntry ended = range(admin, 0, 0);
+      assertEquals("q1", ended.owner());
+      assertEquals(move.getHandoverEpoch() + 1, ended.epoch(),
+          "the epoch skips the handover's own, which a reversal would have taken");
+      assertTrue(agent.reversed("q1", 0, move.getHandoverEpoch()).getIgnored(),
+          "a reversal reported after the deadline is late");
+    }
+  }
+
   @Test
   void newLeaderCarriesOnAndTimesOutFromItsTakeover() throws Exception {
     Map<String, String> settings = Map.of("handover.drainTimeout", "60s");
