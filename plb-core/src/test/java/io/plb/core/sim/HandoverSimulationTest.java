@@ -275,8 +275,8 @@ class HandoverSimulationTest {
    * (a target's held messages given back after an abort), and later took its late copy for one it
    * still had. It is rare: seed 1781 of the crash configurations is the first to show it (found
    * by scanning; a change to the simulation's random draws moves it — scan again with this
-   * mutation over {@code crashing(seed)}). With the model's rule (skip only a copy of a message
-   * the store holds) the same seed passes.
+   * mutation over {@code crashing(seed)}). With the model's rule (no late copy is skipped; a
+   * copy the receiver has too is delivered twice, marked late) the same seed passes.
    */
   @Test
   void theLateSkipAsBuiltLosesMessages() {
