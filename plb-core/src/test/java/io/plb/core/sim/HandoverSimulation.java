@@ -50,7 +50,10 @@ import java.util.function.Consumer;
  * simulated links on virtual time; the real history checker ({@link HistoryChecker}) judges the
  * end. Links are FIFO each, with random delays, so messages on different links overtake each
  * other; reports to the leader are duplicated at random; the leader moves ranges around, aborts
- * some moves from PREPARE and from SWITCH, and times out stalled ones.
+ * some moves from PREPARE and from SWITCH, and times out stalled ones; in some runs it also splits
+ * and merges ranges under traffic ({@link Faults#reshapeChance}). Routers keep the barrier per
+ * slot — the bounds sends were routed under, with an id never reused — as the router's
+ * {@code Producer} does.
  *
  * <p><b>Leases.</b> Every queue server heartbeats the leader; the leader (as {@code
  * HandoverDriver}) grants a lease to an ACTIVE server only, counted by the server from its
@@ -148,10 +151,19 @@ final class HandoverSimulation {
    *     was on its way to the old leader is lost, and the new leader's liveness clocks, lease
    *     grants and phase timers start at its takeover
    * @param perServer how many pauses and outages each server may have in a run
+   * @param reshapeChance chance, per leader tick, of splitting a range at a random point, and
+   *     again of merging two adjacent ranges of one owner (neither in a handover), under traffic
    */
   record Faults(double heartbeatLoss, double outageChance, double pauseChance,
-      double operatorDownChance, double leaderChangeChance, int perServer) {
-    static final Faults NONE = new Faults(0, 0, 0, 0, 0, 0);
+      double operatorDownChance, double leaderChangeChance, int perServer,
+      double reshapeChance) {
+    static final Faults NONE = new Faults(0, 0, 0, 0, 0, 0, 0);
+
+    Faults(double heartbeatLoss, double outageChance, double pauseChance,
+        double operatorDownChance, double leaderChangeChance, int perServer) {
+      this(heartbeatLoss, outageChance, pauseChance, operatorDownChance, leaderChangeChance,
+          perServer, 0);
+    }
 
     boolean on() {
       return perServer > 0 || operatorDownChance > 0 || heartbeatLoss > 0;
@@ -274,7 +286,7 @@ final class HandoverSimulation {
       long forced, long lateDelivered, long duplicates, long pauses, long outages,
       long operatorDowns, long leaderChanges, long overloaded, long dedupedResends,
       long handbackDuplicates, long forcedDuplicates, long forgottenDuplicates,
-      long unmarkedLeftovers,
+      long unmarkedLeftovers, long splits, long merges,
       Set<String> coverage, HistoryChecker.Verdict verdict) {}
 
   /** One stored copy: in the queue ({@code buffer} null, {@code ref} its entry) or a buffer. */
@@ -357,6 +369,8 @@ final class HandoverSimulation {
   /** When the current leader took over: its liveness clocks and lease bound start there. */
   private long leadingSince;
   private long leaderChanges;
+  private long splits;
+  private long merges;
   private long operatorDowns;
   private long pauses;
   private long outages;
@@ -699,6 +713,9 @@ final class HandoverSimulation {
       }
     }
     phaseSince.keySet().retainAll(present);
+    if (movesAllowed && config.faults().reshapeChance() > 0) {
+      reshape();
+    }
     if (config.faults().leaderChangeChance() > 0 && (movesAllowed || chaosAllowed)
         && rnd.nextDouble() < config.faults().leaderChangeChance()) {
       changeLeader();
@@ -815,6 +832,34 @@ final class HandoverSimulation {
         }
       } else if (h != null && h.phase() != HandoverPhase.ABORT_SWITCH && !isActive(h.target())) {
         apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "target not ACTIVE"));
+      }
+    }
+  }
+
+  /**
+   * Splits a range at a random point and merges two adjacent ranges of one owner, each at
+   * random, as the balancer does under traffic; never a range in a handover (refused anyway).
+   */
+  private void reshape() {
+    if (rnd.nextDouble() < config.faults().reshapeChance() && image.rangeCount() < 8) {
+      RangeEntry r = image.range(rnd.nextInt(image.rangeCount()));
+      long size = r.end() - r.start(); // unsigned; 0 for the whole ring
+      long at = r.start() + Long.remainderUnsigned(rnd.nextLong(),
+          size == 0 ? Long.MAX_VALUE : Math.max(1, size - 1)) + 1;
+      if (r.handover() == null && r.contains(at) && at != r.start()
+          && apply(new Command.SplitRange(r.start(), at)) != null) {
+        splits++;
+        coverage.add("split");
+      }
+    }
+    if (rnd.nextDouble() < config.faults().reshapeChance() && image.rangeCount() > 1) {
+      int i = rnd.nextInt(image.rangeCount() - 1);
+      RangeEntry a = image.range(i);
+      RangeEntry b = image.range(i + 1);
+      if (a.handover() == null && b.handover() == null && a.owner().equals(b.owner())
+          && apply(new Command.MergeRanges(a.start(), b.start())) != null) {
+        merges++;
+        coverage.add("merge");
       }
     }
   }
@@ -1965,7 +2010,7 @@ final class HandoverSimulation {
       RangeEntry r = i < 0 ? null : applied.range(i);
       if (r == null
           || !asBefore && (r.owner().equals(id) || rules.side(rangeStart) != null)) {
-        // Gone (ranges never split here), ours again, or in a handover with us: findOrphans
+        // Gone (LATE_AS_BEFORE runs never split), ours again, or in a handover with us: findOrphans
         // takes it up when that changes.
         orphansInFlight.remove(rangeStart);
         return;
@@ -2272,7 +2317,32 @@ final class HandoverSimulation {
     }
   }
 
-  private record Unsettled(long range, Msg msg, Conn conn) {}
+  /**
+   * The range bounds sends were routed under, with an id never reused (as the router's slots): a
+   * split keeps the left half's start, so the barrier cannot be kept by start.
+   */
+  private static final class Slot {
+    final long id;
+    final long start;
+    final long end;
+    int unsettled;
+    int refused;
+    /** No resend before then: the backoff after OVERLOADED. */
+    long notBefore;
+    int overloadsInARow;
+
+    Slot(long id, long start, long end) {
+      this.id = id;
+      this.start = start;
+      this.end = end;
+    }
+
+    boolean overlaps(long s, long e) {
+      return Ring.contains(start, end, s) || Ring.contains(s, e, start);
+    }
+  }
+
+  private record Unsettled(Slot slot, Msg msg, Conn conn) {}
 
   private final class Producer implements Subscriber {
     final int index;
@@ -2286,11 +2356,11 @@ final class HandoverSimulation {
     final Map<String, Integer> failures = new HashMap<>();
     final Map<String, Long> retryAt = new HashMap<>();
     final Map<Long, Unsettled> unsettled = new TreeMap<>();
+    /** Slots with a send unsettled or a refused message not yet resent, by id, in id order. */
+    final Map<Long, Slot> activeSlots = new TreeMap<>();
+    long nextSlotId = 1;
     /** Created and not yet acknowledged: the lowest is the request's settled_below. */
     final TreeSet<Long> unfinished = new TreeSet<>();
-    /** Per range, no resend before then: the backoff after OVERLOADED. */
-    final Map<Long, Long> overloadedUntil = new HashMap<>();
-    final Map<Long, Integer> overloadsInARow = new HashMap<>();
 
     Producer(int index, List<String> keys) {
       this.index = index;
@@ -2316,13 +2386,32 @@ final class HandoverSimulation {
       return nextToCreate >= config.messagesPerProducer() && barrier.idle();
     }
 
-    /** Sends what the barrier and the window allow: resends first, then new messages. */
-    void pump() {
-      for (RangeEntry r : view.ranges()) {
-        if (overloadedUntil.getOrDefault(r.start(), 0L) > now) {
-          continue; // backing off; a timer pumps again
+    /** The active slot whose bounds are this range's, if any (a current slot). */
+    Slot currentSlot(RangeEntry r) {
+      for (Slot sl : activeSlots.values()) {
+        if (sl.start == r.start() && sl.end == r.end()) {
+          return sl;
         }
-        for (Msg m : barrier.takeResends(r.start(), view.version())) {
+      }
+      return null;
+    }
+
+    /**
+     * Sends what C4 and the window allow (router Producer): each slot's resends first, once it
+     * has nothing unsettled, the map has reached the refusal's version and its backoff has passed,
+     * each routed under the current map; then new messages, each only if no stale slot (bounds no
+     * longer a range) overlaps its range and its range's current slot lets it through.
+     */
+    void pump() {
+      for (Slot sl : new ArrayList<>(activeSlots.values())) {
+        if (sl.refused == 0 || sl.unsettled > 0 || sl.notBefore > now
+            || view.version() < barrier.refusalVersion(sl.id)) {
+          continue;
+        }
+        List<Msg> resends = barrier.takeResends(sl.id, view.version());
+        sl.refused = 0;
+        retireIfIdle(sl);
+        for (Msg m : resends) {
           send(m, view.rangeFor(m.hash()));
         }
       }
@@ -2330,13 +2419,31 @@ final class HandoverSimulation {
         String key = keys.get(rnd.nextInt(keys.size()));
         long hash = KeyHash.hash(key);
         RangeEntry r = view.rangeFor(hash);
-        if (!barrier.maySend(r.start(), SendBarrier.Entry.of(r))) {
+        if (!maySendNew(r)) {
           return; // the next message waits: order within the producer is kept
         }
         Msg m = new Msg(index, nextToCreate++, key, hash);
         unfinished.add(m.seq());
         history.publishSent(name(), m.seq(), m.key());
         send(m, r);
+      }
+    }
+
+    boolean maySendNew(RangeEntry r) {
+      Slot current = null;
+      for (Slot sl : activeSlots.values()) {
+        if (sl.start == r.start() && sl.end == r.end()) {
+          current = sl;
+        } else if (sl.overlaps(r.start(), r.end())) {
+          return false; // a split or merge: wait until the old range's sends have settled
+        }
+      }
+      return current == null || barrier.maySend(current.id, SendBarrier.Entry.of(r));
+    }
+
+    void retireIfIdle(Slot sl) {
+      if (sl.unsettled == 0 && sl.refused == 0 && activeSlots.remove(sl.id) != null) {
+        barrier.acked(sl.id, -1); // drops the barrier's empty state for the slot
       }
     }
 
@@ -2352,11 +2459,17 @@ final class HandoverSimulation {
 
     void send(Msg m, RangeEntry r) {
       SendBarrier.Entry entry = SendBarrier.Entry.of(r);
-      barrier.sent(r.start(), m.seq(), entry);
+      Slot sl = currentSlot(r);
+      if (sl == null) {
+        sl = new Slot(nextSlotId++, r.start(), r.end());
+        activeSlots.put(sl.id, sl);
+      }
+      barrier.sent(sl.id, m.seq(), entry);
+      sl.unsettled++;
       inFlight++;
       Server server = servers.get(entry.destination());
       Conn c = conn(server.id);
-      unsettled.put(m.seq(), new Unsettled(r.start(), m, c));
+      unsettled.put(m.seq(), new Unsettled(sl, m, c));
       long tag = view.version();
       long range = r.start();
       long seen = c.overloadsSeen;
@@ -2379,13 +2492,17 @@ final class HandoverSimulation {
     }
 
     void onAcked(Conn c, Msg m, long range) {
-      if (c.broken || c.failed || unsettled.remove(m.seq()) == null) {
+      Unsettled u = c.broken || c.failed ? null : unsettled.remove(m.seq());
+      if (u == null) {
         return; // lost with the stream, or already taken back as refused when it failed
       }
       failures.remove(c.server);
-      overloadsInARow.remove(range);
+      Slot sl = u.slot();
+      sl.overloadsInARow = 0;
+      sl.unsettled--;
       inFlight--;
-      barrier.acked(range, m.seq());
+      barrier.acked(sl.id, m.seq());
+      retireIfIdle(sl);
       unfinished.remove(m.seq());
       if (acked.put(m.id(), m) == null) {
         history.publishAcked(name(), m.seq());
@@ -2396,25 +2513,33 @@ final class HandoverSimulation {
     /** OVERLOADED: like a refusal, resent in order after a backoff that grows while it lasts. */
     void onOverloaded(Conn c, Msg m, long range) {
       c.overloadsSeen++;
-      if (c.broken || c.failed || unsettled.remove(m.seq()) == null) {
+      Unsettled u = c.broken || c.failed ? null : unsettled.remove(m.seq());
+      if (u == null) {
         return;
       }
-      inFlight--;
-      barrier.refused(range, m.seq(), m, 0);
-      int n = overloadsInARow.merge(range, 1, Integer::sum);
+      Slot sl = u.slot();
+      refuse(sl, m, 0);
+      int n = ++sl.overloadsInARow;
       long backoff = d * Math.min(1L << Math.min(n, 3), 8);
-      overloadedUntil.put(range, now + backoff);
+      sl.notBefore = now + backoff;
       at(backoff, this::pump);
       pump();
     }
 
     void onRefused(Conn c, Msg m, long range, long version) {
-      if (c.broken || c.failed || unsettled.remove(m.seq()) == null) {
+      Unsettled u = c.broken || c.failed ? null : unsettled.remove(m.seq());
+      if (u == null) {
         return;
       }
-      inFlight--;
-      barrier.refused(range, m.seq(), m, version);
+      refuse(u.slot(), m, version);
       pump();
+    }
+
+    void refuse(Slot sl, Msg m, long version) {
+      inFlight--;
+      sl.unsettled--;
+      sl.refused++;
+      barrier.refused(sl.id, m.seq(), m, version);
     }
 
     /** The stream failed: every unsettled send on it is refused at the current version. */
@@ -2429,8 +2554,7 @@ final class HandoverSimulation {
         Unsettled u = it.next();
         if (u.conn() == c) {
           it.remove();
-          inFlight--;
-          barrier.refused(u.range(), u.msg().seq(), u.msg(), view.version());
+          refuse(u.slot(), u.msg(), view.version());
         }
       }
       trace(name() + " stream to " + c.server + " failed");
@@ -2581,7 +2705,8 @@ final class HandoverSimulation {
     return new Result(seed, eventCount, deliveredCount.size(), completed, aborted, refusals,
         image.version(), crashCount, downDeclared, forced, lateDelivered, duplicates, pauses,
         outages, operatorDowns, leaderChanges, overloaded, dedupedResends, handbackDuplicates,
-        forcedDuplicates, forgottenDuplicates, unmarkedLeftovers, Set.copyOf(coverage),
+        forcedDuplicates, forgottenDuplicates, unmarkedLeftovers, splits, merges,
+        Set.copyOf(coverage),
         verdict);
   }
 

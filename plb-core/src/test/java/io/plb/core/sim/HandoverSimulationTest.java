@@ -56,7 +56,7 @@ class HandoverSimulationTest {
    * from the PLB nodes), servers paused for less than the lease, more, or until DOWN, operators
    * declaring a suspect server DOWN while its lease may run, and leader changes.
    */
-  private static final Faults LEASE_FAULTS = new Faults(0.1, 0.01, 0.015, 0.1, 0.01, 2);
+  private static final Faults LEASE_FAULTS = new Faults(0.1, 0.01, 0.015, 0.1, 0.01, 2, 0.05);
   /** Three servers, three ranges, lease faults and broken streams, no crashes. */
   private static final Config LEASES = Config.of(3, 80, 6, 3, 0.05, 0.2, 8)
       .crashing(3, 3, Crashes.NONE).faulty(LEASE_FAULTS).breakingStreams(0.02);
@@ -64,16 +64,21 @@ class HandoverSimulationTest {
   private static final Config LEASES_CRASHING = Config.of(2, 80, 4, 2, 0.08, 0.2, 8)
       .crashing(2, 2, new Crashes(2, 0.01, 0.003, 0.5, 10)).faulty(LEASE_FAULTS);
 
+  /** Splits and merges under traffic and moves, three servers, no faults. */
+  private static final Config RESHAPING = Config.of(3, 80, 6, 3, 0.05, 0.2, 8)
+      .crashing(3, 3, Crashes.NONE).faulty(new Faults(0, 0, 0, 0, 0, 0, 0.15));
+
   private static Config leases(long seed) {
     return seed % 3 == 2 ? LEASES_CRASHING : LEASES;
   }
 
   /**
    * The crash configurations with publish streams that also break with no crash; a server drops
-   * a session's refusal fences once its stream has ended (the agent's rule, DESIGN §5).
+   * a session's refusal fences once its stream has ended (the agent's rule, DESIGN §5). Ranges
+   * are split and merged under traffic too.
    */
   private static Config breaking(long seed) {
-    return crashing(seed).breakingStreams(0.03);
+    return crashing(seed).breakingStreams(0.03).faulty(new Faults(0, 0, 0, 0, 0, 0, 0.05));
   }
 
   private static Config plain(long seed) {
@@ -112,6 +117,8 @@ class HandoverSimulationTest {
     long overloaded;
     long deduped;
     long knownGaps;
+    long splits;
+    long merges;
     final Set<String> coverage = new TreeSet<>();
 
     void add(Result r) {
@@ -131,6 +138,8 @@ class HandoverSimulationTest {
       deduped += r.dedupedResends();
       knownGaps += r.handbackDuplicates() + r.forcedDuplicates() + r.forgottenDuplicates()
           + r.unmarkedLeftovers();
+      splits += r.splits();
+      merges += r.merges();
       coverage.addAll(r.coverage());
     }
   }
@@ -198,6 +207,7 @@ class HandoverSimulationTest {
         400, HandoverSimulationTest::breaking);
     if (t != null) {
       assertTrue(t.coverage.contains("stream-break"), "no stream broke: " + t.coverage);
+      assertTrue(t.splits > 100 && t.merges > 20, t.splits + " splits, " + t.merges + " merges");
       assertTrue(t.refusals > 100, "WRONG_OWNER refusals: " + t.refusals);
       assertTrue(t.aborted > 50, "handovers aborted: " + t.aborted);
     }
@@ -212,14 +222,29 @@ class HandoverSimulationTest {
           + " heartbeat outages, " + t.operatorDowns + " operator DOWNs, " + t.leaderChanges
           + " leader changes, " + t.down + " DOWN, " + t.forced + " forced, " + t.overloaded
           + " OVERLOADED, " + t.deduped + " resends recognised, " + t.late + " late, "
-          + t.knownGaps + " known-gap deliveries; " + t.coverage);
+          + t.knownGaps + " known-gap deliveries, " + t.splits + " splits, " + t.merges
+          + " merges; " + t.coverage);
       assertTrue(t.forced > 50, "forced handovers: " + t.forced);
       assertTrue(t.deduped > 50, "resends recognised: " + t.deduped);
       for (String c : new String[] {"pause-0", "pause-1", "pause-2", "heartbeat-outage",
           "operator-down", "force-waits-for-lease", "leader-change", "resend-recognised",
-          "resend-dropped-on-merge"}) {
+          "resend-dropped-on-merge", "split", "merge"}) {
         assertTrue(t.coverage.contains(c), "never reached: " + c + " in " + t.coverage);
       }
+    }
+  }
+
+  @Test
+  void splitsAndMergesUnderTrafficKeepOrder() {
+    Totals t = runSeeds("splitsAndMergesUnderTrafficKeepOrder", "plb.sim.reshapeCount", 200,
+        seed -> RESHAPING);
+    if (t != null) {
+      System.out.println("reshaping simulation: " + t.splits + " splits, " + t.merges
+          + " merges, " + t.completed + " handovers completed, " + t.aborted + " aborted, "
+          + t.refusals + " refusals");
+      assertTrue(t.splits > 200, "splits: " + t.splits);
+      assertTrue(t.merges > 200, "merges: " + t.merges);
+      assertTrue(t.completed > 200, "handovers completed: " + t.completed);
     }
   }
 
@@ -270,21 +295,35 @@ class HandoverSimulationTest {
   }
 
   /**
+   * Handbacks, then long outages: two servers, many aborts from SWITCH, a source that crashes
+   * right after storing a handback and stays down until its ranges are forced to the target,
+   * and then sends the target what it holds as late.
+   */
+  private static final Config HANDBACK_THEN_LATE = Config.of(3, 60, 12, 2, 0.3, 0.2, 8)
+      .crashing(2, 2, new Crashes(2, 0, 0.5, 1.0, 1, "transfer-stored"));
+
+  /**
    * The reference store's late path as built (QueueStore.queueLate skips a late copy by its
    * sequences) loses acknowledged messages: a server stored a message, handed it on in a transfer
    * (a target's held messages given back after an abort), and later took its late copy for one it
-   * still had. It is rare: seed 1781 of the crash configurations is the first to show it (found
-   * by scanning; a change to the simulation's random draws moves it — scan again with this
-   * mutation over {@code crashing(seed)}). With the model's rule (no late copy is skipped; a
-   * copy the receiver has too is delivered twice, marked late) the same seed passes.
+   * still had. With the model's rule (no late copy is skipped; a copy the receiver has too is
+   * delivered twice, marked late) the same seed passes.
    */
   @Test
   void theLateSkipAsBuiltLosesMessages() {
-    long seed = 1781;
-    AssertionError e = assertThrows(AssertionError.class,
-        () -> new HandoverSimulation(seed, crashing(seed).with(Mutation.LATE_SKIP_AS_BUILT)).run());
-    assertTrue(e.getMessage().contains("lost=2"), e.getMessage());
-    new HandoverSimulation(seed, crashing(seed)).run();
+    for (long seed = 1; seed <= 300; seed++) {
+      try {
+        new HandoverSimulation(seed, HANDBACK_THEN_LATE.with(Mutation.LATE_SKIP_AS_BUILT)).run();
+      } catch (AssertionError e) {
+        if (!e.getMessage().contains("lost=")) {
+          throw e;
+        }
+        System.out.println("late skip as built, seed " + seed + ": " + e.getMessage());
+        new HandoverSimulation(seed, HANDBACK_THEN_LATE).run();
+        return;
+      }
+    }
+    fail("no seed up to 300 loses a message with the late skip as built");
   }
 
   @Test
