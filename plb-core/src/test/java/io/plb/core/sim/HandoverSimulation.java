@@ -5,6 +5,7 @@ import io.plb.core.check.HistoryChecker;
 import io.plb.core.command.Command;
 import io.plb.core.command.CommandProcessor;
 import io.plb.core.error.PlbException;
+import io.plb.core.handover.Liveness;
 import io.plb.core.handover.OwnerLease;
 import io.plb.core.handover.Participant;
 import io.plb.core.handover.Participant.Action;
@@ -55,8 +56,8 @@ import java.util.function.Consumer;
  * slot — the bounds sends were routed under, with an id never reused — as the router's
  * {@code Producer} does.
  *
- * <p><b>Leases.</b> Every queue server heartbeats the leader; the leader (as {@code
- * HandoverDriver}) grants a lease to an ACTIVE server only, counted by the server from its
+ * <p><b>Leases.</b> Every queue server heartbeats the leader; the leader, with the real liveness
+ * and lease decisions of its driver ({@link Liveness}), grants a lease to an ACTIVE server only, counted by the server from its
  * heartbeat's send time and only once it has applied the version the grant names. Without a lease
  * a server answers every publish OVERLOADED (with the stream's overload fence; the router backs
  * off and resends in order), delivers nothing and takes no late messages; transfers and reports
@@ -363,11 +364,8 @@ final class HandoverSimulation {
   private final List<Subscriber> subscribers = new ArrayList<>();
   /** When this leader first saw each handover (range, handover epoch) in its current phase. */
   private final Map<String, Long> phaseSince = new HashMap<>();
-  /** This leader's record of when it last heard each server, and last granted it a lease. */
-  private final Map<String, Long> lastHeard = new HashMap<>();
-  private final Map<String, Long> lastGranted = new HashMap<>();
-  /** When the current leader took over: its liveness clocks and lease bound start there. */
-  private long leadingSince;
+  /** The real liveness and lease decisions of the leader's driver, on virtual time. */
+  private final Liveness liveness;
   private long leaderChanges;
   private long splits;
   private long merges;
@@ -438,6 +436,8 @@ final class HandoverSimulation {
     this.config = config;
     this.rnd = new Random(seed);
     this.d = config.maxDelay();
+    this.liveness = new Liveness(suspectAfter(), downAfter(),
+        config.mutation() == Mutation.FORCE_DURING_LEASE ? -1 : lease() + leaseMargin());
   }
 
   /**
@@ -757,12 +757,11 @@ final class HandoverSimulation {
    * lease, naming the map version; a DOWN server is heard but granted nothing.
    */
   private void onHeartbeat(Server s, long sentAt) {
-    lastHeard.put(s.id, now);
-    QueueServerInfo info = image.server(s.id);
-    if (info == null || info.state() == ServerState.DOWN) {
-      return;
+    liveness.heard(s.id, now);
+    if (Liveness.noLease(image, s.id, false) != null) {
+      return; // its DOWN and ACTIVE proposals are applied at once here: none is in flight
     }
-    lastGranted.put(s.id, now);
+    liveness.granted(s.id, now);
     long version = image.version();
     if (!heartbeatLost(s)) {
       link("leader*", s.id).send(() -> s.onGrant(sentAt, version));
@@ -776,62 +775,38 @@ final class HandoverSimulation {
   }
 
   /**
-   * HandoverDriver.leaseMayRun: a lease granted to the server — by this leader, or before its
-   * takeover by another — may still run until lease + margin after the last grant.
+   * HandoverDriver.checkLiveness: the real decisions ({@link Liveness}), applied in order (a
+   * force of a server made ACTIVE in the same round is refused when applied, as in the driver);
+   * then, at random, an operator declares a suspect server DOWN while its lease may still run.
    */
-  private boolean leaseMayRun(String id) {
-    long last = Math.max(lastGranted.getOrDefault(id, leadingSince), leadingSince);
-    return now - last <= lease() + leaseMargin();
-  }
-
-  /** HandoverDriver.checkLiveness, on the simulation's clock. */
   private void checkLiveness() {
+    for (RangeEntry r : image.ranges()) {
+      QueueServerInfo owner = r.isAssigned() ? image.server(r.owner()) : null;
+      if (owner != null && owner.state() == ServerState.DOWN && liveness.leaseMayRun(owner.id(), now)) {
+        coverage.add("force-waits-for-lease");
+      }
+    }
+    for (Liveness.Proposal p : liveness.check(image, now).proposals()) {
+      trace("leader: " + p.why());
+      MapDelta delta = apply(p.command());
+      if (delta != null && !delta.isEmpty() && p.command() instanceof Command.UpdateServer u
+          && u.state() == ServerState.DOWN) {
+        downDeclared++;
+      }
+    }
+    if (config.faults().operatorDownChance() == 0) {
+      return;
+    }
     for (QueueServerInfo s : new ArrayList<>(image.servers().values())) {
-      long silent = now - Math.max(lastHeard.getOrDefault(s.id(), leadingSince), leadingSince);
-      if (s.state() == ServerState.DOWN) {
-        if (lastHeard.containsKey(s.id()) && silent < suspectAfter()) {
-          trace("leader: " + s.id() + " heard again");
-          apply(new Command.UpdateServer(s.id(), null, null, ServerState.ACTIVE));
-        }
-      } else if (silent > downAfter()) {
-        trace("leader: " + s.id() + " silent for " + silent + ": DOWN");
-        if (apply(new Command.UpdateServer(s.id(), null, null, ServerState.DOWN)) != null) {
-          downDeclared++;
-        }
-      } else if (silent > suspectAfter() && config.faults().operatorDownChance() > 0
+      if (s.state() != ServerState.DOWN && liveness.isSuspect(s.id())
           && rnd.nextDouble() < config.faults().operatorDownChance()) {
-        // An operator takes the suspect server for dead while its lease may still run.
-        trace("operator: " + s.id() + " silent for " + silent + ": DOWN");
-        if (apply(new Command.UpdateServer(s.id(), null, null, ServerState.DOWN)) != null) {
+        trace("operator: suspect " + s.id() + " is DOWN");
+        MapDelta delta = apply(new Command.UpdateServer(s.id(), null, null, ServerState.DOWN));
+        if (delta != null && !delta.isEmpty()) {
           downDeclared++;
           operatorDowns++;
           coverage.add("operator-down");
         }
-      }
-    }
-    for (int i = 0; i < image.rangeCount(); i++) {
-      RangeEntry r = image.range(i);
-      if (!r.isAssigned()) {
-        continue;
-      }
-      QueueServerInfo owner = image.server(r.owner());
-      Handover h = r.handover();
-      boolean leaseOver = !leaseMayRun(r.owner())
-          || config.mutation() == Mutation.FORCE_DURING_LEASE;
-      if (owner.state() == ServerState.DOWN && !leaseOver) {
-        coverage.add("force-waits-for-lease");
-      }
-      if (owner.state() == ServerState.DOWN && leaseOver) {
-        if (h != null && h.phase() == HandoverPhase.PREPARE) {
-          apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "source DOWN"));
-          continue;
-        }
-        String target = h != null && isActive(h.target()) ? h.target() : image.leastLoadedActive(r.owner());
-        if (target != null) {
-          apply(new Command.ForceHandover(r.start(), r.epoch(), target));
-        }
-      } else if (h != null && h.phase() != HandoverPhase.ABORT_SWITCH && !isActive(h.target())) {
-        apply(new Command.AbortHandover(r.start(), r.epoch() + 1, "target not ACTIVE"));
       }
     }
   }
@@ -881,9 +856,7 @@ final class HandoverSimulation {
         l.pending.clear();
       }
     }
-    leadingSince = now;
-    lastHeard.clear();
-    lastGranted.clear();
+    liveness.takeOver(now);
     phaseSince.clear();
   }
 
@@ -2626,7 +2599,7 @@ final class HandoverSimulation {
       ClusterImage initial = image;
       link("leader", s.id).send(() -> s.onVersion(initial));
       s.startTimers();
-      lastHeard.put(s.id, 0L);
+      liveness.heard(s.id, 0);
     }
     for (int p = 0; p < config.producers(); p++) {
       Producer producer = new Producer(p, keys);
@@ -2715,8 +2688,7 @@ final class HandoverSimulation {
   }
 
   private String stateSummary() {
-    StringBuilder b = new StringBuilder("t=" + now + " leading since " + leadingSince
-        + " heard " + lastHeard + " granted " + lastGranted + "; ");
+    StringBuilder b = new StringBuilder("t=" + now + "; ");
     for (RangeEntry r : image.ranges()) {
       b.append(r.rangeText()).append(' ').append(r.owner()).append(" e").append(r.epoch())
           .append(r.handover() == null ? "" : " " + r.handover()).append("; ");
