@@ -142,9 +142,9 @@ public interface HandoverStore {
   /**
    * Appends late messages (marked late) to the back of the deliverable queue and records
    * {@code receipt} as the answer to the last late batch taken from {@code fromServer}, in one
-   * durable write: a resend of that batch is answered from the receipt and stores nothing. A
-   * message this server stored itself (the last one of its producer and key here) is skipped:
-   * the producer's resend reached this server before the late copy did.
+   * durable write: a resend of that batch is answered from the receipt and stores nothing.
+   * Every message is queued, also one this server may have stored before: a late copy can be
+   * the only one left (docs/design.md §5 "Idempotent publish"), so it is delivered, marked late.
    */
   void queueLate(List<StoredMessage> messages, String fromServer, byte[] receipt);
 

@@ -24,7 +24,11 @@ import java.util.TreeMap;
  *
  * <p>Late messages (from a server that lost their range while DOWN) are the exception to the
  * order rule: a late message's seq may be below the key's last one without having been stored
- * here, so its verdict comes from {@link #storedExactly}, never from {@link #check}.
+ * here, so its verdict comes from {@link #storedExactly}, never from {@link #check}. That
+ * verdict holds only for an entry this server stored itself: an entry that arrived with a range
+ * ({@link #merge}) says another server stored the message, and the late copy may be the only
+ * one left of it (the server that stored it lost the range while DOWN, and later handed its
+ * entries on with another transfer of the range).
  *
  * <p><b>Forgetting.</b> An entry is useful only while its producer may still resend the message:
  * a producer tells which seqs it has settled ({@link #settled}), and a producer silent for long
@@ -53,11 +57,20 @@ public final class ProducerSequences<K> {
     FENCED
   }
 
-  /** The last seq stored of one (producer, key), under the producer's epoch. */
-  public record Entry<K>(String producer, long epoch, K key, long hash, long seq) {
+  /**
+   * The last seq stored of one (producer, key), under the producer's epoch; {@code storedHere}
+   * when this server stored that message itself rather than learning of it with a range.
+   */
+  public record Entry<K>(String producer, long epoch, K key, long hash, long seq,
+      boolean storedHere) {
     public Entry {
       Objects.requireNonNull(producer, "producer");
       Objects.requireNonNull(key, "key");
+    }
+
+    /** An entry of a message stored here (what a store that keeps no flag restores). */
+    public Entry(String producer, long epoch, K key, long hash, long seq) {
+      this(producer, epoch, key, hash, seq, true);
     }
   }
 
@@ -112,10 +125,13 @@ public final class ProducerSequences<K> {
   private static final class Slot {
     long seq;
     final long hash;
+    /** This server stored the message {@code seq} itself (not merged from a transfer). */
+    boolean storedHere;
 
-    Slot(long seq, long hash) {
+    Slot(long seq, long hash, boolean storedHere) {
       this.seq = seq;
       this.hash = hash;
+      this.storedHere = storedHere;
     }
   }
 
@@ -166,14 +182,17 @@ public final class ProducerSequences<K> {
     return s != null && seq <= s.seq ? Verdict.DUPLICATE : Verdict.NEW;
   }
 
-  /** Whether this exact message is the last one stored of its key (a sure duplicate). */
+  /**
+   * Whether this exact message is the last one this server stored of its key (a sure
+   * duplicate). An entry merged from a transfer does not count: the message was stored elsewhere.
+   */
   public boolean storedExactly(String producer, long epoch, K key, long seq) {
     ProducerState<K> p = producers.get(producer);
     if (epoch == 0 || p == null || p.epoch != epoch) {
       return false;
     }
     Slot s = p.byKey.get(key);
-    return s != null && s.seq == seq;
+    return s != null && s.seq == seq && s.storedHere;
   }
 
   /** Whether storing a message of a (producer, key) not kept yet would add an entry. */
@@ -186,12 +205,25 @@ public final class ProducerSequences<K> {
   }
 
   /**
-   * A message was stored (published, received in a transfer, or taken late), or an entry
-   * arrived with a transferred range: keeps the larger seq of its key. A newer epoch replaces
+   * A message was stored here (published, received in a transfer, or taken late): keeps the
+   * larger seq of its key. A newer epoch replaces
    * everything kept of the producer; an older one changes nothing.
    */
   public void stored(String producer, long epoch, K key, long hash, long seq, long nowMillis,
       Changes<K> changes) {
+    keep(producer, epoch, key, hash, seq, true, nowMillis, changes);
+  }
+
+  /**
+   * {@link #stored} for an entry that arrived with a range: the message was stored by another
+   * server, so it does not count for {@link #storedExactly}.
+   */
+  public void merge(Entry<K> e, long nowMillis, Changes<K> changes) {
+    keep(e.producer(), e.epoch(), e.key(), e.hash(), e.seq(), false, nowMillis, changes);
+  }
+
+  private void keep(String producer, long epoch, K key, long hash, long seq, boolean here,
+      long nowMillis, Changes<K> changes) {
     if (epoch == 0) {
       return;
     }
@@ -208,25 +240,25 @@ public final class ProducerSequences<K> {
     }
     Slot s = p.byKey.get(key);
     if (s == null) {
-      p.byKey.put(key, new Slot(seq, hash));
+      s = new Slot(seq, hash, here);
+      p.byKey.put(key, s);
       p.bySeq.put(seq, key);
       entries++;
     } else if (seq > s.seq) {
       p.bySeq.remove(s.seq, key);
       s.seq = seq;
+      s.storedHere = here;
       p.bySeq.put(seq, key);
+    } else if (seq == s.seq && here && !s.storedHere) {
+      s.storedHere = true; // stored here too (a late copy, or a transfer's)
     } else {
       touch(producer, p, nowMillis, changes);
       return;
     }
-    changes.add(new PutEntry<>(new Entry<>(producer, epoch, key, hash, seq)));
+    changes.add(new PutEntry<>(new Entry<>(producer, epoch, key, hash, seq, s.storedHere)));
     touch(producer, p, nowMillis, changes);
   }
 
-  /** {@link #stored} for an entry that arrived with a range. */
-  public void merge(Entry<K> e, long nowMillis, Changes<K> changes) {
-    stored(e.producer(), e.epoch(), e.key(), e.hash(), e.seq(), nowMillis, changes);
-  }
 
   /**
    * The producer instance says every message of its below {@code settledBelow} is settled: it
@@ -274,7 +306,7 @@ public final class ProducerSequences<K> {
       for (Map.Entry<K, Slot> ke : p.byKey.entrySet()) {
         Slot s = ke.getValue();
         if (Ring.contains(start, end, s.hash)) {
-          out.add(new Entry<>(pe.getKey(), p.epoch, ke.getKey(), s.hash, s.seq));
+          out.add(new Entry<>(pe.getKey(), p.epoch, ke.getKey(), s.hash, s.seq, s.storedHere));
         }
       }
     }
@@ -298,7 +330,7 @@ public final class ProducerSequences<K> {
     if (p == null || p.epoch != e.epoch() || p.byKey.containsKey(e.key())) {
       return false;
     }
-    p.byKey.put(e.key(), new Slot(e.seq(), e.hash()));
+    p.byKey.put(e.key(), new Slot(e.seq(), e.hash(), e.storedHere()));
     p.bySeq.put(e.seq(), e.key());
     entries++;
     return true;

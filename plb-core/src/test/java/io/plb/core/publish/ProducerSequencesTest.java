@@ -140,4 +140,23 @@ class ProducerSequencesTest {
     assertFalse(table.storedExactly("p", 2, "k", 8));
     assertEquals(Verdict.FENCED, table.check("p", 1, "k", 10));
   }
+
+  /**
+   * Found by the handover simulation (seed 65 of its broken-stream runs): server A stored seq 58
+   * of k, was declared DOWN and kept it queued; later A handed its entries of the range on to B
+   * with another transfer, and then sent B the message as late. B took the entry for its own
+   * store and skipped the late copy, the only one left: an acknowledged message lost.
+   */
+  @Test
+  void anEntryThatArrivedWithARangeDoesNotMakeALateCopyLookStoredHere() {
+    Changes<String> c = new Changes<>();
+    table.merge(new Entry<>("p", 1, "k", 5, 58), 1000, c);
+    assertEquals(Verdict.DUPLICATE, table.check("p", 1, "k", 58)); // a resend: stored elsewhere
+    assertFalse(table.storedExactly("p", 1, "k", 58));
+    assertEquals(new PutEntry<>(new Entry<>("p", 1, "k", 5, 58, false)), c.list().get(0));
+    store("p", 1, "k", 5, 58); // the late copy, stored here
+    assertTrue(table.storedExactly("p", 1, "k", 58));
+    table.merge(new Entry<>("p", 1, "k", 5, 60), 1000, new Changes<>());
+    assertFalse(table.storedExactly("p", 1, "k", 60));
+  }
 }

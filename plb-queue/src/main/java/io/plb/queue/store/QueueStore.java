@@ -456,8 +456,8 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
     Changes<ByteString> changes = new Changes<>();
     for (ProducerSequence q : arrived) {
       long hash = KeyHash.hash(q.getKey().toByteArray());
-      sequences.stored(q.getProducer(), q.getEpoch(), q.getKey(), hash, q.getSeq(), now,
-          changes);
+      sequences.merge(new ProducerSequences.Entry<>(q.getProducer(), q.getEpoch(), q.getKey(),
+          hash, q.getSeq(), false), now, changes);
       theirs.stored(q.getProducer(), q.getEpoch(), q.getKey(), hash, q.getSeq(), now,
           new Changes<>());
     }
@@ -1133,10 +1133,6 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
         long lsn = nextLsn;
         Changes<ByteString> changes = new Changes<>();
         for (StoredMessage m : messages) {
-          if (sequences.storedExactly(m.getProducer(), m.getProducerEpoch(), m.getKey(),
-              m.getSeq())) {
-            continue; // this server stored it itself: the producer's resend came here first
-          }
           StoredMessage l = m.toBuilder().setLate(true).build();
           late.add(l);
           batch.put(queue, lsnKey(lsn++), l.toByteArray());

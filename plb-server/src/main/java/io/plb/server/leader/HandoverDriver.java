@@ -4,12 +4,11 @@ import io.plb.core.command.Command;
 import io.plb.core.command.CommandProcessor;
 import io.plb.core.error.ErrorCode;
 import io.plb.core.error.PlbException;
+import io.plb.core.handover.Liveness;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.map.ClusterImage;
-import io.plb.core.map.Handover;
 import io.plb.core.map.HandoverPhase;
 import io.plb.core.map.QueueServerInfo;
-import io.plb.core.map.ServerState;
 import io.plb.core.map.MapDelta;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.time.Ticker;
@@ -128,23 +127,14 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   private final QuorumContact quorum;
   private final Map<Key, Seen> seen = new HashMap<>();
   private final Set<Key> aborting = new HashSet<>();
-  /** When this leader last heard a heartbeat from each queue server (ticker nanos). */
-  private final Map<String, Long> lastHeard = new HashMap<>();
-  /** When this leader last granted each queue server a lease (ticker nanos). */
-  private final Map<String, Long> lastGranted = new HashMap<>();
-  /**
-   * When this leader first saw each registered server in the map (ticker nanos): a server
-   * registered after the takeover is silent only from then on.
-   */
-  private final Map<String, Long> firstSeen = new HashMap<>();
+  /** Heartbeats, grants and the liveness and lease decisions on them (ticker nanos). */
+  private final Liveness liveness;
   private final List<PendingGrant> pendingGrants = new ArrayList<>();
   private boolean grantPollScheduled;
-  private final Set<String> suspected = new HashSet<>();
   /** Liveness proposals (server state changes, forced handovers) in flight, by subject. */
   private final Set<String> livenessInFlight = new HashSet<>();
   /** Reports being proposed: a repeat that arrives meanwhile shares the first one's outcome. */
   private final Map<Command, CompletableFuture<ReportOutcome>> reportsInFlight = new HashMap<>();
-  private long leadingSince;
   private long term = -1;
   private volatile boolean leading;
   private long lastWaitLog;
@@ -162,6 +152,8 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     this.proposer = proposer;
     this.settings = settings;
     this.ticker = ticker;
+    this.liveness = new Liveness(settings.suspectAfter().toNanos(),
+        settings.downAfter().toNanos(), settings.lease().plus(settings.leaseMargin()).toNanos());
     this.loop = loop;
     this.leaderHint = leaderHint;
     loop.scheduleWithFixedDelay(this::reconcile, 100, 100, TimeUnit.MILLISECONDS);
@@ -175,15 +167,11 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
     run(() -> {
       term = newTerm;
       leading = true;
-      leadingSince = ticker.nanos();
+      liveness.takeOver(ticker.nanos());
       seen.clear();
       aborting.clear();
-      suspected.clear();
       livenessInFlight.clear();
       reportsInFlight.clear();
-      lastHeard.clear();
-      lastGranted.clear();
-      firstSeen.clear();
       failPendingGrants("leadership changed");
       LOG.info("leading in term {}: driving {} open handover(s), timeouts start now", newTerm,
           countOpen(publisher.image()));
@@ -334,7 +322,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       if (s == null) {
         throw PlbException.notFound("queue server " + serverId + " is not registered");
       }
-      lastHeard.put(serverId, received);
+      liveness.heard(serverId, received);
       String refused = noLease(image, serverId);
       if (refused != null) {
         return CompletableFuture.completedFuture(new Grant(image.version(), 0, refused));
@@ -378,7 +366,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
           g.reply.complete(new Grant(image.version(), 0, refused));
           continue;
         }
-        lastGranted.put(g.serverId, now);
+        liveness.granted(g.serverId, now);
         g.reply.complete(new Grant(image.version(), settings.lease().toMillis(), ""));
       } else if (now - g.receivedNanos > GRANT_WAIT_NANOS) {
         it.remove();
@@ -401,18 +389,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
    * DOWN — or null when it may. Leader loop only.
    */
   private String noLease(ClusterImage image, String serverId) {
-    QueueServerInfo s = image.server(serverId);
-    if (s == null) {
-      return "queue server " + serverId + " is no longer registered";
-    }
-    if (s.state() == ServerState.DOWN) {
-      return "queue server " + serverId + " is DOWN: no lease until it is ACTIVE again";
-    }
-    if (livenessInFlight.contains("server:" + serverId)) {
-      return "queue server " + serverId + " is " + s.state() + " and being declared DOWN: no "
-          + "lease until it is ACTIVE again";
-    }
-    return null;
+    return Liveness.noLease(image, serverId, livenessInFlight.contains("server:" + serverId));
   }
 
   private void failPendingGrants(String why) {
@@ -509,84 +486,22 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
   // ------------------------------------------------------------------ liveness
 
   /**
-   * Queue-server liveness from heartbeats (DESIGN §5 "Failures"): silent for suspectAfter →
-   * logged as suspect; for downAfter → committed DOWN. A DOWN server's ranges leave it by forced
-   * handover (to the handover's target if it was moving, else to the ACTIVE server with the fewest
-   * ranges); a handover whose target is DOWN is aborted. A DOWN server heard again is committed
-   * ACTIVE; its agent then hands what it still holds to the new owners as late messages. Silence
-   * is measured from the later of this leader's takeover and the moment it first saw the server
-   * registered, so a server registered late is not DOWN before its first heartbeat could come.
-   * A range is forced only once the DOWN server's lease has certainly run out (see
-   * {@link #leaseMayRun}): it has stopped accepting and delivering by then. Leader loop only.
+   * Queue-server liveness from heartbeats: the decisions are {@link Liveness}'s (pure, in
+   * plb-core, where its rules are stated); this logs them and proposes each, at most one in
+   * flight per subject. Leader loop only.
    */
   private void checkLiveness(ClusterImage image, long now) {
-    firstSeen.keySet().retainAll(image.servers().keySet());
-    lastHeard.keySet().retainAll(image.servers().keySet());
-    lastGranted.keySet().retainAll(image.servers().keySet());
-    for (QueueServerInfo s : image.servers().values()) {
-      long since = Math.max(leadingSince, firstSeen.computeIfAbsent(s.id(), id -> now));
-      long last = Math.max(lastHeard.getOrDefault(s.id(), since), since);
-      long silentMillis = (now - last) / 1_000_000;
-      if (s.state() == ServerState.DOWN) {
-        if (lastHeard.containsKey(s.id()) && silentMillis < settings.suspectAfter().toMillis()) {
-          proposeLiveness("server:" + s.id(),
-              new Command.UpdateServer(s.id(), null, null, ServerState.ACTIVE),
-              "queue server " + s.id() + " is heard again: ACTIVE");
-        }
-        continue;
-      }
-      if (silentMillis > settings.downAfter().toMillis()) {
-        proposeLiveness("server:" + s.id(),
-            new Command.UpdateServer(s.id(), null, null, ServerState.DOWN),
-            "queue server " + s.id() + " silent for " + silentMillis + " ms: DOWN");
-      } else if (silentMillis > settings.suspectAfter().toMillis()) {
-        if (suspected.add(s.id())) {
-          LOG.warn("queue server {} is suspect: no heartbeat for {} ms", s.id(), silentMillis);
-        }
-      } else if (suspected.remove(s.id())) {
-        LOG.info("queue server {} is heard again", s.id());
-      }
+    Liveness.Round round = liveness.check(image, now);
+    for (String id : round.suspected()) {
+      LOG.warn("queue server {} is suspect: no heartbeat for over {} ms", id,
+          settings.suspectAfter().toMillis());
     }
-    for (RangeEntry r : image.ranges()) {
-      if (!r.isAssigned()) {
-        continue;
-      }
-      QueueServerInfo owner = image.server(r.owner());
-      Handover h = r.handover();
-      if (owner != null && owner.state() == ServerState.DOWN && !leaseMayRun(owner.id(), now)) {
-        if (h != null && h.phase() == HandoverPhase.PREPARE) {
-          proposeLiveness("range:" + r.start(), new Command.AbortHandover(r.start(),
-              r.epoch() + 1, "source " + r.owner() + " is DOWN"), "aborting the handover of "
-              + r.rangeText() + ": source " + r.owner() + " is DOWN");
-          continue;
-        }
-        String target = h != null && isActive(image, h.target()) ? h.target()
-            : image.leastLoadedActive(r.owner());
-        if (target == null) {
-          continue; // no ACTIVE server to take it; logged by the caller's next round
-        }
-        proposeLiveness("range:" + r.start(), new Command.ForceHandover(r.start(), r.epoch(),
-            target), "forced handover of " + r.rangeText() + " off DOWN " + r.owner() + " to "
-            + target);
-      } else if (h != null && h.phase() != HandoverPhase.ABORT_SWITCH
-          && !isActive(image, h.target())) {
-        proposeLiveness("range:" + r.start(), new Command.AbortHandover(r.start(),
-            r.epoch() + 1, "target " + h.target() + " is " + stateOf(image, h.target())),
-            "aborting the handover of " + r.rangeText() + ": target " + h.target() + " is "
-            + stateOf(image, h.target()));
-      }
+    for (String id : round.recovered()) {
+      LOG.info("queue server {} is heard again", id);
     }
-  }
-
-  /**
-   * Whether a lease this leader — or, before its takeover, another — granted {@code serverId}
-   * may still run: until {@code lease + leaseMargin} after the last grant, counted from the
-   * takeover at the earliest (an earlier leader's grants were all made before it). A range is
-   * forced off a DOWN server only once this is false, whoever declared it DOWN.
-   */
-  private boolean leaseMayRun(String serverId, long now) {
-    long last = Math.max(lastGranted.getOrDefault(serverId, leadingSince), leadingSince);
-    return now - last <= settings.lease().plus(settings.leaseMargin()).toNanos();
+    for (Liveness.Proposal p : round.proposals()) {
+      proposeLiveness(p.subject(), p.command(), p.why());
+    }
   }
 
   private void proposeLiveness(String subject, Command command, String what) {
@@ -601,11 +516,6 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
             : result.getErrorMessage());
       }
     }));
-  }
-
-  private static boolean isActive(ClusterImage image, String id) {
-    QueueServerInfo s = image.server(id);
-    return s != null && s.state() == ServerState.ACTIVE;
   }
 
   private static String stateOf(ClusterImage image, String id) {
