@@ -14,6 +14,7 @@ import io.plb.queue.store.QueueStore;
 import io.plb.queue.store.QueueStore.Placed;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.OptionalLong;
 import java.util.Set;
@@ -84,6 +85,25 @@ class QueueStoreDurabilityTest {
       var next = s.take(consumer, 10, h -> true);
       assertEquals(2, next.get(0).message().getSeq());
       assertEquals(false, next.get(0).redelivered());
+    }
+  }
+
+  @Test
+  void queuedMessagesOfARangeAreMarkedLateOnceAndStaySo() throws Exception {
+    long ha = KeyHash.hash("a".getBytes(StandardCharsets.UTF_8));
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      s.append(List.of(Placed.queue(msg("a", 1), 0), Placed.queue(msg("a", 2), 0),
+          Placed.queue(msg("b", 3), 0)));
+      assertEquals(2, s.markQueuedLate(ha, ha + 1), "a's two messages, not b's");
+      assertEquals(0, s.markQueuedLate(ha, ha + 1), "marked already");
+    }
+    try (QueueStore s = QueueStore.open(tmp, true)) {
+      Object consumer = new Object();
+      for (var d : s.take(consumer, 10, h -> true)) {
+        assertEquals(d.message().getKey().toStringUtf8().equals("a"), d.message().getLate(),
+            d.message().toString());
+      }
+      assertEquals(3, s.queued());
     }
   }
 

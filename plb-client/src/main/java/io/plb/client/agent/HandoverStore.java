@@ -148,6 +148,15 @@ public interface HandoverStore {
    */
   void queueLate(List<StoredMessage> messages, String fromServer, byte[] receipt);
 
+  /**
+   * Marks the messages of {@code [start, end)} in the deliverable queue late, in durable writes,
+   * and returns how many were not marked before. For what a server still holds queued of a
+   * range another server owns now: should the range come back to it before it has sent them on,
+   * they are delivered as what they are — late — and not as if in order ahead of what the other
+   * owner delivered meanwhile.
+   */
+  int markQueuedLate(long start, long end);
+
   /** The receipt last recorded for {@code fromServer} by {@link #queueLate}, or an empty array. */
   byte[] lateReceipt(String fromServer);
 

@@ -41,6 +41,7 @@ import io.plb.proto.v1.TransferOutcome;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -150,6 +151,11 @@ public final class QueueServerAgent implements AutoCloseable {
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
   /** Copies in the late batch awaiting its answer: not taken back meanwhile. Under the lock. */
   private final Set<Held> lateInFlight = new HashSet<>();
+  /**
+   * Ranges (start → end) whose queued messages here were marked late since they became another
+   * server's; under the lock.
+   */
+  private final Map<Long, Long> markedLeftovers = new HashMap<>();
   private final AtomicBoolean lateRunning = new AtomicBoolean();
   private volatile boolean lateKicked;
   /** The late batch sent and not yet answered; only the late sender touches it. */
@@ -1512,12 +1518,28 @@ public final class QueueServerAgent implements AutoCloseable {
         }
       }
     }
+    Map<Long, Long> leftovers = new HashMap<>();
     for (RangeEntry r : rangesWithBacklog()) {
-      if (toSend) {
-        break;
+      if (!leftoverQueue(r)) {
+        continue;
       }
-      toSend = leftoverQueue(r);
+      toSend = true;
+      leftovers.put(r.start(), r.end());
+      if (!Long.valueOf(r.end()).equals(markedLeftovers.get(r.start()))) {
+        // Another server owns these keys now. Marked late before they are sent on: should the
+        // range come back here first, they are delivered as late, not as if in order ahead of
+        // what the other owner delivered meanwhile (found by the seeded simulation).
+        int n = store.markQueuedLate(r.start(), r.end());
+        if (n > 0) {
+          LOG.warn("{}: {} message(s) queued here of range {}, now {}'s, marked late", serverId,
+              n, r.rangeText(), r.owner());
+        }
+      }
     }
+    // Marked once per stretch while it stays another's; a range ours again is forgotten, so
+    // what it queues afterwards is marked when it is lost again.
+    markedLeftovers.clear();
+    markedLeftovers.putAll(leftovers);
     if (toSend) {
       kickLate();
     }

@@ -96,6 +96,10 @@ class AgentLargeMapTest {
       return new byte[0];
     }
 
+    public int markQueuedLate(long start, long end) {
+      return 0;
+    }
+
     public List<io.plb.proto.v1.ProducerSequence> sequencesIn(long start, long end) {
       return List.of();
     }

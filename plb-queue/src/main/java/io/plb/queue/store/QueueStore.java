@@ -1154,6 +1154,42 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
   }
 
   @Override
+  public int markQueuedLate(long start, long end) {
+    List<Long> lsns = new ArrayList<>();
+    synchronized (this) {
+      for (KeyQueue q : keys.values()) {
+        if (Ring.contains(start, end, q.hash)) {
+          lsns.addAll(q.lsns);
+        }
+      }
+    }
+    int marked = 0;
+    // In steps, each one durable write, so a large backlog is not one huge batch; a message
+    // acknowledged meanwhile is gone and skipped.
+    for (int from = 0; from < lsns.size(); from += 1024) {
+      synchronized (this) {
+        try (WriteBatch batch = new WriteBatch()) {
+          for (long lsn : lsns.subList(from, Math.min(lsns.size(), from + 1024))) {
+            byte[] v = db.get(queue, lsnKey(lsn));
+            if (v == null) {
+              continue;
+            }
+            StoredMessage m = parse(v);
+            if (!m.getLate()) {
+              batch.put(queue, lsnKey(lsn), m.toBuilder().setLate(true).build().toByteArray());
+              marked++;
+            }
+          }
+          db.write(durable, batch);
+        } catch (RocksDBException e) {
+          throw new IllegalStateException("queue store write failed: " + e.getMessage(), e);
+        }
+      }
+    }
+    return marked;
+  }
+
+  @Override
   public synchronized byte[] lateReceipt(String fromServer) {
     try {
       byte[] v = db.get(meta, lateReceiptKey(fromServer));

@@ -284,6 +284,10 @@ class LargeMapTest {
       return new byte[0];
     }
 
+    public int markQueuedLate(long start, long end) {
+      return 0;
+    }
+
     public List<io.plb.proto.v1.ProducerSequence> sequencesIn(long start, long end) {
       return List.of();
     }
