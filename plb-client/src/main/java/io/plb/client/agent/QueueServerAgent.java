@@ -1355,6 +1355,20 @@ public final class QueueServerAgent implements AutoCloseable {
     return lease.holds(ticker.nanos(), image.version());
   }
 
+  /**
+   * Whether the key at ring position {@code hash} is in a range in a handover, by the map this
+   * server has applied, with this server its source or its target.
+   */
+  public boolean inHandover(long hash) {
+    ClusterImage now = image;
+    if (now.rangeCount() == 0) {
+      return false;
+    }
+    RangeEntry r = now.rangeFor(hash);
+    return r.handover() != null
+        && (serverId.equals(r.owner()) || serverId.equals(r.handover().target()));
+  }
+
   /** Whether the key at ring position {@code hash} is in a range this server owns now. */
   public boolean owns(long hash) {
     ClusterImage now = image;

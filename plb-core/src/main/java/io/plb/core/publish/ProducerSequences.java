@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
+import java.util.function.LongPredicate;
 
 /**
  * What a queue server keeps to store a producer's resend at most once (docs/design.md §5
@@ -266,6 +267,17 @@ public final class ProducerSequences<K> {
    */
   public void settled(String producer, long epoch, long settledBelow, long nowMillis,
       Changes<K> changes) {
+    settled(producer, epoch, settledBelow, nowMillis, h -> false, changes);
+  }
+
+  /**
+   * {@link #settled}, keeping the entries of keys whose ring position {@code keep} accepts: those
+   * of a range in a handover here, whose transfer still has to carry them (the other side may
+   * hold a resend of the message, acknowledged there and settled since, that only the entry
+   * shows to be one).
+   */
+  public void settled(String producer, long epoch, long settledBelow, long nowMillis,
+      LongPredicate keep, Changes<K> changes) {
     ProducerState<K> p = producers.get(producer);
     if (p == null || epoch != p.epoch || settledBelow <= p.settledBelow) {
       return;
@@ -276,6 +288,9 @@ public final class ProducerSequences<K> {
     while (it.hasNext()) {
       Map.Entry<Long, K> e = it.next();
       Slot s = p.byKey.get(e.getValue());
+      if (s != null && s.seq == e.getKey() && keep.test(s.hash)) {
+        continue; // forgotten on a later call, once its range is out of the handover
+      }
       if (s != null && s.seq == e.getKey()) {
         p.byKey.remove(e.getValue());
         entries--;

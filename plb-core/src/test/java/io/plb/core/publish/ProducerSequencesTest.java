@@ -98,6 +98,18 @@ class ProducerSequencesTest {
   }
 
   @Test
+  void entriesOfARangeInAHandoverOutliveTheirSettlingUntilItEnds() {
+    store("p", 1, "held", 7, 1);
+    store("p", 1, "free", 9, 2);
+    Changes<String> c = new Changes<>();
+    table.settled("p", 1, 3, 2000, h -> h == 7, c);
+    assertEquals(1, table.size(), "the entry of the key in a handover stays");
+    assertEquals(1, table.entriesIn(7, 8).size(), "and goes with the range's transfer");
+    table.settled("p", 1, 4, 2000, h -> false, new Changes<>());
+    assertEquals(0, table.size(), "forgotten once the handover is over");
+  }
+
+  @Test
   void silentProducersExpire() {
     store("p", 1, "a", 1, 1);
     Changes<String> c = new Changes<>();

@@ -407,7 +407,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     String producer = req.getProducer();
     long epoch = req.getProducerEpoch();
     if (producerError == null && epoch != 0) {
-      store.settled(producer, epoch, req.getSettledBelow());
+      // Entries of ranges in a handover here stay until their transfer has carried them.
+      store.settled(producer, epoch, req.getSettledBelow(), agent::inHandover);
       forgetIdleProducers();
     }
     // Within one request, the last seq of each key placed to be stored (not stored yet).

@@ -417,12 +417,14 @@ public final class QueueStore implements HandoverStore, AutoCloseable {
 
   /**
    * The producer instance settled every message below {@code settledBelow}: forgets the entries
-   * that only served to recognise their resends. Not synced: an entry that comes back after a
+   * that only served to recognise their resends, but those of keys {@code keep} accepts (in a
+   * range in a handover here: its transfer must still carry them). Not synced: an entry that comes back after a
    * crash is only kept longer.
    */
-  public synchronized void settled(String producer, long epoch, long settledBelow) {
+  public synchronized void settled(String producer, long epoch, long settledBelow,
+      LongPredicate keep) {
     Changes<ByteString> changes = new Changes<>();
-    sequences.settled(producer, epoch, settledBelow, clock.micros() / 1000, changes);
+    sequences.settled(producer, epoch, settledBelow, clock.micros() / 1000, keep, changes);
     writeLazily(changes);
   }
 
