@@ -1325,6 +1325,9 @@ public final class QueueServerAgent implements AutoCloseable {
       HeartbeatResponse resp = heartbeatClient.heartbeat(HeartbeatRequest.newBuilder()
           .setServerId(serverId).setMapVersion(image.version())
           .setQueued(queuedCount.getAsLong()).setHeld(heldCount.getAsLong()).build());
+      // The lease counts only from that version on: a watch that does not bring it soon is on a
+      // node that cannot (cut off silently), and the watcher moves on.
+      watcher.expect(resp.getVersion());
       if (resp.getLeaseMillis() > 0) {
         boolean heldBefore = holdsLease();
         lease.granted(sent, TimeUnit.MILLISECONDS.toNanos(resp.getLeaseMillis()),

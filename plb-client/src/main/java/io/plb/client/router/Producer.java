@@ -1065,6 +1065,7 @@ public final class Producer implements AutoCloseable {
             barrier.refused(s.id, m.seq, m, res.getMapVersion());
             s.refused++;
             refused++;
+            router.expectVersion(res.getMapVersion());
             if (res.getMapVersion() <= m.tag) {
               // The server knows no newer map than we routed by: nothing to wait for, so back
               // off rather than resend in a tight loop.

@@ -67,6 +67,14 @@ public final class Router implements AutoCloseable {
     }
   }
 
+  /**
+   * Map {@code version} exists (a queue server named it): the router's watch moves to another
+   * node if it does not bring it soon ({@link MapWatcher#expect}).
+   */
+  void expectVersion(long version) {
+    watcher.expect(version);
+  }
+
   /** Waits until the router has a map at least as new as {@code version}. */
   public boolean awaitVersion(long version, Duration timeout) throws InterruptedException {
     long deadline = ticker.nanos() + timeout.toNanos();

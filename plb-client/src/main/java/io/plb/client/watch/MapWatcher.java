@@ -32,6 +32,12 @@ import org.slf4j.LoggerFactory;
  * the map (another version, out of order), or a delta or bookmark between chunks, is a broken
  * contract like a delta that does not follow.
  *
+ * <p>A subscriber that learns of a newer version elsewhere (a queue server from its lease grant,
+ * a router from a refusal) tells the watcher ({@link #expect}); a stream that has not brought it
+ * within {@link #BEHIND_LIMIT_MILLIS} is taken for a silent node — one cut off so that its
+ * packets are dropped, which neither side notices for the keep-alive's 50 s — and the watcher
+ * moves to the next node.
+ *
  * <p>Thread model: stream callbacks arrive on gRPC threads, one stream at a time; the listener is
  * called on those threads, in version order, never concurrently. {@link #image()} may be read from
  * any thread. A listener that throws is logged and counted ({@link #listenerFailures}); the
@@ -73,6 +79,14 @@ public final class MapWatcher implements AutoCloseable {
   private long floor;
   private long belowFloor;
   private Context.CancellableContext current;
+  /** A version known to exist that the image has not reached, and since when (nanos); 0: none. */
+  private long expected;
+  private long expectedSince;
+  private boolean behindCheckScheduled;
+  private long behindSwitches;
+
+  /** How long the image may stay behind a version known to exist before the node is left. */
+  public static final long BEHIND_LIMIT_MILLIS = 2_000;
 
   public MapWatcher(Endpoints endpoints, Listener listener) {
     this.endpoints = endpoints;
@@ -104,6 +118,64 @@ public final class MapWatcher implements AutoCloseable {
     }
     reconnector.execute(this::connect);
     return this;
+  }
+
+  /**
+   * Version {@code version} exists (a leader named it): if the image has not reached it within
+   * {@link #BEHIND_LIMIT_MILLIS}, the node being watched is left for the next one. Cheap; call it
+   * as often as such versions are seen.
+   */
+  public void expect(long version) {
+    synchronized (lock) {
+      if (closed || image != null && image.version() >= version || version <= expected) {
+        return;
+      }
+      if (expected == 0 || image != null && image.version() >= expected) {
+        expectedSince = System.nanoTime();
+      }
+      expected = version;
+      if (!behindCheckScheduled) {
+        behindCheckScheduled = true;
+        scheduleBehindCheck(BEHIND_LIMIT_MILLIS);
+      }
+    }
+  }
+
+  /** Times the watcher left a node whose stream stayed behind a version known to exist. */
+  public long behindSwitches() {
+    synchronized (lock) {
+      return behindSwitches;
+    }
+  }
+
+  private void scheduleBehindCheck(long delayMillis) {
+    try {
+      reconnector.schedule(this::checkBehind, delayMillis, TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      // closing
+    }
+  }
+
+  private void checkBehind() {
+    synchronized (lock) {
+      behindCheckScheduled = false;
+      if (closed || expected == 0 || image != null && image.version() >= expected) {
+        expected = 0;
+        return;
+      }
+      long waited = (System.nanoTime() - expectedSince) / 1_000_000L;
+      if (waited >= BEHIND_LIMIT_MILLIS) {
+        behindSwitches++;
+        LOG.warn("map {} exists but {} has not sent it in {} ms (at {}); switching node",
+            expected, connectedTo == null ? "no node" : connectedTo, waited,
+            image == null ? 0 : image.version());
+        expectedSince = System.nanoTime();
+        restart(true);
+      }
+      behindCheckScheduled = true;
+      scheduleBehindCheck(Math.max(100, BEHIND_LIMIT_MILLIS - Math.min(waited,
+          BEHIND_LIMIT_MILLIS)));
+    }
   }
 
   /** Full maps refused for being older than the floor given at start. */
