@@ -156,10 +156,9 @@ class NemesisTest {
           System.out.printf("  %s of %s: %.1f s until it served again%n", f, w.victim(),
               (w.toMillis() - w.fromMillis()) / 1000.0);
           injected.merge(f, 1, Integer::sum);
-          if (!workload.isAlive()) {
+          if (!workload.awaitMoreDeliveriesUnlessEnded(300, WAIT, "traffic flowing after " + f)) {
             break; // the last fault outlasted the traffic
           }
-          workload.awaitMoreDeliveries(300, WAIT, "traffic flowing after " + f);
         }
         Map<String, Object> verdict = workload.awaitVerdict(
             Duration.ofSeconds(traffic + 300));

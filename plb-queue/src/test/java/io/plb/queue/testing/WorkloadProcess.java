@@ -97,6 +97,28 @@ public final class WorkloadProcess implements AutoCloseable {
     }
   }
 
+  /**
+   * Waits until {@code more} deliveries beyond those seen now; false, at once, if the workload
+   * ends first (its traffic ran out: the verdict tells the rest).
+   */
+  public boolean awaitMoreDeliveriesUnlessEnded(long more, Duration timeout, String what)
+      throws IOException {
+    long seen = delivered();
+    boolean[] ended = {false};
+    TestCluster.await(timeout, what + " (" + more + " more deliveries)", () -> {
+      if (!process.isAlive()) {
+        ended[0] = true;
+        return true;
+      }
+      try {
+        return delivered() >= seen + more;
+      } catch (IOException e) {
+        return false;
+      }
+    });
+    return !ended[0];
+  }
+
   /** Waits until {@code more} deliveries beyond those seen now; fails if the workload ended. */
   public void awaitMoreDeliveries(long more, Duration timeout, String what) throws IOException {
     long seen = delivered();
