@@ -109,7 +109,8 @@ public final class QueueHarness {
         }
       }
       for (String m : modes) {
-        if (!m.equals("batched") && !m.equals("unbatched")) {
+        String base = m.endsWith("-plain") ? m.substring(0, m.length() - "-plain".length()) : m;
+        if (!base.equals("batched") && !base.equals("unbatched")) {
           throw new IllegalArgumentException("unknown mode " + m + "\n" + USAGE);
         }
       }
