@@ -385,17 +385,28 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
 
   @Override
   public CompletableFuture<Long> submit(Command command) {
-    try {
-      RaftServer.Division d = division();
-      if (!d.getInfo().isLeader()) {
-        return CompletableFuture.failedFuture(notLeader(d));
-      }
-      // Validate before proposing, so bad input never reaches the log.
+    // Validated before proposing, so bad input never reaches the log.
+    return proposeIfLeader(command, () -> {
       if (command instanceof Command.SetBalancerPaused pause) {
         stateMachine.balancerState().apply(pause, 0);
       } else {
         CommandProcessor.validate(publisher.image(), command);
       }
+    }).thenApply(CommandResult::getVersion);
+  }
+
+  /**
+   * On the leader only: runs {@code validate} (which throws a {@link PlbException} for bad
+   * input), proposes {@code command}, and completes with its result, or exceptionally with the
+   * not-leader refusal, the validation's error or the entry's rejection.
+   */
+  private CompletableFuture<CommandResult> proposeIfLeader(Command command, Runnable validate) {
+    try {
+      RaftServer.Division d = division();
+      if (!d.getInfo().isLeader()) {
+        return CompletableFuture.failedFuture(notLeader(d));
+      }
+      validate.run();
     } catch (PlbException e) {
       return CompletableFuture.failedFuture(e);
     } catch (IOException e) {
@@ -406,29 +417,18 @@ public final class PlbNode implements AutoCloseable, AdminServiceImpl.Node {
       if (!result.getOk()) {
         throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
       }
-      return result.getVersion();
+      return result;
     });
   }
 
   @Override
   public CompletableFuture<Long> openProducer(String producer) {
-    String problem = Limits.producerIdProblem(producer);
-    if (problem != null) {
-      return CompletableFuture.failedFuture(PlbException.invalid(problem));
-    }
-    try {
-      RaftServer.Division d = division();
-      if (!d.getInfo().isLeader()) {
-        return CompletableFuture.failedFuture(notLeader(d));
+    return proposeIfLeader(new Command.OpenProducer(producer), () -> {
+      String problem = Limits.producerIdProblem(producer);
+      if (problem != null) {
+        throw PlbException.invalid(problem);
       }
-    } catch (IOException e) {
-      return CompletableFuture.failedFuture(
-          new PlbException(ErrorCode.UNAVAILABLE, "node is not serving: " + e.getMessage()));
-    }
-    return propose(new Command.OpenProducer(producer), 0).thenApply(result -> {
-      if (!result.getOk()) {
-        throw new PlbException(ErrorCode.valueOf(result.getErrorCode()), result.getErrorMessage());
-      }
+    }).thenApply(result -> {
       LOG.info("producer {} opened at epoch {}", producer, result.getIndex());
       return result.getIndex();
     });

@@ -186,7 +186,8 @@ public final class Liveness {
     return s != null && s.state() == ServerState.ACTIVE;
   }
 
-  private static String stateOf(ClusterImage image, String id) {
+  /** A server's state for a log line: its name, or "gone" when it is not in the map. */
+  public static String stateOf(ClusterImage image, String id) {
     QueueServerInfo s = image.server(id);
     return s == null ? "gone" : s.state().name();
   }

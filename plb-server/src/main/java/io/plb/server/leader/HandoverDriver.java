@@ -453,7 +453,7 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
         CompletableFuture<CommandResult> proposed;
         if (phase == HandoverPhase.ABORT_SWITCH) {
           String why = "not reversed after " + limit.toMillis() + " ms (target "
-              + r.handover().target() + " is " + stateOf(image, r.handover().target()) + ")";
+              + r.handover().target() + " is " + Liveness.stateOf(image, r.handover().target()) + ")";
           LOG.warn("ending the aborted handover of {} without its handback: {}; what {} holds "
               + "reaches {} as late messages", r.rangeText(), why, r.handover().target(),
               r.owner());
@@ -516,11 +516,6 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
             : result.getErrorMessage());
       }
     }));
-  }
-
-  private static String stateOf(ClusterImage image, String id) {
-    QueueServerInfo s = image.server(id);
-    return s == null ? "gone" : s.state().name();
   }
 
   private CompletableFuture<CommandResult> proposeAbort(Key key, String reason) {
