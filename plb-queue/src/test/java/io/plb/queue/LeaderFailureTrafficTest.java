@@ -11,7 +11,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -48,7 +47,8 @@ class LeaderFailureTrafficTest {
         assertTrue(next != leader);
         c.plb().startNode(leader);
       }
-      Workload.Result r = run.get(180, TimeUnit.SECONDS);
+      Workload.Result r = TestCluster.awaitResult(run,
+          Duration.ofSeconds(180), "the workload to end");
       HistoryChecker.Verdict v = r.verdict();
       System.out.println(v + "; moves started " + r.movesStarted());
       TestCluster.await(Duration.ofSeconds(90), "every handover completed or aborted",

@@ -7,6 +7,7 @@ import io.plb.client.cli.PlbCtl;
 import io.plb.client.workload.Workload;
 import io.plb.core.map.ServerState;
 import io.plb.queue.testing.QueueCluster;
+import io.plb.server.testing.TestCluster;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -14,7 +15,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -45,7 +45,8 @@ class ServerDrainTest {
       assertTrue(text.contains("server q1 is drained"), text);
       assertEquals(0, c.map().rangesOf("q1").size());
       assertEquals(ServerState.DRAINING, c.map().server("q1").state());
-      var v = run.get(120, TimeUnit.SECONDS).verdict();
+      var v = TestCluster.awaitResult(run, Duration.ofSeconds(120),
+          "the workload to end").verdict();
       assertEquals(0, v.lost(), v.toString());
       assertEquals(0, v.reorderedKeys(), v.toString());
     }

@@ -239,11 +239,43 @@ public final class TestCluster implements AutoCloseable {
     long deadline = System.nanoTime() + timeout.toNanos();
     while (!condition.getAsBoolean()) {
       if (System.nanoTime() > deadline) {
+        printThreads("timed out waiting for " + what);
         throw new AssertionError("timed out after " + timeout.toMillis() + " ms waiting for "
             + what);
       }
       java.util.concurrent.locks.LockSupport.parkNanos(10_000_000L);
     }
+  }
+
+  /**
+   * The result of {@code future}, waited for up to {@code timeout}; when it does not come, every
+   * thread's stack goes to standard error (the test report keeps it) before the test fails, so a
+   * hang seen once on a loaded machine can be read afterwards.
+   */
+  public static <T> T awaitResult(java.util.concurrent.Future<T> future, Duration timeout,
+      String what) throws Exception {
+    try {
+      return future.get(timeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+    } catch (java.util.concurrent.TimeoutException e) {
+      printThreads("timed out waiting for " + what);
+      throw new AssertionError("timed out after " + timeout.toMillis() + " ms waiting for "
+          + what, e);
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw e.getCause() instanceof Exception x ? x : e;
+    }
+  }
+
+  /** Every live thread's name, state and stack, to standard error. */
+  public static void printThreads(String why) {
+    StringBuilder out = new StringBuilder("---- threads (" + why + ") ----\n");
+    for (var t : Thread.getAllStackTraces().entrySet()) {
+      out.append('"').append(t.getKey().getName()).append("\" ").append(t.getKey().getState())
+          .append('\n');
+      for (StackTraceElement f : t.getValue()) {
+        out.append("    at ").append(f).append('\n');
+      }
+    }
+    System.err.print(out.append("---- end of threads ----\n"));
   }
 
   @Override
