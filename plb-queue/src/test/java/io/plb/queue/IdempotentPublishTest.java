@@ -183,6 +183,46 @@ class IdempotentPublishTest {
     }
   }
 
+  /**
+   * A range forced away from q1 after q1 stored and delivered a batch whose answers were lost:
+   * q1's sequences never reach q2, so q2 cannot recognise the resends. The producer names q1 in
+   * each resend ({@code maybe_stored_at}), and q2 delivers them flagged redelivered: the second
+   * copy a consumer sees is marked as one it may have had. A resend that names no other server
+   * is delivered unflagged.
+   */
+  @Test
+  void aResendToTheOwnerARangeWasForcedToIsDeliveredFlagged() throws Exception {
+    try (QueueCluster cluster = QueueCluster.start(tmp, 2, Map.of(), Map.of());
+        RawQueueClient q1 = new RawQueueClient(cluster.queue(0).address());
+        RawQueueClient q2 = new RawQueueClient(cluster.queue(1).address())) {
+      cluster.layOut(1);
+      for (PublishResult r : q1.publishBatch(batch("audit", 3, cluster.map().version(), 8))) {
+        assertEquals(PublishStatus.ACCEPTED, r.getStatus(), r.toString());
+      }
+      List<Delivery> first = new CopyOnWriteArrayList<>();
+      q1.subscribe("c1", first);
+      TestCluster.await(WAIT, "q1 delivered the batch", () -> first.size() == 8);
+      cluster.admin().assign(0, "q2", true);
+      TestCluster.await(WAIT, "q2 at the map's version",
+          () -> cluster.queue(1).agent().version() >= cluster.map().version());
+      PublishRequest.Builder resend = batch("audit", 3, cluster.map().version(), 8).toBuilder();
+      for (int i = 0; i < 6; i++) {
+        resend.setItems(i, resend.getItems(i).toBuilder().addMaybeStoredAt("q1"));
+      }
+      for (PublishResult r : q2.publishBatch(resend.build())) {
+        assertEquals(PublishStatus.ACCEPTED, r.getStatus(), r.toString());
+        assertTrue(!r.getDuplicate(), "q2 has nothing to tell it by: " + r);
+      }
+      List<Delivery> second = new CopyOnWriteArrayList<>();
+      q2.subscribe("c2", second);
+      TestCluster.await(WAIT, "q2 delivered the resends", () -> second.size() == 8);
+      for (Delivery d : second) {
+        assertEquals(d.getSeq() <= 6, d.getRedelivered(), "seq " + d.getSeq() + ": " + d);
+      }
+      assertEquals(6, q2.status().getMaybeDuplicatesTotal());
+    }
+  }
+
   /** Messages 1..n of producer instance (id, epoch) over four keys, routed under {@code tag}. */
   private static PublishRequest batch(String producer, long epoch, long tag, int n) {
     PublishRequest.Builder b = PublishRequest.newBuilder().setProducer(producer)

@@ -66,7 +66,9 @@ import org.slf4j.LoggerFactory;
  * instance's messages from then on), a random-id one uses 1. Every request carries it and the
  * lowest unfinished seq; a queue server stores a resend of a message it — or the range's earlier
  * owner — already stored at most once, and answers it ACCEPTED with {@link PublishAck#duplicate}
- * (docs/design.md §5 "Idempotent publish"). {@link Config#idempotent} false sends epoch 0:
+ * (docs/design.md §5 "Idempotent publish"). A resend names the servers an earlier attempt was
+ * written to without an answer ({@code maybe_stored_at}): a server that cannot tell whether one
+ * of them stored it delivers it flagged redelivered. {@link Config#idempotent} false sends epoch 0:
  * resends after a lost answer may then be stored twice.
  *
  * <h2>Path of a message</h2>
@@ -333,6 +335,11 @@ public final class Producer implements AutoCloseable {
     Slot slot;
     long tag;
     long rangeStart;
+    /**
+     * Servers it was written to whose answer never came (the stream broke): any of them may
+     * have stored it. Sent with each resend ({@code maybe_stored_at}); usually empty.
+     */
+    List<String> maybeStoredAt = List.of();
 
     Msg(long seq, byte[] key, byte[] payload, long publishedNanos) {
       this.seq = seq;
@@ -928,7 +935,8 @@ public final class Producer implements AutoCloseable {
             .setKey(m.key)
             .setPayload(m.payload)
             .setMapVersion(m.tag)
-            .setRangeStart(m.rangeStart));
+            .setRangeStart(m.rangeStart)
+            .addAllMaybeStoredAt(m.maybeStoredAt));
       }
       l.outstanding.add(new Batch(items));
       requests++;
@@ -975,7 +983,16 @@ public final class Producer implements AutoCloseable {
     Set<Slot> touched = new LinkedHashSet<>();
     List<Msg> all = new ArrayList<>();
     for (Batch b : l.outstanding) {
-      all.addAll(b.items());
+      for (Msg m : b.items()) {
+        // Written, unanswered: the server may have stored it (the outcome is unknown).
+        if (!m.maybeStoredAt.contains(l.serverId)
+            && m.maybeStoredAt.size() < Limits.MAX_MAYBE_STORED_AT) {
+          List<String> at = new ArrayList<>(m.maybeStoredAt);
+          at.add(l.serverId);
+          m.maybeStoredAt = List.copyOf(at);
+        }
+        all.add(m);
+      }
     }
     all.addAll(l.queue);
     l.outstanding.clear();

@@ -46,7 +46,8 @@ public final class FakeQueueServer extends QueueServiceGrpc.QueueServiceImplBase
 
   /** One received publish item; {@code overloadsSeen} is its request's, -1 when unset. */
   public record Item(int stream, String producer, long seq, String key, String payload,
-      long mapVersion, long rangeStart, long overloadsSeen, long epoch, long settledBelow) {}
+      long mapVersion, long rangeStart, long overloadsSeen, long epoch, long settledBelow,
+      List<String> maybeStoredAt) {}
 
   private final String id;
   private final Server server;
@@ -204,7 +205,7 @@ public final class FakeQueueServer extends QueueServiceGrpc.QueueServiceImplBase
           items.add(new Item(number, req.getProducer(), i.getSeq(), i.getKey().toStringUtf8(),
               i.getPayload().toStringUtf8(), i.getMapVersion(), i.getRangeStart(),
               req.hasOverloadsSeen() ? req.getOverloadsSeen() : -1, req.getProducerEpoch(),
-              req.getSettledBelow()));
+              req.getSettledBelow(), List.copyOf(i.getMaybeStoredAtList())));
         }
         received.addAll(items);
         requests.add(items);

@@ -443,6 +443,11 @@ class ProducerTest {
       }
     }
     assertEquals(List.of(1L, 2L, 3L, 4L, 5L), seqs(second), "all five again, in order");
+    // The two written ones may have been stored by A (their answers never came); the three
+    // that waited on the link were never sent.
+    for (FakeQueueServer.Item i : second) {
+      assertEquals(i.seq() <= 2 ? List.of("A") : List.of(), i.maybeStoredAt(), i.toString());
+    }
     assertEquals(2, a.publishStreamsOpened());
     Producer.Stats st = p.stats();
     assertEquals(1, st.linkFailures());
@@ -463,6 +468,9 @@ class ProducerTest {
     maps.set(map(2, List.of(a, b), owned(0, END, "B", 2)));
     allDone(fs);
     assertEquals(List.of(1L, 2L, 3L), seqs(b.accepted()));
+    for (FakeQueueServer.Item i : b.accepted()) {
+      assertEquals(List.of("A"), i.maybeStoredAt(), "A may have stored it: " + i);
+    }
     assertTrue(p.stats().linkFailures() >= 1);
   }
 

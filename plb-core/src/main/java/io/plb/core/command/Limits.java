@@ -7,6 +7,12 @@ import java.util.regex.Pattern;
 public final class Limits {
   /** Ordering keys are 1..1024 bytes (DESIGN §2). */
   public static final int MAX_KEY_BYTES = 1024;
+  /**
+   * Most queue servers a publish item names as maybe having stored it (an unknown outcome at
+   * each). A message flagged by two distinct servers is flagged wherever it lands, so a longer
+   * list would tell a server nothing more.
+   */
+  public static final int MAX_MAYBE_STORED_AT = 16;
 
   public static final int MAX_SERVER_ID_CHARS = 64;
 

@@ -238,7 +238,7 @@ public final class Dispatcher implements AutoCloseable {
           StoredMessage m = d.message();
           resp.addDeliveries(Delivery.newBuilder().setDeliveryId(d.lsn()).setKey(m.getKey())
               .setPayload(m.getPayload()).setProducer(m.getProducer()).setSeq(m.getSeq())
-              .setRedelivered(d.redelivered()).setLate(m.getLate())
+              .setRedelivered(d.redelivered() || m.getMaybeDuplicate()).setLate(m.getLate())
               .setAcceptedAtMicros(m.getAcceptedAtMicros()));
         }
         try {

@@ -68,8 +68,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBase {
   private static final Logger LOG = LoggerFactory.getLogger(QueueServiceImpl.class);
-  /** Longest ordering key accepted, in bytes. */
-  public static final int MAX_KEY_BYTES = 4096;
 
   private final String serverId;
   private final QueueServerAgent agent;
@@ -92,6 +90,7 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
   private final AtomicLong overloaded = new AtomicLong();
   private final AtomicLong fenced = new AtomicLong();
   private final AtomicLong duplicates = new AtomicLong();
+  private final AtomicLong maybeDuplicates = new AtomicLong();
   private final AtomicLong fencedProducers = new AtomicLong();
   private final int maxSequences;
   private final long producerIdleMillis;
@@ -497,17 +496,23 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
                         + " messages queued (maxQueued)");
                 break;
               }
-              StoredMessage m = StoredMessage.newBuilder().setKey(it.getKey())
+              StoredMessage.Builder m = StoredMessage.newBuilder().setKey(it.getKey())
                   .setPayload(it.getPayload()).setProducer(req.getProducer())
                   .setSeq(it.getSeq()).setProducerEpoch(epoch)
-                  .setAcceptedAtMicros(clock.micros()).build();
+                  .setAcceptedAtMicros(clock.micros());
+              if (storedElsewhereMaybe(it)) {
+                // Another server may have stored it (its answer never came) and this one cannot
+                // tell: delivered flagged, so a consumer sees it may have had it before.
+                m.setMaybeDuplicate(true);
+                maybeDuplicates.incrementAndGet();
+              }
               Buffer b = switch (d.placement()) {
                 case HOLD -> Buffer.HOLD;
                 case HELD -> Buffer.HELD;
                 case POST_ABORT -> Buffer.POST_ABORT;
                 default -> null;
               };
-              batch.add(new Placed(m, hash, b, d.rangeStart(), d.handoverEpoch()));
+              batch.add(new Placed(m.build(), hash, b, d.rangeStart(), d.handoverEpoch()));
               batchIdx.add(j);
               if (epoch != 0) {
                 placedSeqs.put(it.getKey(), it.getSeq());
@@ -615,12 +620,31 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     return null;
   }
 
+  /**
+   * Whether an earlier attempt of the item went to another queue server whose answer never came:
+   * that server may have stored it, and its sequences may never reach this one (a range forced
+   * away from it, or handed back after an abort before they travelled), so a resend that passes
+   * this server's dedupe may still be a second copy.
+   */
+  private boolean storedElsewhereMaybe(PublishItem it) {
+    for (String s : it.getMaybeStoredAtList()) {
+      if (!s.equals(serverId)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   private String checkItem(PublishItem it) {
     if (it.getKey().isEmpty()) {
       return "empty ordering key (seq " + it.getSeq() + ")";
     }
-    if (it.getKey().size() > MAX_KEY_BYTES) {
-      return "ordering key of " + it.getKey().size() + " bytes; at most " + MAX_KEY_BYTES;
+    if (it.getKey().size() > Limits.MAX_KEY_BYTES) {
+      return "ordering key of " + it.getKey().size() + " bytes; at most " + Limits.MAX_KEY_BYTES;
+    }
+    if (it.getMaybeStoredAtCount() > Limits.MAX_MAYBE_STORED_AT) {
+      return "maybe_stored_at names " + it.getMaybeStoredAtCount() + " servers; at most "
+          + Limits.MAX_MAYBE_STORED_AT;
     }
     if (it.getPayload().size() > maxMessageBytes) {
       return "payload of " + it.getPayload().size() + " bytes; at most " + maxMessageBytes;
@@ -820,7 +844,8 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
     b.setLeaseHeld(agent.holdsLease()).setLeaseRemainingMillis(agent.leaseRemainingMillis())
         .setFencedTotal(fenced.get()).setDuplicatesTotal(duplicates.get())
         .setFencedProducersTotal(fencedProducers.get())
-        .setProducerSequences(store.sequenceCount());
+        .setProducerSequences(store.sequenceCount())
+        .setMaybeDuplicatesTotal(maybeDuplicates.get());
     Map<Long, String> roles = new LinkedHashMap<>();
     for (RangeEntry r : image.ranges()) {
       if (r.owner().equals(serverId)) {

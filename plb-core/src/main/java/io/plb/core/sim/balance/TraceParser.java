@@ -26,8 +26,8 @@ import java.util.Map;
  * <p>Not thread-safe (it caches key hashes); one parser per trace being read. Pure: no I/O.
  */
 public final class TraceParser {
-  /** The longest key PLB accepts (DESIGN §2). */
-  public static final int MAX_KEY_BYTES = 1024;
+  /** The longest key PLB accepts (DESIGN §2): one limit for traces, producers and servers. */
+  public static final int MAX_KEY_BYTES = io.plb.core.command.Limits.MAX_KEY_BYTES;
 
   private final String source;
   private final Map<String, Long> hashes = new HashMap<>();
