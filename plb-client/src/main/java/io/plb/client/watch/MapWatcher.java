@@ -39,8 +39,10 @@ import org.slf4j.LoggerFactory;
  * moves to the next node.
  *
  * <p>Thread model: stream callbacks arrive on gRPC threads, one stream at a time; the listener is
- * called on those threads, in version order, never concurrently. {@link #image()} may be read from
- * any thread. A listener that throws is logged and counted ({@link #listenerFailures}); the
+ * called on those threads, in version order, never concurrently, under the watcher's lock. So
+ * {@link #expect} and {@link #image()}, which may be called from any thread holding any lock
+ * (a listener takes its subscriber's lock; that subscriber calls {@code expect} under the same
+ * lock), never take the watcher's lock. A listener that throws is logged and counted ({@link #listenerFailures}); the
  * watcher stays on its stream and goes on with the next version. It does not repeat the version:
  * the listener had it and may have acted on part of it, so recovering is the listener's own
  * business (the queue server agent's resend round recomputes what is owed). Before, the
@@ -82,6 +84,9 @@ public final class MapWatcher implements AutoCloseable {
   /** A version known to exist that the image has not reached, and since when (nanos); 0: none. */
   private long expected;
   private long expectedSince;
+  /** The highest version {@link #expect} was told of (read and raised without the lock). */
+  private final java.util.concurrent.atomic.AtomicLong announced =
+      new java.util.concurrent.atomic.AtomicLong();
   private boolean behindCheckScheduled;
   private long behindSwitches;
 
@@ -126,6 +131,23 @@ public final class MapWatcher implements AutoCloseable {
    * as often as such versions are seen.
    */
   public void expect(long version) {
+    ClusterImage i = image;
+    if (closed || i != null && i.version() >= version) {
+      return;
+    }
+    // Never takes the lock: callers hold their own locks here (a producer handling an answer, an
+    // agent handling a lease grant), and this watcher calls their map listeners under its lock.
+    if (announced.getAndAccumulate(version, Math::max) < version) {
+      try {
+        reconnector.execute(() -> noteExpected(version));
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        // closing
+      }
+    }
+  }
+
+  /** {@link #expect}, on the watcher's own thread. */
+  private void noteExpected(long version) {
     synchronized (lock) {
       if (closed || image != null && image.version() >= version || version <= expected) {
         return;
