@@ -31,9 +31,10 @@ import org.junit.jupiter.api.io.CleanupMode;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The nemesis across processes: three PLB nodes, three queue servers and the checked workload
- * (producers and consumers with their router, random moves, splits and merges), every one a JVM
- * of its own under a user id of its own, with the leader's balancer acting on small servers,
+ * The nemesis across processes: three PLB nodes, three queue servers, the checked workload's
+ * producers (with their router and random moves, splits and merges) and its consumers (which
+ * check both halves of the history at the end), every one a JVM of its own under a user id of
+ * its own, with the leader's balancer acting on small servers,
  * while a seeded schedule injects one fault at a time ({@link Fault}) and heals it. Links are cut,
  * slowed and broken beneath the processes (nftables on each user's packets, {@code ss -K}), so
  * no client can go around a cut by following an advertised address. It ends with the checker's
@@ -51,8 +52,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code target/nemesis-SEED.txt}, and with {@code -Dplb.nemesis.keepLogs=true} every process's
  * log to {@code target/nemesis-SEED-logs/} (they are kept anyway when the run fails).
  *
- * <p>Thread model: the test thread drives every process and fault; the workload runs in its own
- * process; {@link MapChanges} counts on its watcher's thread.
+ * <p>Thread model: the test thread drives every process and fault; the workload runs in two
+ * processes of its own; {@link MapChanges} counts on its watcher's thread.
  */
 class NemesisTest {
   private static final Duration WAIT = Duration.ofSeconds(90);
@@ -68,8 +69,10 @@ class NemesisTest {
     CUT_QUEUE_FROM_PLB(true, true),
     /** A queue server cut from the other queue servers (handover transfers, late messages). */
     CUT_QUEUE_FROM_QUEUES(true, true),
-    /** The workload's router and consumers cut from one queue server. */
-    CUT_ROUTER_FROM_QUEUE(true, true),
+    /** The workload's producers (their router) cut from one queue server. */
+    CUT_PRODUCERS_FROM_QUEUE(true, true),
+    /** The workload's consumers cut from one queue server. */
+    CUT_CONSUMERS_FROM_QUEUE(true, true),
     /** 15 % of a queue server's packets, both ways, dropped: every link slow, none cut. */
     SLOW_QUEUE(true, true),
     /** Every established connection to a queue server reset, three times a second apart. */
@@ -138,11 +141,15 @@ class NemesisTest {
         queues.awaitServing(i, WAIT);
       }
       QueueCrashTest.layOut(admin, 6, 3);
-      try (WorkloadProcess workload = WorkloadProcess.start(tmp.resolve("workload"), root,
-          List.of("--endpoints=" + String.join(",", plb.endpoints()), "--keys=" + KEYS,
-              "--rate=300", "--producers=2", "--consumers=3", "--duration=" + traffic,
-              "--moves=" + traffic / 3, "--reshapes=" + traffic / 6, "--settle=120",
-              "--seed=" + seed))) {
+      Path half = tmp.resolve("producers").resolve("producers.history");
+      List<String> options = List.of("--endpoints=" + String.join(",", plb.endpoints()),
+          "--keys=" + KEYS, "--rate=300", "--producers=2", "--consumers=3",
+          "--duration=" + traffic, "--moves=" + traffic / 3, "--reshapes=" + traffic / 6,
+          "--settle=120", "--seed=" + seed, "--history=" + half);
+      try (WorkloadProcess workload = WorkloadProcess.start(tmp.resolve("consumers"),
+              root ? OwnUser.CONSUMERS : 0, with(options, "--role=consumers"));
+          WorkloadProcess producers = WorkloadProcess.start(tmp.resolve("producers"),
+              root ? OwnUser.PRODUCERS : 0, with(options, "--role=producers"))) {
         workload.awaitMoreDeliveries(300, WAIT, "traffic flowing");
         long end = System.nanoTime() + seconds * 1_000_000_000L;
         for (int step = 0; step < steps && System.nanoTime() < end; step++) {
@@ -160,9 +167,16 @@ class NemesisTest {
             break; // the last fault outlasted the traffic
           }
         }
-        Map<String, Object> verdict = workload.awaitVerdict(
+        Map<String, Object> produced = producers.awaitVerdict(
             Duration.ofSeconds(traffic + 300));
-        Map<String, long[]> waits = waits(workload.publishLog(), windows);
+        Map<String, Object> verdict = new LinkedHashMap<>(produced);
+        verdict.putAll(workload.awaitVerdict(Duration.ofSeconds(300)));
+        for (String k : List.of("moves_started", "moves_refused", "splits", "merges",
+            "reshapes_refused", "redirected", "overloaded", "resent", "publish_ms_p50",
+            "publish_ms_p99", "publish_ms_max")) {
+          verdict.put(k, produced.get(k)); // the producers' own figures
+        }
+        Map<String, long[]> waits = waits(producers.publishLog(), windows);
         String report = report(seed, seconds, (System.nanoTime() - t0) / 1e9, injected,
             windows, changes.counts(), verdict, waits);
         System.out.print(report);
@@ -236,8 +250,12 @@ class NemesisTest {
           cuts.add(NetCut.cut(queues.uid(i), others));
           hold(hold, plb, queues);
         }
-        case CUT_ROUTER_FROM_QUEUE -> {
-          cuts.add(NetCut.cut(OwnUser.WORKLOAD, List.of(queues.port(i))));
+        case CUT_PRODUCERS_FROM_QUEUE -> {
+          cuts.add(NetCut.cut(OwnUser.PRODUCERS, List.of(queues.port(i))));
+          hold(hold, plb, queues);
+        }
+        case CUT_CONSUMERS_FROM_QUEUE -> {
+          cuts.add(NetCut.cut(OwnUser.CONSUMERS, List.of(queues.port(i))));
           hold(hold, plb, queues);
         }
         case SLOW_QUEUE -> {
@@ -273,7 +291,8 @@ class NemesisTest {
           for (int q = 0; q < 3; q++) {
             cuts.add(NetCut.cut(queues.uid(q), List.of(plb.apiPort(leader))));
           }
-          cuts.add(NetCut.cut(OwnUser.WORKLOAD, List.of(plb.apiPort(leader))));
+          cuts.add(NetCut.cut(OwnUser.PRODUCERS, List.of(plb.apiPort(leader))));
+          cuts.add(NetCut.cut(OwnUser.CONSUMERS, List.of(plb.apiPort(leader))));
           // Held until the others have a leader, and at least the drawn time.
           long until = System.nanoTime() + hold * 1_000_000_000L;
           TestCluster.await(WAIT, "a new PLB leader", () -> {
@@ -299,6 +318,12 @@ class NemesisTest {
     List<RangeEntry> touched = changes.untrack();
     return new Window(f, victim, from, System.currentTimeMillis(),
         f.ofQueueServer ? touched : List.of());
+  }
+
+  private static List<String> with(List<String> options, String more) {
+    List<String> all = new ArrayList<>(options);
+    all.add(more);
+    return all;
   }
 
   /**

@@ -25,6 +25,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
@@ -37,7 +38,9 @@ import java.util.concurrent.locks.LockSupport;
  * {@link History} and ending with the {@link HistoryChecker}'s verdict and latency percentiles.
  * Operators run it as a canary ({@code bin/plb workload}); tests and benchmarks run it in-process.
  * Optionally it moves random ranges while traffic flows ({@code moves}) and splits and merges
- * random ranges ({@code reshapes}).
+ * random ranges ({@code reshapes}). Its producers and its consumers can run as two processes
+ * ({@link Role}): the producers write their half of the history to a file when done, and the
+ * consumers check it with their own deliveries.
  *
  * <p>Thread model: one thread per producer (paced to its share of the rate), consumer handlers
  * on the consumers' stream threads, one mover and one reshaper thread, and the caller's thread
@@ -59,7 +62,9 @@ public final class Workload {
       Duration settle,
       long seed,
       int reshapes,
-      Path publishLog) {
+      Path publishLog,
+      Role role,
+      Path historyFile) {
 
     public Options {
       if (keys < 1) {
@@ -83,49 +88,81 @@ public final class Workload {
       if (reshapes < 0) {
         throw new IllegalArgumentException("--reshapes must be >= 0");
       }
+      if (role != Role.ALL && historyFile == null) {
+        throw new IllegalArgumentException("--role=" + role.name().toLowerCase(Locale.ROOT)
+            + " needs --history=FILE: the producers write their half of the history there, "
+            + "the consumers read it and check both halves");
+      }
     }
 
     public static Options defaults(List<String> endpoints) {
       return new Options(endpoints, 1000, 200, 100, Duration.ofSeconds(10), 2, 2, 0,
-          Duration.ofSeconds(60), System.nanoTime(), 0, null);
+          Duration.ofSeconds(60), System.nanoTime(), 0, null, Role.ALL, null);
     }
 
     public Options withKeys(int v) {
       return new Options(endpoints, v, rate, size, duration, producers, consumers, moves, settle,
-          seed, reshapes, publishLog);
+          seed, reshapes, publishLog, role, historyFile);
     }
 
     public Options withRate(double v) {
       return new Options(endpoints, keys, v, size, duration, producers, consumers, moves, settle,
-          seed, reshapes, publishLog);
+          seed, reshapes, publishLog, role, historyFile);
     }
 
     public Options withDuration(Duration v) {
       return new Options(endpoints, keys, rate, size, v, producers, consumers, moves, settle,
-          seed, reshapes, publishLog);
+          seed, reshapes, publishLog, role, historyFile);
     }
 
     public Options withClients(int producers, int consumers) {
       return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
-          settle, seed, reshapes, publishLog);
+          settle, seed, reshapes, publishLog, role, historyFile);
     }
 
     public Options withMoves(int v) {
       return new Options(endpoints, keys, rate, size, duration, producers, consumers, v, settle,
-          seed, reshapes, publishLog);
+          seed, reshapes, publishLog, role, historyFile);
     }
 
     /** Random splits and merges spread over the run, beside the moves. */
     public Options withReshapes(int v) {
       return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
-          settle, seed, v, publishLog);
+          settle, seed, v, publishLog, role, historyFile);
+    }
+
+    /**
+     * Runs only the producers (writing their half of the history to {@code file} when done) or
+     * only the consumers (reading that half once it is there, then checking both), so the two
+     * run as processes of their own.
+     */
+    public Options withRole(Role v, Path file) {
+      return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
+          settle, seed, reshapes, publishLog, v, file);
     }
 
     /** Writes every acknowledged publish to this file at the end (see {@link PublishLog}). */
     public Options withPublishLog(Path v) {
       return new Options(endpoints, keys, rate, size, duration, producers, consumers, moves,
-          settle, seed, reshapes, v);
+          settle, seed, reshapes, v, role, historyFile);
     }
+  }
+
+  /** Which part of the workload this process runs. */
+  public enum Role {
+    /** Producers, consumers and range changes in one process; checks the history. */
+    ALL,
+    /**
+     * Producers and range changes; writes the sends and their outcomes to the history file at
+     * the end (written whole, then renamed into place: its presence means the producers are
+     * done).
+     */
+    PRODUCERS,
+    /**
+     * Consumers only; once the producers' history file is there, waits for every acknowledged
+     * message, then checks the producers' half and its own deliveries together.
+     */
+    CONSUMERS
   }
 
   /**
@@ -229,30 +266,25 @@ public final class Workload {
     stopRequested = true;
   }
 
-  /** Runs the workload to its end and checks the history. */
+  /**
+   * Runs the workload to its end and checks the history; for {@link Role#PRODUCERS}, writes the
+   * producers' half of it instead (the verdict then only counts sends and outcomes).
+   */
   public Result run() throws InterruptedException {
     long t0 = System.nanoTime();
-    RouterCounts routerCounts;
+    boolean producing = options.role() != Role.CONSUMERS;
+    boolean consuming = options.role() != Role.PRODUCERS;
+    RouterCounts routerCounts = new RouterCounts(0, 0, 0);
     try (Router router = Router.start(options.endpoints())) {
       if (!router.awaitVersion(1, Duration.ofSeconds(30))) {
         throw PlbClientException.of(io.plb.core.error.ErrorCode.UNAVAILABLE,
             "no shard map from " + options.endpoints() + " within 30 s", null);
       }
-      List<Consumer> consumers = new ArrayList<>();
-      for (int c = 0; c < options.consumers(); c++) {
-        String name = "consumer-" + (c + 1);
-        consumers.add(Consumer.start(router, (server, d) -> {
-          history.delivered(name, d.getProducer(), d.getSeq(), d.getKey().toByteArray(),
-              d.getRedelivered(), d.getLate());
-          if (d.getAcceptedAtMicros() > 0 && !d.getRedelivered()) {
-            endToEnd.add(WallClock.SYSTEM.micros() - d.getAcceptedAtMicros());
-          }
-        }, Consumer.Config.defaults(name)));
-      }
+      List<Consumer> consumers = consuming ? startConsumers(router) : List.of();
       List<Producer> producers = new ArrayList<>();
       List<Thread> threads = new ArrayList<>();
       String run = Long.toHexString(options.seed() & 0xffffffL);
-      for (int p = 0; p < options.producers(); p++) {
+      for (int p = 0; producing && p < options.producers(); p++) {
         Producer producer = router.producer("wl-" + run + "-p" + (p + 1));
         producers.add(producer);
         int index = p;
@@ -261,10 +293,10 @@ public final class Workload {
         threads.add(t);
       }
       List<Thread> changers = new ArrayList<>();
-      if (options.moves() > 0) {
+      if (producing && options.moves() > 0) {
         changers.add(new Thread(this::moveRanges, "workload-mover"));
       }
-      if (options.reshapes() > 0) {
+      if (producing && options.reshapes() > 0) {
         changers.add(new Thread(this::reshapeRanges, "workload-reshaper"));
       }
       threads.forEach(Thread::start);
@@ -274,8 +306,7 @@ public final class Workload {
       }
       long end = t0 + options.duration().toNanos();
       while (System.nanoTime() < end && !stopRequested) {
-        TimeUnit.MILLISECONDS.timedJoin(threads.get(0),
-            Math.min(1000, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
+        LockSupport.parkNanos(Math.min(1_000_000_000L, Math.max(1, end - System.nanoTime())));
         printProgress(producers, t0);
       }
       stopProducing = true;
@@ -291,26 +322,22 @@ public final class Workload {
         long left = Math.max(1, (settleEnd - System.nanoTime()) / 1_000_000);
         p.flush(Duration.ofMillis(left));
       }
-      long lastDelivered = -1;
-      long stableSince = System.nanoTime();
-      while (System.nanoTime() < settleEnd) {
-        HistoryChecker.Verdict v = HistoryChecker.check(history);
-        if (v.lost() == 0 && v.acknowledged() > 0 || v.acknowledged() == 0) {
-          break;
-        }
-        if (v.delivered() != lastDelivered) {
-          lastDelivered = v.delivered();
-          stableSince = System.nanoTime();
-        } else if (System.nanoTime() - stableSince > 20_000_000_000L) {
-          break; // nothing arrives any more: report what is missing
-        }
-        printProgress(producers, t0);
-        LockSupport.parkNanos(500_000_000L); // paces the progress lines while deliveries arrive
+      if (!producing) {
+        readProducersHistory(producers, t0);
+        settleEnd = System.nanoTime() + options.settle().toNanos();
+      }
+      if (consuming) {
+        awaitDeliveries(producers, t0, settleEnd);
       }
       for (Producer p : producers) {
-        p.close(Duration.ofSeconds(5));
+        p.close(Duration.ofSeconds(5)); // what is still unsettled fails: its outcome is unknown
       }
-      routerCounts = ProducerTotals.of(producers).router();
+      if (producing) {
+        routerCounts = ProducerTotals.of(producers).router();
+      }
+      if (!consuming) {
+        writeHistory();
+      }
       for (Consumer c : consumers) {
         c.close();
       }
@@ -322,6 +349,83 @@ public final class Workload {
     return new Result(verdict, movesStarted.get(), movesRefused.get(), splits.get(),
         merges.get(), reshapesRefused.get(), routerCounts,
         publishLatency.percentilesMs(), endToEnd.percentilesMs(), (System.nanoTime() - t0) / 1e9);
+  }
+
+  private List<Consumer> startConsumers(Router router) {
+    List<Consumer> consumers = new ArrayList<>();
+    for (int c = 0; c < options.consumers(); c++) {
+      String name = "consumer-" + (c + 1);
+      consumers.add(Consumer.start(router, (server, d) -> {
+        history.delivered(name, d.getProducer(), d.getSeq(), d.getKey().toByteArray(),
+            d.getRedelivered(), d.getLate());
+        if (d.getAcceptedAtMicros() > 0 && !d.getRedelivered()) {
+          endToEnd.add(WallClock.SYSTEM.micros() - d.getAcceptedAtMicros());
+        }
+      }, Consumer.Config.defaults(name)));
+    }
+    return consumers;
+  }
+
+  /** Until every acknowledged message is delivered, nothing arrives for 20 s, or the end. */
+  private void awaitDeliveries(List<Producer> producers, long t0, long settleEnd) {
+    long lastDelivered = -1;
+    long stableSince = System.nanoTime();
+    while (System.nanoTime() < settleEnd) {
+      HistoryChecker.Verdict v = HistoryChecker.check(history);
+      if (v.lost() == 0 && v.acknowledged() > 0 || v.acknowledged() == 0) {
+        break;
+      }
+      if (v.delivered() != lastDelivered) {
+        lastDelivered = v.delivered();
+        stableSince = System.nanoTime();
+      } else if (System.nanoTime() - stableSince > 20_000_000_000L) {
+        break; // nothing arrives any more: report what is missing
+      }
+      printProgress(producers, t0);
+      LockSupport.parkNanos(500_000_000L); // paces the progress lines while deliveries arrive
+    }
+  }
+
+  /** The producers' half, written whole and then renamed into place. */
+  private void writeHistory() {
+    Path file = options.historyFile();
+    Path partial = file.resolveSibling(file.getFileName() + ".partial");
+    try {
+      try (java.io.Writer w = Files.newBufferedWriter(partial)) {
+        history.write(w);
+      }
+      Files.move(partial, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+          java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot write the history " + file, e);
+    }
+  }
+
+  /**
+   * Waits (consuming meanwhile) for the producers' history file, bounded by their duration and
+   * twice the settle time past this process's own duration, then adds it to the history.
+   */
+  private void readProducersHistory(List<Producer> producers, long t0)
+      throws InterruptedException {
+    Path file = options.historyFile();
+    long giveUp = System.nanoTime() + 2 * options.settle().toNanos() + 60_000_000_000L;
+    while (!Files.exists(file)) {
+      if (System.nanoTime() > giveUp) {
+        throw new IllegalStateException("the producers' history " + file + " did not appear "
+            + "within twice the settle time after the duration (--settle="
+            + options.settle().toSeconds() + ")");
+      }
+      printProgress(producers, t0);
+      LockSupport.parkNanos(500_000_000L);
+      if (Thread.interrupted()) {
+        throw new InterruptedException();
+      }
+    }
+    try (java.io.Reader r = Files.newBufferedReader(file)) {
+      history.read(r);
+    } catch (IOException e) {
+      throw new UncheckedIOException("cannot read the producers' history " + file, e);
+    }
   }
 
   /** One producer: random keys at its share of the rate, recording every send and outcome. */
@@ -563,10 +667,13 @@ public final class Workload {
           Duration.ofSeconds(Long.parseLong(flags.getOrDefault("settle", "60"))),
           Long.parseLong(flags.getOrDefault("seed", Long.toString(System.nanoTime()))),
           Integer.parseInt(flags.getOrDefault("reshapes", "0")),
-          flags.containsKey("publish-log") ? Path.of(flags.get("publish-log")) : null);
+          flags.containsKey("publish-log") ? Path.of(flags.get("publish-log")) : null,
+          Role.valueOf(flags.getOrDefault("role", "all").toUpperCase(Locale.ROOT)),
+          flags.containsKey("history") ? Path.of(flags.get("history")) : null);
       for (String k : flags.keySet()) {
         if (!List.of("endpoints", "keys", "rate", "size", "duration", "producers", "consumers",
-            "moves", "settle", "seed", "reshapes", "publish-log").contains(k)) {
+            "moves", "settle", "seed", "reshapes", "publish-log", "role", "history")
+            .contains(k)) {
           throw new IllegalArgumentException("unknown option --" + k);
         }
       }
@@ -579,6 +686,23 @@ public final class Workload {
     Result r = w.run();
     HistoryChecker.Verdict v = r.verdict();
     PrintStream out = System.out;
+    if (o.role() == Role.PRODUCERS) {
+      // Only half a history: nothing here can tell a loss. The consumers' process checks.
+      Map<String, Object> m = r.toJsonFields();
+      m.keySet().retainAll(List.of("published", "acknowledged", "failed", "moves_started",
+          "moves_refused", "splits", "merges", "reshapes_refused", "redirected", "overloaded",
+          "resent", "publish_ms_p50", "publish_ms_p99", "publish_ms_max", "seconds"));
+      if (json) {
+        out.println(Json.write(m));
+      } else {
+        out.printf("%nproducers done: published %d, acknowledged %d, failed %d; their history "
+            + "is in %s for the consumers' check%n", v.published(), v.acknowledged(), v.failed(),
+            o.historyFile());
+        out.printf("  moves: started %d, refused %d; splits %d, merges %d%n", r.movesStarted(),
+            r.movesRefused(), r.splits(), r.merges());
+      }
+      System.exit(v.acknowledged() > 0 ? 0 : 1);
+    }
     if (!json) {
       out.println();
       out.println(v.ok() ? "verdict: OK" : "verdict: FAILED");
@@ -619,6 +743,7 @@ public final class Workload {
         Producers and consumers against a running PLB cluster and its queue servers. Records
         every publish and delivery, then reports lost messages, duplicates, reordered keys and
         late messages, with latency percentiles. Exit 0 when nothing is lost or reordered.
+        Producers and consumers may run as two processes (--role, --history).
 
           --endpoints=H:P,...  PLB nodes (default $PLB_ENDPOINTS or the local cluster)
           --keys=N             distinct ordering keys (default 1000)
@@ -630,6 +755,10 @@ public final class Workload {
           --moves=N            random range moves spread over the run (default 0)
           --reshapes=N         random splits and merges spread over the run (default 0)
           --publish-log=FILE   write every acknowledged publish (due time, key, wait) to FILE
+          --role=R             all (default), producers or consumers: run producers (and the
+                               moves) and consumers as two processes; both need --history
+          --history=FILE       producers write their sends and outcomes to FILE when done;
+                               consumers wait for it, then check it with their deliveries
           --settle=S           seconds to wait for outstanding deliveries (default 60)
           --seed=N             random seed (keys, payloads, moves)
           --json               the summary as one JSON object on the last line""");

@@ -1,5 +1,11 @@
 package io.plb.core.check;
 
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.Reader;
+import java.io.Writer;
+import java.net.URLDecoder;
+import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -155,6 +161,86 @@ public final class History {
   /** The number of deliveries recorded so far. */
   public synchronized long deliveries() {
     return deliveries;
+  }
+
+  /** The first line of {@link #write}'s text form. */
+  static final String TEXT_HEADER = "# plb history v1";
+
+  /**
+   * Writes every event recorded so far, in order, as text: one event a line — {@code S producer
+   * seq key}, {@code A producer seq}, {@code F producer seq reason}, {@code D consumer producer seq
+   * key flags} ({@code r} redelivered, {@code l} late, {@code -} neither) — each string
+   * URL-encoded behind an {@code =}, so any key or name survives. {@link #read} appends them to
+   * another history: a producer process and a consumer process can each record their half, and
+   * one of them checks the two together.
+   */
+  public void write(Writer out) throws IOException {
+    Snapshot h = snapshot();
+    out.write(TEXT_HEADER + "\n");
+    StringBuilder line = new StringBuilder();
+    for (int i = 0; i < h.size; i++) {
+      line.setLength(0);
+      int kind = h.kind(i);
+      String producer = text(h.producerNames[h.producer(i)]);
+      long seq = h.seq(i);
+      switch (kind & KIND_MASK) {
+        case SENT -> line.append("S ").append(producer).append(' ').append(seq).append(' ')
+            .append(text(h.keyNames[h.ref(i)]));
+        case ACKED -> line.append("A ").append(producer).append(' ').append(seq);
+        case FAILED -> line.append("F ").append(producer).append(' ').append(seq).append(' ')
+            .append(text(h.reasonNames[h.ref(i)]));
+        default -> line.append("D ").append(text(h.consumerNames[h.consumer(i)])).append(' ')
+            .append(producer).append(' ').append(seq).append(' ')
+            .append(text(h.keyNames[h.ref(i)])).append(' ')
+            .append((kind & FLAG_REDELIVERED) != 0 ? "r" : "")
+            .append((kind & FLAG_LATE) != 0 ? "l" : "")
+            .append((kind & (FLAG_REDELIVERED | FLAG_LATE)) == 0 ? "-" : "");
+      }
+      out.write(line.append('\n').toString());
+    }
+    out.flush();
+  }
+
+  /**
+   * Appends the events of {@link #write}'s text form to this history, in their order.
+   *
+   * @throws IllegalArgumentException naming the line, for text that is not such a history
+   */
+  public void read(Reader in) throws IOException {
+    BufferedReader r = in instanceof BufferedReader b ? b : new BufferedReader(in);
+    String header = r.readLine();
+    if (!TEXT_HEADER.equals(header)) {
+      throw new IllegalArgumentException("not a PLB history: first line " + header);
+    }
+    int number = 1;
+    for (String line; (line = r.readLine()) != null; ) {
+      number++;
+      String[] f = line.split(" ");
+      try {
+        switch (f[0]) {
+          case "S" -> publishSent(untext(f[1]), Long.parseLong(f[2]), untext(f[3]));
+          case "A" -> publishAcked(untext(f[1]), Long.parseLong(f[2]));
+          case "F" -> publishFailed(untext(f[1]), Long.parseLong(f[2]), untext(f[3]));
+          case "D" -> delivered(untext(f[1]), untext(f[2]), Long.parseLong(f[3]), untext(f[4]),
+              f[5].contains("r"), f[5].contains("l"));
+          default -> throw new IllegalArgumentException("unknown event " + f[0]);
+        }
+      } catch (RuntimeException e) {
+        throw new IllegalArgumentException("history line " + number + " (" + line + "): "
+            + e.getMessage(), e);
+      }
+    }
+  }
+
+  private static String text(String s) {
+    return "=" + URLEncoder.encode(s, StandardCharsets.UTF_8);
+  }
+
+  private static String untext(String field) {
+    if (!field.startsWith("=")) {
+      throw new IllegalArgumentException("a string field starts with '=': " + field);
+    }
+    return URLDecoder.decode(field.substring(1), StandardCharsets.UTF_8);
   }
 
   private int append(int kind, int producer, long seq, int ref, int consumer) {

@@ -16,8 +16,10 @@ public final class OwnUser {
   public static final int QUEUES = 61_000;
   /** PLB node i runs as {@code PLB_NODES + i}. */
   public static final int PLB_NODES = 62_000;
-  /** The workload (producers and consumers) runs as this. */
-  public static final int WORKLOAD = 63_000;
+  /** The workload's producers (and its range changes) run as this. */
+  public static final int PRODUCERS = 63_000;
+  /** The workload's consumers run as this. */
+  public static final int CONSUMERS = 63_001;
 
   private OwnUser() {}
 

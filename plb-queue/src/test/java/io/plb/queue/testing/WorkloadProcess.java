@@ -17,12 +17,13 @@ import java.util.regex.Pattern;
 
 /**
  * The checked workload ({@code io.plb.client.workload.Workload}, as {@code bin/plb workload}
- * runs it) as a JVM of its own: its producers and consumers, its router and its range changes in
- * one process, optionally under a user id of its own ({@link OwnUser#WORKLOAD}) so that its links
- * to one queue server can be cut beneath it. Producing and consuming in one process keeps the
- * history the checker reads in one place; the harness reads the verdict from the {@code --json}
- * line the process prints when it ends, and its progress from the lines it prints every second.
- * Killed on {@link #close} (and by a shutdown hook should the test JVM end first).
+ * runs it) as a JVM of its own — all of it, or only its producers or only its consumers
+ * ({@code --role}, {@code --history}: the consumers' process checks the producers' half with
+ * its own deliveries) — optionally under a user id of its own ({@link OwnUser#PRODUCERS},
+ * {@link OwnUser#CONSUMERS}) so that its links to one queue server can be cut beneath it. The
+ * harness reads the summary from the {@code --json} line the process prints when it ends, and
+ * its progress from the lines it prints every second. Killed on {@link #close} (and by a
+ * shutdown hook should the test JVM end first).
  *
  * <p>Not thread-safe: drive it from the test thread.
  */
@@ -42,15 +43,16 @@ public final class WorkloadProcess implements AutoCloseable {
   }
 
   /**
-   * Starts the workload with these {@code --key=value} options (and {@code --json}); its output
-   * goes under {@code dir}, where its publish log ({@link #publishLog}) is written too.
+   * Starts the workload with these {@code --key=value} options (and {@code --json}), as user
+   * {@code uid} (0: this process's user); its output goes under {@code dir}, where its publish
+   * log ({@link #publishLog}) is written too.
    */
-  public static WorkloadProcess start(Path dir, boolean ownUser, List<String> options)
+  public static WorkloadProcess start(Path dir, int uid, List<String> options)
       throws IOException, InterruptedException {
     Files.createDirectories(dir);
     List<String> cmd = new ArrayList<>();
-    if (ownUser) {
-      cmd.addAll(OwnUser.prepare(OwnUser.WORKLOAD, dir));
+    if (uid != 0) {
+      cmd.addAll(OwnUser.prepare(uid, dir));
     }
     cmd.addAll(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-Xmx768m", "-XX:+UseSerialGC", "-XX:-UsePerfData",
