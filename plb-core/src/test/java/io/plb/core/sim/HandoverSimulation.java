@@ -25,6 +25,7 @@ import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.map.ServerState;
 import io.plb.core.publish.ProducerSequences;
+import io.plb.core.publish.PublishSession;
 import io.plb.core.publish.ProducerSequences.Verdict;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -47,14 +48,14 @@ import java.util.function.Consumer;
  * A seeded, deterministic simulation of the hold handover: the real map rules
  * ({@link CommandProcessor}), the real queue-server hold rules ({@link Participant}), the real
  * owner lease ({@link OwnerLease}), the real producer sequences of idempotent publish
- * ({@link ProducerSequences}) and the real router barrier ({@link SendBarrier}), connected by
- * simulated links on virtual time; the real history checker ({@link HistoryChecker}) judges the
- * end. Links are FIFO each, with random delays, so messages on different links overtake each
+ * ({@link ProducerSequences}) and the real producer core ({@link PublishSession}, with its
+ * barrier {@link SendBarrier}), connected by simulated links on virtual time; the real history
+ * checker ({@link HistoryChecker}) judges the end. Links are FIFO each, with random delays, so messages on different links overtake each
  * other; reports to the leader are duplicated at random; the leader moves ranges around, aborts
  * some moves from PREPARE and from SWITCH, and times out stalled ones; in some runs it also splits
- * and merges ranges under traffic ({@link Faults#reshapeChance}). Routers keep the barrier per
- * slot — the bounds sends were routed under, with an id never reused — as the router's
- * {@code Producer} does.
+ * and merges ranges under traffic ({@link Faults#reshapeChance}). Each router's producer session
+ * is the {@link PublishSession} that the router's {@code Producer} wraps, fed the simulated
+ * streams' answers and failures; only the streams and timers around it are the simulation's.
  *
  * <p><b>Leases.</b> Every queue server heartbeats the leader; the leader, with the real liveness
  * and lease decisions of its driver ({@link Liveness}), grants a lease to an ACTIVE server only, counted by the server from its
@@ -2272,17 +2273,17 @@ final class HandoverSimulation {
   private static final class Conn {
     final String server;
     final long notBefore;
+    /** The stream's id in the router's {@link PublishSession}. */
+    long stream;
     int incarnation = -1;
     boolean bound;
     /** The stream is broken (the server died or was not there); the router may not know yet. */
     boolean broken;
-    /** The router has seen the failure and taken back every unsettled send. */
+    /** The router has seen the failure (or ended the stream) and reads nothing more of it. */
     boolean failed;
     /** Server side: OVERLOADED answers given on the stream; each range's latest one's index. */
     long overloadsGiven;
     final Map<Long, Long> overloadIndex = new HashMap<>();
-    /** Router side: OVERLOADED answers received on the stream (sent as overloads_seen). */
-    long overloadsSeen;
 
     Conn(String server, long notBefore) {
       this.server = server;
@@ -2291,53 +2292,35 @@ final class HandoverSimulation {
   }
 
   /**
-   * The range bounds sends were routed under, with an id never reused (as the router's slots): a
-   * split keeps the left half's start, so the barrier cannot be kept by start.
+   * A router's producer session: the real {@link PublishSession} (the decisions of the router's
+   * {@code Producer}) driven over the simulated links. This class does only what {@code Producer}
+   * does around the core — streams, timers, outcomes — with one message per request (a queue
+   * server here takes one message at a time) and up to {@code window} requests unanswered per
+   * stream; the session holds at most {@code window} unfinished messages.
    */
-  private static final class Slot {
-    final long id;
-    final long start;
-    final long end;
-    int unsettled;
-    int refused;
-    /** No resend before then: the backoff after OVERLOADED. */
-    long notBefore;
-    int overloadsInARow;
-
-    Slot(long id, long start, long end) {
-      this.id = id;
-      this.start = start;
-      this.end = end;
-    }
-
-    boolean overlaps(long s, long e) {
-      return Ring.contains(start, end, s) || Ring.contains(s, e, start);
-    }
-  }
-
-  private record Unsettled(Slot slot, Msg msg, Conn conn) {}
-
   private final class Producer implements Subscriber {
     final int index;
-    final SendBarrier<Msg> barrier = new SendBarrier<>();
-    ClusterImage view = ClusterImage.EMPTY;
+    final PublishSession<Msg> core;
     long lastVersion = -1;
     int nextToCreate;
-    int inFlight;
     final List<String> keys;
-    final Map<String, Conn> conns = new HashMap<>();
-    final Map<String, Integer> failures = new HashMap<>();
-    final Map<String, Long> retryAt = new HashMap<>();
-    final Map<Long, Unsettled> unsettled = new TreeMap<>();
-    /** Slots with a send unsettled or a refused message not yet resent, by id, in id order. */
-    final Map<Long, Slot> activeSlots = new TreeMap<>();
-    long nextSlotId = 1;
-    /** Created and not yet acknowledged: the lowest is the request's settled_below. */
-    final TreeSet<Long> unfinished = new TreeSet<>();
+    /** The last stream opened to each server. */
+    final Map<String, Conn> conns = new TreeMap<>();
 
     Producer(int index, List<String> keys) {
       this.index = index;
       this.keys = keys;
+      this.core = new PublishSession<>(new PublishSession.Config(1, 1, Long.MAX_VALUE,
+          Math.max(1, config.window()), this::backoff));
+    }
+
+    /** The backoffs in virtual time: no jitter, so that a seed replays exactly. */
+    long backoff(PublishSession.Wait why, int attempt) {
+      return switch (why) {
+        case RECONNECT -> 2L * d * Math.min(attempt, 8);
+        case OVERLOAD -> d * Math.min(1L << Math.min(attempt, 3), 8);
+        case QUIET_REFUSAL -> d * Math.min(attempt, 8);
+      };
     }
 
     @Override
@@ -2351,102 +2334,72 @@ final class HandoverSimulation {
         violation(name() + " saw version " + next.version() + " after " + lastVersion);
       }
       lastVersion = next.version();
-      view = next;
+      core.onMap(next, now);
       pump();
     }
 
     boolean done() {
-      return nextToCreate >= config.messagesPerProducer() && barrier.idle();
+      return nextToCreate >= config.messagesPerProducer() && core.unfinished() == 0;
     }
 
-    /** The active slot whose bounds are this range's, if any (a current slot). */
-    Slot currentSlot(RangeEntry r) {
-      for (Slot sl : activeSlots.values()) {
-        if (sl.start == r.start() && sl.end == r.end()) {
-          return sl;
-        }
-      }
-      return null;
-    }
-
-    /**
-     * Sends what C4 and the window allow (router Producer): each slot's resends first, once it
-     * has nothing unsettled, the map has reached the refusal's version and its backoff has passed,
-     * each routed under the current map; then new messages, each only if no stale slot (bounds no
-     * longer a range) overlaps its range and its range's current slot lets it through.
-     */
+    /** Publishes new messages while the window has room, then carries out what the core says. */
     void pump() {
-      for (Slot sl : new ArrayList<>(activeSlots.values())) {
-        if (sl.refused == 0 || sl.unsettled > 0 || sl.notBefore > now
-            || view.version() < barrier.refusalVersion(sl.id)) {
-          continue;
-        }
-        List<Msg> resends = barrier.takeResends(sl.id, view.version());
-        sl.refused = 0;
-        retireIfIdle(sl);
-        for (Msg m : resends) {
-          send(m, view.rangeFor(m.hash()));
-        }
-      }
-      while (inFlight < config.window() && nextToCreate < config.messagesPerProducer()) {
+      while (core.unfinished() < config.window()
+          && nextToCreate < config.messagesPerProducer()) {
         String key = keys.get(rnd.nextInt(keys.size()));
-        long hash = KeyHash.hash(key);
-        RangeEntry r = view.rangeFor(hash);
-        if (!maySendNew(r)) {
-          return; // the next message waits: order within the producer is kept
-        }
-        Msg m = new Msg(index, nextToCreate++, key, hash);
-        unfinished.add(m.seq());
+        Msg m = new Msg(index, core.nextSeq(), key, KeyHash.hash(key));
+        nextToCreate++;
         history.publishSent(name(), m.seq(), m.key());
-        send(m, r);
+        core.publish(m.hash(), 1, m, now);
       }
+      carryOut();
     }
 
-    boolean maySendNew(RangeEntry r) {
-      Slot current = null;
-      for (Slot sl : activeSlots.values()) {
-        if (sl.start == r.start() && sl.end == r.end()) {
-          current = sl;
-        } else if (sl.overlaps(r.start(), r.end())) {
-          return false; // a split or merge: wait until the old range's sends have settled
+    void carryOut() {
+      for (PublishSession.Action<Msg> a : core.drain()) {
+        if (a instanceof PublishSession.Action.Open<Msg> o) {
+          Conn c = new Conn(o.server(), now); // the core waited out any reconnect backoff
+          c.stream = o.stream();
+          conns.put(o.server(), c);
+        } else if (a instanceof PublishSession.Action.Write<Msg> w) {
+          write(w.request());
+        } else if (a instanceof PublishSession.Action.Cancel<Msg> x) {
+          Conn c = conns.get(x.server());
+          if (c != null && c.stream == x.stream()) {
+            c.failed = true;
+          }
+        } else if (a instanceof PublishSession.Action.WakeAt<Msg> w) {
+          at(Math.max(0, w.at() - now), () -> {
+            core.timerFired(w.at(), now);
+            pump();
+          });
+        } else if (a instanceof PublishSession.Action.Acked<Msg> k) {
+          Msg m = k.message();
+          if (acked.put(m.id(), m) == null) {
+            history.publishAcked(name(), m.seq());
+          } else {
+            violation(name() + ": " + m.id() + " acknowledged twice");
+          }
+        } else if (a instanceof PublishSession.Action.Rejected<Msg> r) {
+          violation(name() + ": " + r.message().id() + " rejected: " + r.detail());
         }
       }
-      return current == null || barrier.maySend(current.id, SendBarrier.Entry.of(r));
     }
 
-    void retireIfIdle(Slot sl) {
-      if (sl.unsettled == 0 && sl.refused == 0 && activeSlots.remove(sl.id) != null) {
-        barrier.acked(sl.id, -1); // drops the barrier's empty state for the slot
+    /** A request of one message, on the stream it names, over the router's link to it. */
+    void write(PublishSession.Request<Msg> r) {
+      Conn c = conns.get(r.server());
+      if (c == null || c.stream != r.stream() || r.items().size() != 1) {
+        violation(name() + " wrote " + r + " on no open stream");
+        return;
       }
-    }
-
-    /** The stream to a server; a new one after a failure, opened once the backoff has passed. */
-    Conn conn(String server) {
-      Conn c = conns.get(server);
-      if (c == null || c.failed) {
-        c = new Conn(server, retryAt.getOrDefault(server, 0L));
-        conns.put(server, c);
-      }
-      return c;
-    }
-
-    void send(Msg m, RangeEntry r) {
-      SendBarrier.Entry entry = SendBarrier.Entry.of(r);
-      Slot sl = currentSlot(r);
-      if (sl == null) {
-        sl = new Slot(nextSlotId++, r.start(), r.end());
-        activeSlots.put(sl.id, sl);
-      }
-      barrier.sent(sl.id, m.seq(), entry);
-      sl.unsettled++;
-      inFlight++;
-      Server server = servers.get(entry.destination());
-      Conn c = conn(server.id);
-      unsettled.put(m.seq(), new Unsettled(sl, m, c));
-      long tag = view.version();
-      long range = r.start();
-      long seen = c.overloadsSeen;
-      long settledBelow = unfinished.first();
+      PublishSession.Item<Msg> item = r.items().get(0);
+      Msg m = item.message();
+      Server server = servers.get(r.server());
+      long tag = item.tag();
+      long range = item.rangeStart();
+      long seen = r.overloadsSeen();
+      long settledBelow = r.settledBelow();
       trace(name() + " sends " + m.id() + " " + m.key() + " to " + server.id + " tag " + tag);
       link(name(), server.id).send(
           () -> server.receivePublish(this, c, m, tag, range, seen, settledBelow),
@@ -2465,54 +2418,27 @@ final class HandoverSimulation {
     }
 
     void onAcked(Conn c, Msg m, long range) {
-      Unsettled u = c.broken || c.failed ? null : unsettled.remove(m.seq());
-      if (u == null) {
-        return; // lost with the stream, or already taken back as refused when it failed
-      }
-      failures.remove(c.server);
-      Slot sl = u.slot();
-      sl.overloadsInARow = 0;
-      sl.unsettled--;
-      inFlight--;
-      barrier.acked(sl.id, m.seq());
-      retireIfIdle(sl);
-      unfinished.remove(m.seq());
-      if (acked.put(m.id(), m) == null) {
-        history.publishAcked(name(), m.seq());
-      }
-      pump();
+      answer(c, PublishSession.Result.accepted(m.seq(), false));
     }
 
-    /** OVERLOADED: like a refusal, resent in order after a backoff that grows while it lasts. */
     void onOverloaded(Conn c, Msg m, long range) {
-      c.overloadsSeen++;
-      Unsettled u = c.broken || c.failed ? null : unsettled.remove(m.seq());
-      if (u == null) {
-        return;
-      }
-      Slot sl = u.slot();
-      refuse(sl, m, 0);
-      int n = ++sl.overloadsInARow;
-      long backoff = d * Math.min(1L << Math.min(n, 3), 8);
-      sl.notBefore = now + backoff;
-      at(backoff, this::pump);
-      pump();
+      answer(c, PublishSession.Result.overloaded(m.seq()));
     }
 
     void onRefused(Conn c, Msg m, long range, long version) {
-      Unsettled u = c.broken || c.failed ? null : unsettled.remove(m.seq());
-      if (u == null) {
-        return;
-      }
-      refuse(u.slot(), m, version);
-      pump();
+      answer(c, PublishSession.Result.wrongOwner(m.seq(), version));
     }
 
-    void refuse(Slot sl, Msg m, long version) {
-      inFlight--;
-      sl.unsettled--;
-      sl.refused++;
-      barrier.refused(sl.id, m.seq(), m, version);
+    /** A server's answer, in stream order; lost if the stream broke or was given up. */
+    void answer(Conn c, PublishSession.Result result) {
+      if (c.broken || c.failed) {
+        return;
+      }
+      String bad = core.onResponse(c.stream, List.of(result), now);
+      if (bad != null) {
+        violation(name() + "'s stream to " + c.server + " answered out of order: " + bad);
+      }
+      pump();
     }
 
     /** The stream failed: every unsettled send on it is refused at the current version. */
@@ -2521,18 +2447,9 @@ final class HandoverSimulation {
         return;
       }
       c.failed = true;
-      int f = failures.merge(c.server, 1, Integer::sum);
-      retryAt.put(c.server, now + 2L * d * Math.min(f, 8));
-      for (Iterator<Unsettled> it = unsettled.values().iterator(); it.hasNext(); ) {
-        Unsettled u = it.next();
-        if (u.conn() == c) {
-          it.remove();
-          refuse(u.slot(), u.msg(), view.version());
-        }
-      }
+      core.streamFailed(c.stream, "broken", now);
       trace(name() + " stream to " + c.server + " failed");
       pump();
-      at(retryAt.get(c.server) - now, this::pump);
     }
   }
 
@@ -2697,8 +2614,9 @@ final class HandoverSimulation {
       b.append(s.id()).append(' ').append(s.state()).append("; ");
     }
     for (Producer p : producers) {
-      b.append(p.name()).append(" created ").append(p.nextToCreate).append(" inflight ")
-          .append(p.inFlight).append(" idle ").append(p.barrier.idle()).append("; ");
+      b.append(p.name()).append(" created ").append(p.nextToCreate).append(" unfinished ")
+          .append(p.core.unfinished()).append(" waiting ").append(p.core.waiting())
+          .append("; ");
     }
     for (Server s : servers.values()) {
       b.append(s.id).append(s.alive ? "" : " (down)").append(" v").append(s.incarnationVersion)
