@@ -283,7 +283,7 @@ class HandoverSimulationTest {
    */
   @Test
   void withoutLeasesAPausedOwnerReordersKeys() {
-    for (long seed = 1; seed <= 200; seed++) {
+    for (long seed = 1; seed <= 500; seed++) {
       Result r = new HandoverSimulation(seed, LEASES.with(Mutation.NO_LEASE))
           .judgedByHistoryOnly().run();
       if (r.verdict().reorderedKeys() > 0) {
@@ -291,7 +291,7 @@ class HandoverSimulationTest {
         return;
       }
     }
-    fail("no seed up to 200 shows a reordered key without leases");
+    fail("no seed up to 500 shows a reordered key without leases");
   }
 
   /**
