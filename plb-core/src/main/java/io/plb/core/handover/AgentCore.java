@@ -705,17 +705,21 @@ public final class AgentCore<C> {
     }
     Map<Long, Long> leftovers = new TreeMap<>();
     for (RangeEntry r : rangesWithBacklog()) {
-      if (!leftoverQueue(r)) {
+      if (!r.isAssigned() || r.owner().equals(me)) {
         continue;
       }
-      toSend = true;
+      // Another server owns these keys now, so what is queued of them here is left over from
+      // when this server owned them (it queues nothing of another's range: a target holds its
+      // arrivals in HELD). Marked late before they are sent on: should the range come back
+      // here first — also through a handover to this server, which may already be open when a
+      // returning server first sees the range — they are delivered as late, not as if in order
+      // ahead of what the other owner delivered meanwhile.
       leftovers.put(r.start(), r.end());
       if (!Long.valueOf(r.end()).equals(markedLeftovers.get(r.start()))) {
-        // Another server owns these keys now. Marked late before they are sent on: should the
-        // range come back here first, they are delivered as late, not as if in order ahead of
-        // what the other owner delivered meanwhile.
         emit(new Effect.MarkQueuedLate<>(r.start(), r.end(), r.owner()));
       }
+      // Sent on only while no handover of the range is open with this server.
+      toSend |= leftoverQueue(r);
     }
     // Marked once per stretch while it stays another's; a range ours again is forgotten, so
     // what it queues afterwards is marked when it is lost again.
