@@ -274,11 +274,15 @@ public final class AgentCore<C> {
   /**
    * Whether the key at ring position {@code hash} is in a range in a handover with this server
    * as its source or target, by {@code map}: its producer-sequence entries are kept, since the
-   * range's transfer must carry them. Pure; any thread.
+   * range's transfer must carry them. Without a map (a server restarted and not yet given one)
+   * every key counts as in a handover: the server cannot tell, and an entry it forgot then would
+   * be missing from the transfer of a range it is the source of (the seeded simulation found a
+   * restarted source, waiting for its map, forget the entry of a message whose resend the
+   * target held; the merge then kept the resend, delivered twice). Pure; any thread.
    */
   public static boolean inHandover(ClusterImage map, String serverId, long hash) {
-    if (map.rangeCount() == 0) {
-      return false;
+    if (map.version() == 0) {
+      return true;
     }
     RangeEntry r = map.rangeFor(hash);
     return r.handover() != null

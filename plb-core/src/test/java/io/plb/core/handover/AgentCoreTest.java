@@ -133,6 +133,18 @@ class AgentCoreTest {
   }
 
   @Test
+  void producerEntriesStayWhileARangeIsInAHandoverHereOrNoMapIsApplied() {
+    assertTrue(AgentCore.inHandover(ClusterImage.EMPTY, "S", H),
+        "without a map the server cannot tell: it keeps every entry");
+    assertFalse(AgentCore.inHandover(image, "S", H));
+    commit(new Command.StartHandover(0, 0, epoch(), "T", 2, 4));
+    assertTrue(AgentCore.inHandover(image, "S", H), "the source");
+    assertTrue(AgentCore.inHandover(image, "T", H), "the target");
+    commit(new Command.RegisterServer("U", "u:1", 1.0));
+    assertFalse(AgentCore.inHandover(image, "U", H), "a third server");
+  }
+
+  @Test
   void aTargetReportsReadyOnlyAfterItsSideIsSaved() {
     FakeHost th = new FakeHost();
     AgentCore<Long> t = core("T", th);
