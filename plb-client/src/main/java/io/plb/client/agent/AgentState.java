@@ -24,10 +24,6 @@ import java.util.List;
 record AgentState(List<Side> sides, long mapVersion) {
   private static final int FORMAT = 2;
 
-  void restoreInto(Participant p) {
-    p.restore(sides);
-  }
-
   byte[] encode() {
     ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + 64 * sides.size());
     try (DataOutputStream out = new DataOutputStream(bytes)) {

@@ -14,21 +14,19 @@ import io.plb.core.load.SliceLoadAccumulator;
 import io.plb.client.agent.HandoverStore.BufferedHandover;
 import io.plb.client.agent.HandoverStore.Held;
 import io.plb.client.watch.MapWatcher;
+import io.plb.core.handover.AgentCore;
+import io.plb.core.handover.AgentCore.Effect;
 import io.plb.core.handover.OwnerLease;
 import io.plb.core.handover.Participant;
 import io.plb.core.handover.Participant.Action;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.handover.Participant.Direction;
-import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.map.ClusterImage;
-import io.plb.core.map.HandoverPhase;
 import io.plb.core.map.MapDelta;
 import io.plb.core.map.QueueServerInfo;
-import io.plb.core.map.RangeEntry;
-import io.plb.core.map.ServerState;
 import io.plb.core.time.Ticker;
 import io.plb.proto.v1.HeartbeatRequest;
 import io.plb.proto.v1.HeartbeatResponse;
@@ -41,7 +39,6 @@ import io.plb.proto.v1.TransferOutcome;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
@@ -65,13 +62,16 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The PLB agent a queue server embeds (DESIGN §5). It watches the shard map, applies the hold
- * rules of the pure {@link Participant} to every arriving message and transfer, carries out the
- * actions those rules return against the server's {@link HandoverStore}, sends transfers to peer
- * servers, and reports {@code HandoverReady}, {@code HandoverDrained} and {@code AbortReversed}
- * plus heartbeats to the PLB leader.
+ * The PLB agent a queue server embeds (DESIGN §5): the I/O around {@link AgentCore}, which makes
+ * every decision — the hold rules of its {@link Participant} for each arriving message and
+ * transfer, which handovers this server takes part in, when to seal, report, transfer, release,
+ * where a chunked transfer resumes, what to do with leftovers of lost ranges, when to persist,
+ * whether the lease holds. This class watches the shard map, reads the server's
+ * {@link HandoverStore} for the core and carries out the effects it emits (store writes, the
+ * saved state, reports to the PLB leader, chunked transfers and late batches to peer servers),
+ * and sends heartbeats and load reports.
  *
- * <p><b>Thread model.</b> One lock guards the participant and orders every step that touches the
+ * <p><b>Thread model.</b> One lock guards the core and orders every step that touches the
  * range state: map versions (from the watch thread), placements (the server calls {@link #place}
  * inside {@link #locked} together with its durable append, which makes C1's "seal and take the
  * hold buffer" one step), transfer verdicts and the answers to our own transfers. Network calls
@@ -80,11 +80,12 @@ import org.slf4j.LoggerFactory;
  * ({@link Builder#io}), where a send that finds it full is dropped and made again while owed
  * ({@link #submitIo}). The same report or transfer is never queued twice.
  *
- * <p><b>Invariants.</b> Actions on the store are carried out before the state they lead to is
- * persisted, and every action is idempotent, so a crash at any point repeats at most an action.
- * Reports and transfers leave only after that persist: what they announce (a seal, a stored
- * prefix) is durable before anyone can act on it. Reports and transfers still owed are sent
- * again every {@code resendInterval} ({@link Participant#resend}): every one of them is keyed by
+ * <p><b>Invariants</b> (kept by the core; see {@link AgentCore}). Actions on the store are
+ * carried out before the state they lead to is persisted, and every action is idempotent, so a
+ * crash at any point repeats at most an action. Reports and transfers leave only after that
+ * persist: what they announce (a seal, a stored prefix) is durable before anyone can act on it.
+ * Reports and transfers still owed are sent again every {@code resendInterval}
+ * ({@link AgentCore#onResendTimer}): every one of them is keyed by
  * {@code (range, handoverEpoch)} and a late or duplicated one is ignored by its receiver. What
  * the server still holds of ranges it lost while DOWN is found in the store on every map version
  * and resend round and placed by key in the current map, whatever splits and merges happened
@@ -125,7 +126,8 @@ public final class QueueServerAgent implements AutoCloseable {
 
   private final String serverId;
   private final HandoverStore store;
-  private final Participant participant;
+  /** The agent's decisions; this class carries out its effects. Under the lock. */
+  private final AgentCore<Held> core;
   private final Endpoints plbEndpoints;
   private final PlbAdminClient leader;
   private final MapWatcher watcher;
@@ -135,7 +137,6 @@ public final class QueueServerAgent implements AutoCloseable {
   private final LongSupplier heldCount;
   private final LongSupplier queuedCount;
   private final Ticker ticker;
-  private final OwnerLease lease = new OwnerLease();
   private final List<Runnable> servingListeners = new CopyOnWriteArrayList<>();
   private final PlbAdminClient heartbeatClient;
   private final ScheduledExecutorService heartbeats;
@@ -144,39 +145,16 @@ public final class QueueServerAgent implements AutoCloseable {
   private volatile String lastGrantRefusal = "";
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition versionAdvanced = lock.newCondition();
-  private final Set<Long> awaitingBacklog = new HashSet<>();
-  /** The sides as last written to the store. Under the lock. */
-  private Set<Participant.Side> persistedSides = Set.of();
   private final AtomicLong statesWritten = new AtomicLong();
   private final Set<String> transfersInFlight = ConcurrentHashMap.newKeySet();
-  /** Copies in the late batch awaiting its answer: not taken back meanwhile. Under the lock. */
-  private final Set<Held> lateInFlight = new HashSet<>();
-  /**
-   * Ranges (start → end) whose queued messages here were marked late since they became another
-   * server's; under the lock.
-   */
-  private final Map<Long, Long> markedLeftovers = new HashMap<>();
   private final AtomicBoolean lateRunning = new AtomicBoolean();
   private volatile boolean lateKicked;
   /** The late batch sent and not yet answered; only the late sender touches it. */
   private volatile LateBatch pendingLate;
-  private long lateBatchSeq;
   private final int lateBatchMessages;
   private final long lateBatchBytes;
   private final int chunkMessages;
   private final long chunkBytes;
-  /**
-   * Where each transfer of ours stands at its receiver, as the receiver last said, so a transfer
-   * resent after a failed call resumes there. Lost in a restart: the receiver's answer to the
-   * first chunk sent again says where to go on.
-   */
-  private final Map<String, Resume> resumes = new ConcurrentHashMap<>();
-
-  /** The next chunk of a transfer to send and the cursor it starts after. */
-  private record Resume(long chunk, byte[] cursor) {}
-
-  /** Reports and transfers that leave once the state that led to them is persisted. */
-  private final List<Send> pendingSends = new ArrayList<>();
   /** Handover reports queued or on their way: the same report is not queued twice. */
   private final Set<String> reportsInFlight = ConcurrentHashMap.newKeySet();
   private final AtomicLong ioDropped = new AtomicLong();
@@ -199,7 +177,6 @@ public final class QueueServerAgent implements AutoCloseable {
   private final long session;
   private long loadSeq;
   private long lastReportMillis;
-  private volatile ClusterImage image = ClusterImage.EMPTY;
   /** The map version the restored sides were written at: no older map is taken after a restart. */
   private long mapFloor;
 
@@ -263,7 +240,8 @@ public final class QueueServerAgent implements AutoCloseable {
   private QueueServerAgent(Builder b) {
     this.serverId = b.serverId;
     this.store = b.store;
-    this.participant = new Participant(serverId);
+    this.core = new AgentCore<>(serverId, new AgentCore.Settings(b.chunkMessages, b.chunkBytes,
+        b.lateBatchMessages, b.lateBatchBytes), new StoreHost());
     this.plbEndpoints = new Endpoints(b.plbEndpoints);
     this.leader = PlbAdminClient.newBuilder().endpoints(b.plbEndpoints)
         .deadline(Duration.ofSeconds(5)).build();
@@ -449,11 +427,10 @@ public final class QueueServerAgent implements AutoCloseable {
     lock.lock();
     try {
       AgentState restored = AgentState.decode(store.loadAgentState());
-      restored.restoreInto(participant);
+      core.restore(restored.sides());
       mapFloor = restored.mapVersion();
-      persistedSides = new HashSet<>(participant.sides());
-      if (!participant.sides().isEmpty()) {
-        LOG.info("{}: restored {} open handover side(s)", serverId, participant.sides().size());
+      if (!core.sides().isEmpty()) {
+        LOG.info("{}: restored {} open handover side(s)", serverId, core.sides().size());
       }
     } finally {
       lock.unlock();
@@ -534,11 +511,11 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /** The map version this server has applied (0 before the first map). */
   public long version() {
-    return image.version();
+    return core.image().version();
   }
 
   public ClusterImage image() {
-    return image;
+    return core.image();
   }
 
   // ------------------------------------------------------------------ the publish path
@@ -569,7 +546,7 @@ public final class QueueServerAgent implements AutoCloseable {
     if (!lock.isHeldByCurrentThread()) {
       throw new IllegalStateException("place must be called inside locked()");
     }
-    return participant.place(hash, tag, producer);
+    return core.place(hash, tag, producer);
   }
 
   /**
@@ -580,7 +557,7 @@ public final class QueueServerAgent implements AutoCloseable {
   public void streamsEnded(String producer) {
     lock.lock();
     try {
-      participant.dropFences(producer);
+      core.dropFences(producer);
     } finally {
       lock.unlock();
     }
@@ -588,7 +565,7 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /** Producer sessions holding refusal fences here. */
   public int fencedProducers() {
-    return locked(participant::fencedProducers);
+    return locked(core::fencedProducers);
   }
 
   /** How many times the agent state was written to the store since start. */
@@ -601,7 +578,7 @@ public final class QueueServerAgent implements AutoCloseable {
     long nanos = timeout.toNanos();
     lock.lock();
     try {
-      while (image.version() < version) {
+      while (core.image().version() < version) {
         if (nanos <= 0 || closed) {
           return false;
         }
@@ -618,19 +595,10 @@ public final class QueueServerAgent implements AutoCloseable {
    * to drain is now empty, seal it and transfer its hold buffer (C1). Call without holding locks.
    */
   public void onAcked(long hash) {
-    boolean relevant;
     lock.lock();
     try {
-      relevant = false;
-      for (long start : awaitingBacklog) {
-        RangeEntry r = rangeAt(start);
-        if (r != null && Ring.contains(r.start(), r.end(), hash)) {
-          relevant = true;
-          break;
-        }
-      }
-      if (relevant) {
-        checkBacklogs();
+      if (core.awaitsBacklog()) {
+        core.onAcked(hash);
       }
     } finally {
       lock.unlock();
@@ -666,24 +634,11 @@ public final class QueueServerAgent implements AutoCloseable {
     boolean last = req.getChunk() == 0 || req.getFinalChunk();
     lock.lock();
     try {
-      TransferVerdict v = participant.acceptTransfer(range, he, dir, req.getMapVersion());
-      switch (v) {
-        case ACCEPT -> {
-          HandoverStore.Progress p = store.transferProgress(range, he, into);
-          if (p.complete()) {
-            // Stored whole before a crash that came before the participant heard of it.
-            execute(participant.onTransferStored(range, he, dir));
-            persist();
-            return progressReply(TransferOutcome.ALREADY_STORED, p);
-          }
-          if (chunk <= p.chunks()) {
-            return progressReply(TransferOutcome.ALREADY_STORED, p);
-          }
-          if (chunk != p.chunks() + 1) {
-            return progressReply(TransferOutcome.CHUNK_OUT_OF_ORDER, p);
-          }
-          HandoverStore.Progress next = new HandoverStore.Progress(chunk,
-              req.getCursor().toByteArray(), last);
+      AgentCore.ChunkDecision d = core.receiveChunk(range, he, dir, req.getMapVersion(), chunk,
+          last, req.getCursor().toByteArray());
+      switch (d.verdict()) {
+        case STORE -> {
+          HandoverStore.Progress next = toStore(d.progress());
           if (last) {
             // The sender's sequences ride on the final chunk; merged before it is stored (a
             // resend of the chunk merges again, which changes nothing). They also take out of
@@ -693,21 +648,18 @@ public final class QueueServerAgent implements AutoCloseable {
                 dir == Direction.FORWARD ? Buffer.HELD : Buffer.POST_ABORT);
           }
           store.storeChunk(range, he, into, req.getMessagesList(), next);
+          core.onChunkStored(range, he, dir, last);
           if (last) {
-            execute(participant.onTransferStored(range, he, dir));
-            persist();
             LOG.info("{}: stored {} transfer of range {} (handover epoch {}): {} chunk(s)",
                 serverId, dir, Ring.hex(range), he, chunk);
           }
           return progressReply(TransferOutcome.STORED, next);
         }
-        case DUPLICATE -> {
-          // Repeat the stored step's follow-up: its report may have been lost.
-          execute(participant.onTransferStored(range, he, dir));
-          persist();
-          HandoverStore.Progress p = store.transferProgress(range, he, into);
-          return progressReply(TransferOutcome.ALREADY_STORED,
-              new HandoverStore.Progress(Math.max(p.chunks(), chunk), p.cursor(), true));
+        case ALREADY_STORED -> {
+          return progressReply(TransferOutcome.ALREADY_STORED, toStore(d.progress()));
+        }
+        case OUT_OF_ORDER -> {
+          return progressReply(TransferOutcome.CHUNK_OUT_OF_ORDER, toStore(d.progress()));
         }
         default -> {
           return transferReply(TransferOutcome.TRANSFER_REFUSED,
@@ -718,6 +670,10 @@ public final class QueueServerAgent implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+  }
+
+  private static HandoverStore.Progress toStore(AgentCore.Progress p) {
+    return new HandoverStore.Progress(p.chunks(), p.cursor(), p.complete());
   }
 
   private TransferHeldResponse progressReply(TransferOutcome outcome,
@@ -763,8 +719,8 @@ public final class QueueServerAgent implements AutoCloseable {
       List<Integer> notTaken = new ArrayList<>();
       for (int i = 0; i < req.getMessagesCount(); i++) {
         StoredMessage m = req.getMessages(i);
-        Decision d = participant.place(KeyHash.hash(m.getKey().toByteArray()),
-            participant.version(), LATE_PRODUCER);
+        Decision d = core.place(KeyHash.hash(m.getKey().toByteArray()),
+            core.version(), LATE_PRODUCER);
         if (d.placement() == Participant.Placement.QUEUE) {
           taken.add(m);
         } else {
@@ -773,7 +729,7 @@ public final class QueueServerAgent implements AutoCloseable {
       }
       if (!notTaken.isEmpty()) {
         // No order to keep among late messages, so no fence either.
-        participant.dropFences(LATE_PRODUCER);
+        core.dropFences(LATE_PRODUCER);
       }
       if (taken.isEmpty()) {
         return transferReply(TransferOutcome.TRANSFER_REFUSED,
@@ -793,7 +749,8 @@ public final class QueueServerAgent implements AutoCloseable {
   }
 
   private TransferHeldResponse transferReply(TransferOutcome outcome, String detail) {
-    return TransferHeldResponse.newBuilder().setOutcome(outcome).setMapVersion(image.version())
+    return TransferHeldResponse.newBuilder().setOutcome(outcome)
+        .setMapVersion(core.image().version())
         .setDetail(detail).build();
   }
 
@@ -802,11 +759,7 @@ public final class QueueServerAgent implements AutoCloseable {
   private void onMap(ClusterImage next, MapDelta delta) {
     lock.lock();
     try {
-      image = next;
-      execute(participant.onMap(next));
-      awaitingBacklog.removeIf(start -> participant.side(start) == null);
-      findOrphans();
-      persist();
+      core.onMap(next);
       versionAdvanced.signalAll();
       if (!leaseHeld && !closed) {
         try {
@@ -824,53 +777,104 @@ public final class QueueServerAgent implements AutoCloseable {
     }
   }
 
-  // ------------------------------------------------------------------ actions
+  // ------------------------------------------------------------------ effects
 
-  /** Carries out the participant's actions in order. Under the lock. */
-  private void execute(List<Action> actions) {
-    for (Action a : actions) {
-      if (a instanceof Action.ReportReady r) {
-        report(Report.READY, r.rangeStart(), r.handoverEpoch());
-      } else if (a instanceof Action.ReportDrained r) {
-        report(Report.DRAINED, r.rangeStart(), r.handoverEpoch());
-      } else if (a instanceof Action.ReportReversed r) {
-        report(Report.REVERSED, r.rangeStart(), r.handoverEpoch());
-      } else if (a instanceof Action.AwaitBacklog w) {
-        awaitingBacklog.add(w.rangeStart());
-        checkBacklogs();
-      } else if (a instanceof Action.Transfer t) {
+  /**
+   * The store and network side of the core: reads the store for it and carries out each effect
+   * as it is emitted. Under the lock (the core is called only under it).
+   */
+  private final class StoreHost implements AgentCore.Host<Held> {
+    @Override
+    public long backlog(long start, long end) {
+      return store.backlog(start, end);
+    }
+
+    @Override
+    public List<AgentCore.BufferedHandover> bufferedHandovers() {
+      List<AgentCore.BufferedHandover> out = new ArrayList<>();
+      for (BufferedHandover h : store.bufferedHandovers()) {
+        out.add(new AgentCore.BufferedHandover(h.rangeStart(), h.handoverEpoch()));
+      }
+      return out;
+    }
+
+    @Override
+    public OptionalLong nextQueuedHash(long from) {
+      return store.nextQueuedHash(from);
+    }
+
+    @Override
+    public List<Held> buffered(long rangeStart, long handoverEpoch, int max, long maxBytes) {
+      return store.buffered(rangeStart, handoverEpoch, max, maxBytes);
+    }
+
+    @Override
+    public List<Held> queued(long start, long end, int max, long maxBytes) {
+      return store.queued(start, end, max, maxBytes);
+    }
+
+    @Override
+    public AgentCore.Progress transferProgress(long rangeStart, long handoverEpoch,
+        Buffer into) {
+      HandoverStore.Progress p = store.transferProgress(rangeStart, handoverEpoch, into);
+      return new AgentCore.Progress(p.chunks(), p.cursor(), p.complete());
+    }
+
+    @Override
+    public long hashOf(Held copy) {
+      return copy.hash();
+    }
+
+    @Override
+    public String idOf(Held copy) {
+      return copy.id();
+    }
+
+    @Override
+    public long sizeOf(Held copy) {
+      return copy.message().getSerializedSize();
+    }
+
+    @Override
+    public void apply(Effect<Held> e) {
+      if (e instanceof Effect.Report<Held> r) {
+        report(switch (r.kind()) {
+          case READY -> Report.READY;
+          case DRAINED -> Report.DRAINED;
+          case REVERSED -> Report.REVERSED;
+        }, r.rangeStart(), r.handoverEpoch());
+      } else if (e instanceof Effect.Transfer<Held> t) {
         sendTransfer(t);
-      } else if (a instanceof Action.Release r) {
+      } else if (e instanceof Effect.Release<Held> r) {
         store.release(r.rangeStart(), r.handoverEpoch(), r.buffers());
         LOG.info("{}: released {} of range {} (handover epoch {})", serverId, r.buffers(),
             Ring.hex(r.rangeStart()), r.handoverEpoch());
-      } else if (a instanceof Action.Discard d) {
+      } else if (e instanceof Effect.Discard<Held> d) {
         store.discard(d.rangeStart(), d.handoverEpoch(), d.buffers());
-      } else if (a instanceof Action.Orphaned o) {
-        // What we hold of it is found in the store by findOrphans, after these actions.
+      } else if (e instanceof Effect.Orphaned<Held> o) {
         LOG.info("{}: lost range {} (handover epoch {}) without handing it over", serverId,
             Ring.hex(o.rangeStart()), o.handoverEpoch());
-      }
-    }
-  }
-
-  /** Seals every range waiting for its backlog whose backlog is gone. Under the lock. */
-  private void checkBacklogs() {
-    for (Long start : new ArrayList<>(awaitingBacklog)) {
-      RangeEntry r = rangeAt(start);
-      if (r == null) {
-        awaitingBacklog.remove(start);
-        continue;
-      }
-      if (store.backlog(r.start(), r.end()) == 0) {
-        awaitingBacklog.remove(start);
-        List<Action> next = participant.onBacklogEmpty(start);
-        if (!next.isEmpty()) {
-          LOG.info("{}: backlog of {} drained: sealed, transferring the hold buffer", serverId,
-              r.rangeText());
+      } else if (e instanceof Effect.Sealed<Held> x) {
+        LOG.info("{}: backlog of range {} drained: sealed, transferring the hold buffer",
+            serverId, Ring.hex(x.rangeStart()));
+      } else if (e instanceof Effect.RequeueLate<Held> r) {
+        LOG.warn("{}: took back {} message(s) it still held of range {} (handover epoch {}) "
+            + "as late messages", serverId, r.copies().size(), Ring.hex(r.rangeStart()),
+            r.handoverEpoch());
+        store.requeueLate(r.copies());
+      } else if (e instanceof Effect.MarkQueuedLate<Held> m) {
+        int n = store.markQueuedLate(m.start(), m.end());
+        if (n > 0) {
+          LOG.warn("{}: {} message(s) queued here of range [{}, {}), now {}'s, marked late",
+              serverId, n, Ring.hex(m.start()), Ring.hex(m.end()), m.owner());
         }
-        execute(next);
-        persist();
+      } else if (e instanceof Effect.KickLate<Held>) {
+        kickLate();
+      } else if (e instanceof Effect.Save<Held> x) {
+        store.saveAgentState(new AgentState(x.sides(), x.mapVersion()).encode());
+        statesWritten.incrementAndGet();
+      } else if (e instanceof Effect.ForgetTransfers<Held> f) {
+        store.forgetTransfers(f.rangeStart(), f.handoverEpoch());
       }
     }
   }
@@ -884,8 +888,8 @@ public final class QueueServerAgent implements AutoCloseable {
       return; // the same report is queued or on its way; the resend round makes it again if owed
     }
     reportsSent.incrementAndGet();
-    // Sent once the state that led to it is persisted (see persist()).
-    pendingSends.add(new Send(() -> {
+    // The core emits it only once the state that led to it is saved.
+    submitIo(() -> {
       try {
         var out = leader.report(kind, serverId, rangeStart, handoverEpoch);
         LOG.info("{}: reported {} for range {} (handover epoch {}){}", serverId, kind,
@@ -898,69 +902,55 @@ public final class QueueServerAgent implements AutoCloseable {
       } finally {
         reportsInFlight.remove(key);
       }
-    }, () -> reportsInFlight.remove(key)));
+    }, () -> reportsInFlight.remove(key));
   }
 
   /**
-   * Sends a transfer unless the same one is already on its way. Under the lock. The call leaves
-   * with the reports, once the state that led to it is persisted (see {@link #persist}): a
-   * forward transfer carries a sealed hold buffer, and had it left before the seal was durable,
-   * a source restarted without the seal would take more into its hold buffer and send that
-   * again; the target, which stored the first, would acknowledge the second as a duplicate, and
-   * the rest would be discarded when the handover completed.
+   * Sends a transfer unless the same one is already on its way. Under the lock. The core emits
+   * it only once the state that led to it is saved: a forward transfer carries a sealed hold
+   * buffer, and had it left before the seal was durable, a source restarted without the seal
+   * would take more into its hold buffer and send that again; the target, which stored the
+   * first, would acknowledge the second as a duplicate, and the rest would be discarded when the
+   * handover completed.
    */
-  private void sendTransfer(Action.Transfer t) {
-    String key = transferKey(t);
+  private void sendTransfer(Effect.Transfer<Held> e) {
+    Action.Transfer t = e.transfer();
+    String key = AgentCore.transferKey(t);
     if (closed || !transfersInFlight.add(key)) {
       return;
     }
-    QueueServerInfo peer = image.server(t.to());
-    long tag = image.version();
-    RangeEntry range = rangeAt(t.rangeStart());
-    long end = range == null ? 0 : range.end();
+    QueueServerInfo peer = core.image().server(t.to());
     transfersSent.incrementAndGet();
-    pendingSends.add(new Send(() -> {
+    submitIo(() -> {
       try {
         if (peer == null) {
           throw new IllegalStateException("server " + t.to() + " is not in the map");
         }
-        streamTransfer(t, key, peer.address(), tag, end);
-      } catch (RuntimeException e) {
+        streamTransfer(t, peer.address(), e.tag(), e.rangeEnd());
+      } catch (RuntimeException ex) {
         LOG.info("{}: {} transfer of range {} to {} failed (will resend): {}", serverId,
-            t.direction(), Ring.hex(t.rangeStart()), t.to(), e.getMessage());
+            t.direction(), Ring.hex(t.rangeStart()), t.to(), ex.getMessage());
       } finally {
         transfersInFlight.remove(key);
       }
-    }, () -> transfersInFlight.remove(key)));
-  }
-
-  private static String transferKey(Action.Transfer t) {
-    return transferKey(t.rangeStart(), t.handoverEpoch(), t.direction());
-  }
-
-  private static String transferKey(long rangeStart, long handoverEpoch, Direction d) {
-    return rangeStart + "/" + handoverEpoch + "/" + d;
+    }, () -> transfersInFlight.remove(key));
   }
 
   /**
    * Sends a transfer chunk by chunk on this I/O thread, one chunk unanswered at a time (the
    * flow control), each read from the store just before it goes: memory holds one chunk however
-   * large the buffers are, and the agent's lock is taken only to hear the outcome. The sealed
-   * buffers do not change while the transfer runs, so a chunk read again after a restart is the
-   * same. Every answer says how far the receiver has stored the transfer, and the next chunk
-   * follows that, so a resend after either side crashed resumes after the last chunk stored
-   * durably. The transfer is acknowledged to the participant only once the receiver has stored
-   * the final chunk; a refusal ends it as before. Stops when the participant no longer owes it.
+   * large the buffers are, and the agent's lock is taken only to ask the core whether it is still
+   * owed and to give it the answer. The sealed buffers do not change while the transfer runs, so
+   * a chunk read again after a restart is the same. Where to go on, and when the transfer is
+   * over, the core decides from each answer ({@link AgentCore#onChunkAnswer}).
    */
-  private void streamTransfer(Action.Transfer t, String key, String address, long tag,
-      long rangeEnd) {
+  private void streamTransfer(Action.Transfer t, String address, long tag, long rangeEnd) {
     QueueServiceGrpc.QueueServiceBlockingStub stub =
         QueueServiceGrpc.newBlockingStub(peerChannel(address));
-    Resume at = resumes.getOrDefault(key, new Resume(1, new byte[0]));
+    AgentCore.ChunkPosition at = locked(() -> core.transferStart(t));
     long messages = 0;
     while (!closed) {
-      if (!locked(() -> owes(t))) {
-        resumes.remove(key);
+      if (!locked(() -> core.owes(t))) {
         return;
       }
       HandoverStore.Chunk chunk = store.readChunk(t.rangeStart(), t.handoverEpoch(), t.buffers(),
@@ -986,53 +976,38 @@ public final class QueueServerAgent implements AutoCloseable {
           .withDeadlineAfter(transferDeadline.toMillis() + 5_000, TimeUnit.MILLISECONDS)
           .transferHeld(req);
       TransferOutcome outcome = resp.getOutcome();
-      if (outcome == TransferOutcome.TRANSFER_REFUSED) {
-        resumes.remove(key);
+      AgentCore.ChunkOutcome o = switch (outcome) {
+        case TRANSFER_REFUSED -> AgentCore.ChunkOutcome.REFUSED;
+        case STORED -> AgentCore.ChunkOutcome.STORED;
+        case ALREADY_STORED -> AgentCore.ChunkOutcome.ALREADY_STORED;
+        case CHUNK_OUT_OF_ORDER -> AgentCore.ChunkOutcome.OUT_OF_ORDER;
+        default -> throw new IllegalStateException("unknown answer " + outcome);
+      };
+      if (o == AgentCore.ChunkOutcome.REFUSED) {
         LOG.info("{}: {} transfer of range {} refused by {}: {}", serverId, t.direction(),
             Ring.hex(t.rangeStart()), t.to(), resp.getDetail());
-        locked(() -> {
-          execute(participant.onTransferRefused(t.rangeStart(), t.handoverEpoch()));
-          persist();
-          return null;
-        });
-        return;
       }
-      if (outcome != TransferOutcome.STORED && outcome != TransferOutcome.ALREADY_STORED
-          && outcome != TransferOutcome.CHUNK_OUT_OF_ORDER) {
-        throw new IllegalStateException("unknown answer " + outcome);
-      }
-      if (outcome == TransferOutcome.STORED) {
+      if (o == AgentCore.ChunkOutcome.STORED) {
         messages += chunk.messages().size();
       }
-      if (resp.getComplete()) {
-        resumes.remove(key);
-        LOG.info("{}: {} transfer of range {} stored by {} ({} chunk(s); {} message(s) sent "
-            + "in this run)", serverId, t.direction(), Ring.hex(t.rangeStart()), t.to(),
-            resp.getStoredChunks(), messages);
-        locked(() -> {
-          execute(participant.onTransferAcked(t.rangeStart(), t.handoverEpoch(),
-              t.direction()));
-          persist();
-          return null;
-        });
-        return;
-      }
-      if (resp.getStoredChunks() == 0 && outcome == TransferOutcome.STORED) {
+      if (!resp.getComplete() && resp.getStoredChunks() == 0 && o == AgentCore.ChunkOutcome.STORED) {
         // A receiver that does not know chunks took this one as a whole transfer: nothing
         // follows it there, so the handover cannot complete (our buffer stays; the drain
         // timeout reverses it).
         throw new IllegalStateException(t.to() + " does not take chunked transfers");
       }
-      at = new Resume(resp.getStoredChunks() + 1, resp.getCursor().toByteArray());
-      resumes.put(key, at);
+      if (resp.getComplete()) {
+        LOG.info("{}: {} transfer of range {} stored by {} ({} chunk(s); {} message(s) sent "
+            + "in this run)", serverId, t.direction(), Ring.hex(t.rangeStart()), t.to(),
+            resp.getStoredChunks(), messages);
+      }
+      AgentCore.ChunkStep step = locked(() -> core.onChunkAnswer(t, o, resp.getStoredChunks(),
+          resp.getCursor().toByteArray(), resp.getComplete()));
+      if (step.finished()) {
+        return;
+      }
+      at = step.next();
     }
-  }
-
-  /** Whether the participant still owes this transfer (its side is open and unacknowledged). */
-  private boolean owes(Action.Transfer t) {
-    Participant.Side s = participant.side(t.rangeStart());
-    return s != null && s.handoverEpoch() == t.handoverEpoch() && s.sealed()
-        && !s.bufferTransferred() && s.source() == (t.direction() == Direction.FORWARD);
   }
 
   /** Starts the late sender unless it runs; it looks again even if it is finishing a round. */
@@ -1077,8 +1052,9 @@ public final class QueueServerAgent implements AutoCloseable {
     boolean progress = false;
     Set<String> refusing = new HashSet<>();
     while (!closed) {
-      LateBatch b = pendingLate;
-      if (b != null && !stillReachable(b.to())) {
+      final LateBatch pending = pendingLate;
+      LateBatch b = pending;
+      if (b != null && !locked(() -> core.stillReachable(pending.to()))) {
         // Its owner went DOWN or away with the outcome unknown: the messages are kept and go to
         // the new owners (at least once — the old one, if it took them, hands them on too).
         LOG.warn("{}: late batch {} to {} left unanswered; sending its messages anew", serverId,
@@ -1146,153 +1122,40 @@ public final class QueueServerAgent implements AutoCloseable {
     return progress;
   }
 
-  /** A late batch: its request and, per message, the stored copies it came from. */
-  private record LateBatch(String to, String address, TransferHeldRequest request,
-      List<List<Held>> copies) {}
+  /** A late batch: the core's, its request and where it goes. */
+  private record LateBatch(AgentCore.LateBatch<Held> batch, String address,
+      TransferHeldRequest request) {
+    String to() {
+      return batch.to();
+    }
 
-  /** Whether a batch's receiver is still in the map and not DOWN. */
-  private boolean stillReachable(String server) {
-    QueueServerInfo info = image.server(server);
-    return info != null && info.state() != ServerState.DOWN;
+    List<List<Held>> copies() {
+      return batch.copies();
+    }
   }
 
   /** The batch is answered or given up: its copies may be taken back again. */
   private void forget(LateBatch b) {
     locked(() -> {
-      for (List<Held> l : b.copies()) {
-        lateInFlight.removeAll(l);
-      }
+      core.lateBatchDone(b.batch());
       return null;
     });
     pendingLate = null;
   }
 
-  /**
-   * The next late batch: queued messages of ranges we do not own, then the copies in buffers of
-   * handovers no longer open here, all of whose keys belong to one server now (the first found
-   * that has not refused in this round), one per message id, within the batch limits. Null when
-   * nothing can be sent now. Under the lock.
-   */
+  /** The core's next late batch as a request; null when nothing can be sent now. Under the lock. */
   private LateBatch nextLateBatch(Set<String> refusing) {
-    if (image.version() == 0) {
-      return null;
-    }
-    // The queue first: a key's queued messages came before what its handover buffers hold.
-    LateCollector c = new LateCollector(refusing);
-    for (RangeEntry r : rangesWithBacklog()) {
-      if (leftoverQueue(r) && !c.offerAll(store.queued(r.start(), r.end(), lateBatchMessages,
-          lateBatchBytes))) {
-        break;
-      }
-    }
-    for (BufferedHandover h : store.bufferedHandovers()) {
-      if (c.full()) {
-        break;
-      }
-      if (!isOpen(h)) {
-        c.offerAll(store.buffered(h.rangeStart(), h.handoverEpoch(), lateBatchMessages,
-            lateBatchBytes));
-      }
-    }
-    if (c.to == null) {
+    AgentCore.LateBatch<Held> b = core.nextLateBatch(refusing);
+    if (b == null) {
       return null;
     }
     TransferHeldRequest.Builder req = TransferHeldRequest.newBuilder().setFromServer(serverId)
-        .setDirection(TransferDirection.LATE).setMapVersion(image.version())
-        .setLateSession(session).setLateBatch(++lateBatchSeq);
-    List<List<Held>> copies = new ArrayList<>();
-    for (List<Held> l : c.byId.values()) {
+        .setDirection(TransferDirection.LATE).setMapVersion(b.tag())
+        .setLateSession(session).setLateBatch(b.number());
+    for (List<Held> l : b.copies()) {
       req.addMessages(l.get(0).message());
-      copies.add(l);
-      lateInFlight.addAll(l);
     }
-    return new LateBatch(c.to, image.server(c.to).address(), req.build(), copies);
-  }
-
-  /** Gathers one late batch. Under the lock. */
-  private final class LateCollector {
-    final Set<String> refusing;
-    final Map<String, List<Held>> byId = new java.util.LinkedHashMap<>();
-    String to;
-    long bytes;
-
-    LateCollector(Set<String> refusing) {
-      this.refusing = refusing;
-    }
-
-    boolean full() {
-      return byId.size() >= lateBatchMessages || bytes >= lateBatchBytes;
-    }
-
-    /** Offers copies in order; false once the batch is full. */
-    boolean offerAll(List<Held> copies) {
-      for (Held h : copies) {
-        String dest = lateDestination(h.hash());
-        if (dest == null || refusing.contains(dest) || lateInFlight.contains(h)
-            || to != null && !to.equals(dest)) {
-          continue;
-        }
-        List<Held> same = byId.get(h.id());
-        if (same != null) {
-          same.add(h); // another copy of a message in the batch: dropped with it
-          continue;
-        }
-        long size = h.message().getSerializedSize();
-        if (full() || !byId.isEmpty() && bytes + size > lateBatchBytes) {
-          return false;
-        }
-        to = dest;
-        bytes += size;
-        byId.computeIfAbsent(h.id(), k -> new ArrayList<>()).add(h);
-      }
-      return !full();
-    }
-  }
-
-  /**
-   * The server a late message of ring position {@code hash} goes to now: its range's owner when
-   * that is another server, not DOWN, and would queue it (no handover of the range past PREPARE);
-   * null while it cannot be sent — our own range, unassigned, or in a handover we take part in or
-   * that holds arrivals.
-   */
-  private String lateDestination(long hash) {
-    RangeEntry r = image.rangeFor(hash);
-    if (!r.isAssigned() || r.owner().equals(serverId) || participant.side(r.start()) != null
-        || r.handover() != null && r.handover().phase() != HandoverPhase.PREPARE) {
-      return null;
-    }
-    QueueServerInfo owner = image.server(r.owner());
-    // A DRAINING owner still serves its ranges; a DOWN one's are about to be forced.
-    return owner != null && owner.state() != ServerState.DOWN ? r.owner() : null;
-  }
-
-  /** Whether this buffered handover is one we take part in now. */
-  private boolean isOpen(BufferedHandover h) {
-    Participant.Side side = participant.side(h.rangeStart());
-    return side != null && side.handoverEpoch() == h.handoverEpoch();
-  }
-
-  /**
-   * The ranges of the map with messages in our deliverable queue, in map order: found from the
-   * store's side, since this runs on every map version and resend round and a map may hold a
-   * million ranges. Under the lock.
-   */
-  private List<RangeEntry> rangesWithBacklog() {
-    List<RangeEntry> out = new ArrayList<>();
-    for (OptionalLong h = store.nextQueuedHash(0); h.isPresent(); ) {
-      RangeEntry r = image.rangeFor(h.getAsLong());
-      out.add(r);
-      h = r.end() == Ring.RING_END ? OptionalLong.empty() : store.nextQueuedHash(r.end());
-    }
-    return out;
-  }
-
-  /**
-   * Whether the messages queued here of {@code r} — one of {@link #rangesWithBacklog}, so it has
-   * some — are no longer ours: another server owns it and we take no part in a handover of it.
-   */
-  private boolean leftoverQueue(RangeEntry r) {
-    return r.isAssigned() && !r.owner().equals(serverId) && participant.side(r.start()) == null;
+    return new LateBatch(b, core.image().server(b.to()).address(), req.build());
   }
 
   private void resendOwed() {
@@ -1301,10 +1164,7 @@ public final class QueueServerAgent implements AutoCloseable {
     }
     lock.lock();
     try {
-      execute(participant.resend());
-      checkBacklogs();
-      findOrphans(); // left over by a crash, or refused by the owner until now
-      persist();
+      core.onResendTimer();
     } catch (RuntimeException e) {
       LOG.warn("{}: resend round failed", serverId, e);
     } finally {
@@ -1323,14 +1183,14 @@ public final class QueueServerAgent implements AutoCloseable {
     long sent = ticker.nanos();
     try {
       HeartbeatResponse resp = heartbeatClient.heartbeat(HeartbeatRequest.newBuilder()
-          .setServerId(serverId).setMapVersion(image.version())
+          .setServerId(serverId).setMapVersion(core.image().version())
           .setQueued(queuedCount.getAsLong()).setHeld(heldCount.getAsLong()).build());
       // The lease counts only from that version on: a watch that does not bring it soon is on a
       // node that cannot (cut off silently), and the watcher moves on.
       watcher.expect(resp.getVersion());
       if (resp.getLeaseMillis() > 0) {
         boolean heldBefore = holdsLease();
-        lease.granted(sent, TimeUnit.MILLISECONDS.toNanos(resp.getLeaseMillis()),
+        core.granted(sent, TimeUnit.MILLISECONDS.toNanos(resp.getLeaseMillis()),
             resp.getVersion());
         lastGrantRefusal = "";
         if (!heldBefore && leaseHeld && holdsLease()) {
@@ -1355,7 +1215,7 @@ public final class QueueServerAgent implements AutoCloseable {
    * deliver messages (docs/design.md §5 "Owner leases"). Cheap; any thread.
    */
   public boolean holdsLease() {
-    return lease.holds(ticker.nanos(), image.version());
+    return core.holdsLease(ticker.nanos());
   }
 
   /**
@@ -1363,24 +1223,18 @@ public final class QueueServerAgent implements AutoCloseable {
    * server has applied, with this server its source or its target.
    */
   public boolean inHandover(long hash) {
-    ClusterImage now = image;
-    if (now.rangeCount() == 0) {
-      return false;
-    }
-    RangeEntry r = now.rangeFor(hash);
-    return r.handover() != null
-        && (serverId.equals(r.owner()) || serverId.equals(r.handover().target()));
+    return core.inHandover(hash);
   }
 
   /** Whether the key at ring position {@code hash} is in a range this server owns now. */
   public boolean owns(long hash) {
-    ClusterImage now = image;
+    ClusterImage now = core.image();
     return now.rangeCount() > 0 && serverId.equals(now.rangeFor(hash).owner());
   }
 
   /** Milliseconds left on the ownership lease (0 when none is held). */
   public long leaseRemainingMillis() {
-    return TimeUnit.NANOSECONDS.toMillis(lease.remainingNanos(ticker.nanos(), image.version()));
+    return TimeUnit.NANOSECONDS.toMillis(core.leaseRemainingNanos(ticker.nanos()));
   }
 
   /**
@@ -1410,51 +1264,17 @@ public final class QueueServerAgent implements AutoCloseable {
     leaseHeld = now;
     if (now) {
       LOG.info("{}: holds its ownership lease ({} ms left) at map version {}: serving", serverId,
-          leaseRemainingMillis(), image.version());
+          leaseRemainingMillis(), core.image().version());
       servingChanged();
     } else {
-      long awaited = lease.awaitedVersion();
+      long awaited = core.awaitedLeaseVersion();
+      long version = core.image().version();
       LOG.warn("{}: ownership lease lost ({}): accepting and delivering nothing until the PLB "
-          + "leader renews it", serverId, awaited > image.version()
-              ? "waiting for map version " + awaited + ", at " + image.version()
+          + "leader renews it", serverId, awaited > version
+              ? "waiting for map version " + awaited + ", at " + version
               : "no renewal from the PLB leader in time");
     }
   }
-
-  /**
-   * Persists the participant's sides, then sends the reports it led to. Under the lock. Sides
-   * equal to the last ones written are not written again: the resend round persists every
-   * {@code resendInterval}, and each write is synced.
-   */
-  private void persist() {
-    Set<Participant.Side> sides = new HashSet<>(participant.sides());
-    if (!sides.equals(persistedSides)) {
-      store.saveAgentState(new AgentState(List.copyOf(sides), image.version()).encode());
-      // A handover whose side is gone for good takes no transfer any more: its progress goes.
-      Set<HandoverStore.BufferedHandover> open = new HashSet<>();
-      for (Participant.Side side : sides) {
-        open.add(new HandoverStore.BufferedHandover(side.rangeStart(), side.handoverEpoch()));
-      }
-      for (Participant.Side gone : persistedSides) {
-        if (!open.contains(new HandoverStore.BufferedHandover(gone.rangeStart(),
-            gone.handoverEpoch()))) {
-          store.forgetTransfers(gone.rangeStart(), gone.handoverEpoch());
-          for (Direction d : Direction.values()) {
-            resumes.remove(transferKey(gone.rangeStart(), gone.handoverEpoch(), d));
-          }
-        }
-      }
-      persistedSides = sides;
-      statesWritten.incrementAndGet();
-    }
-    for (Send send : pendingSends) {
-      submitIo(send.task(), send.dropped());
-    }
-    pendingSends.clear();
-  }
-
-  /** A report or transfer to send, and what undoes its in-flight mark if it is dropped. */
-  private record Send(Runnable task, Runnable dropped) {}
 
   /**
    * Runs {@code task} on the I/O pool; when its threads and queue are full (or it is closed) the
@@ -1462,10 +1282,10 @@ public final class QueueServerAgent implements AutoCloseable {
    * promise because everything the pool runs is made again until it is done: a handover report
    * or transfer still owed is re-issued every {@code resendInterval} ({@link Participant#resend};
    * each is keyed by {@code (range, handoverEpoch)}, so a late duplicate is ignored), and the
-   * late sender is kicked again by every map version and resend round ({@link #findOrphans}),
+   * late sender is kicked again by every map version and resend round ({@link AgentCore}),
    * keeping its unanswered batch to send unchanged. {@code dropped} clears the in-flight mark
    * that would otherwise stop that repeat. The submitter must not wait instead: it holds the
-   * agent's lock ({@link #persist}), which a transfer's answer needs. Heartbeats and load
+   * agent's lock, which a transfer's answer needs. Heartbeats and load
    * reports have threads of their own and never go through this pool.
    */
   void submitIo(Runnable task, Runnable dropped) {
@@ -1489,84 +1309,6 @@ public final class QueueServerAgent implements AutoCloseable {
     return ioDropped.get();
   }
 
-  /**
-   * What this server still holds of ranges it lost while DOWN: the buffers of handovers no longer
-   * open here, and queued messages of ranges it does not own — found in the store, since the
-   * participant's {@code Orphaned} action is not persisted and a crash may come before its
-   * messages are sent. Held by the range they came in, they are placed by key now, whatever
-   * splits and merges happened since: buffered messages whose keys are ours again go back into
-   * our own queue, marked late; the rest are sent to their keys' owners as late messages.
-   * Under the lock.
-   */
-  private void findOrphans() {
-    if (image.version() == 0) {
-      return;
-    }
-    boolean toSend = false;
-    for (BufferedHandover h : store.bufferedHandovers()) {
-      if (isOpen(h)) {
-        continue;
-      }
-      // Read at most lateBatch.bytes at a time, and take back at most lateBatch.messages a
-      // round: a large leftover neither fills memory nor holds up publishes for long.
-      int taken = 0;
-      while (taken < lateBatchMessages) {
-        List<Held> copies = store.buffered(h.rangeStart(), h.handoverEpoch(),
-            lateBatchMessages - taken, lateBatchBytes);
-        List<Held> ours = new ArrayList<>();
-        for (Held c : copies) {
-          if (!lateInFlight.contains(c) && image.rangeFor(c.hash()).owner().equals(serverId)) {
-            ours.add(c);
-          }
-        }
-        if (!ours.isEmpty()) {
-          LOG.warn("{}: took back {} message(s) it still held of range {} (handover epoch {}) "
-              + "as late messages", serverId, ours.size(), Ring.hex(h.rangeStart()),
-              h.handoverEpoch());
-          store.requeueLate(ours);
-          taken += ours.size();
-        }
-        if (ours.size() < copies.size()) {
-          toSend = true;
-          break; // what is left at the front goes to other owners first
-        }
-        if (copies.isEmpty()) {
-          break;
-        }
-      }
-    }
-    Map<Long, Long> leftovers = new HashMap<>();
-    for (RangeEntry r : rangesWithBacklog()) {
-      if (!leftoverQueue(r)) {
-        continue;
-      }
-      toSend = true;
-      leftovers.put(r.start(), r.end());
-      if (!Long.valueOf(r.end()).equals(markedLeftovers.get(r.start()))) {
-        // Another server owns these keys now. Marked late before they are sent on: should the
-        // range come back here first, they are delivered as late, not as if in order ahead of
-        // what the other owner delivered meanwhile (found by the seeded simulation).
-        int n = store.markQueuedLate(r.start(), r.end());
-        if (n > 0) {
-          LOG.warn("{}: {} message(s) queued here of range {}, now {}'s, marked late", serverId,
-              n, r.rangeText(), r.owner());
-        }
-      }
-    }
-    // Marked once per stretch while it stays another's; a range ours again is forgotten, so
-    // what it queues afterwards is marked when it is lost again.
-    markedLeftovers.clear();
-    markedLeftovers.putAll(leftovers);
-    if (toSend) {
-      kickLate();
-    }
-  }
-
-  private RangeEntry rangeAt(long start) {
-    int i = image.indexOfStart(start);
-    return i < 0 ? null : image.range(i);
-  }
-
   private ManagedChannel peerChannel(String address) {
     return peers.computeIfAbsent(address, a -> NettyChannelBuilder.forTarget(a).usePlaintext()
         .maxInboundMessageSize(256 << 20).build());
@@ -1574,7 +1316,7 @@ public final class QueueServerAgent implements AutoCloseable {
 
   /** Open handover sides, for status pages. */
   public List<Participant.Side> sides() {
-    return locked(participant::sides);
+    return locked(core::sides);
   }
 
   public long lateReceived() {

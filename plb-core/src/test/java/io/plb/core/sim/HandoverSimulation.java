@@ -5,6 +5,7 @@ import io.plb.core.check.HistoryChecker;
 import io.plb.core.command.Command;
 import io.plb.core.command.CommandProcessor;
 import io.plb.core.error.PlbException;
+import io.plb.core.handover.AgentCore;
 import io.plb.core.handover.Liveness;
 import io.plb.core.handover.OwnerLease;
 import io.plb.core.handover.Participant;
@@ -13,7 +14,6 @@ import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
 import io.plb.core.handover.Participant.Direction;
 import io.plb.core.handover.Participant.Side;
-import io.plb.core.handover.Participant.TransferVerdict;
 import io.plb.core.handover.SendBarrier;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.keyspace.Ring;
@@ -33,7 +33,6 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.PriorityQueue;
@@ -46,16 +45,19 @@ import java.util.function.Consumer;
 
 /**
  * A seeded, deterministic simulation of the hold handover: the real map rules
- * ({@link CommandProcessor}), the real queue-server hold rules ({@link Participant}), the real
- * owner lease ({@link OwnerLease}), the real producer sequences of idempotent publish
+ * ({@link CommandProcessor}), the real queue-server agent core ({@link AgentCore}, which
+ * {@code QueueServerAgent} drives too, with the hold rules of its {@link Participant} and the
+ * owner lease, {@link OwnerLease}), the real producer sequences of idempotent publish
  * ({@link ProducerSequences}) and the real producer core ({@link PublishSession}, with its
  * barrier {@link SendBarrier}), connected by simulated links on virtual time; the real history
- * checker ({@link HistoryChecker}) judges the end. Links are FIFO each, with random delays, so messages on different links overtake each
- * other; reports to the leader are duplicated at random; the leader moves ranges around, aborts
- * some moves from PREPARE and from SWITCH, and times out stalled ones; in some runs it also splits
- * and merges ranges under traffic ({@link Faults#reshapeChance}). Each router's producer session
- * is the {@link PublishSession} that the router's {@code Producer} wraps, fed the simulated
- * streams' answers and failures; only the streams and timers around it are the simulation's.
+ * checker ({@link HistoryChecker}) judges the end. Links are FIFO each, with random delays, so
+ * messages on different links overtake each other; reports to the leader are duplicated at
+ * random; the leader moves ranges around, aborts some moves from PREPARE and from SWITCH, times
+ * out stalled ones, and ends an ABORT_SWITCH past its deadline with {@code ExpireAbort}; in some
+ * runs it also splits and merges ranges under traffic ({@link Faults#reshapeChance}). Each
+ * router's producer session is the {@link PublishSession} that the router's {@code Producer}
+ * wraps, fed the simulated streams' answers and failures; only the streams and timers around it
+ * are the simulation's.
  *
  * <p><b>Leases.</b> Every queue server heartbeats the leader; the leader, with the real liveness
  * and lease decisions of its driver ({@link Liveness}), grants a lease to an ACTIVE server only, counted by the server from its
@@ -78,11 +80,13 @@ import java.util.function.Consumer;
  * <p><b>Crashes</b> (when {@link Crashes#on()}): a queue server crashes at random moments and at
  * named failpoints inside its agent's steps (between an action and the persist that records it,
  * after a store write and before its answer, ...). A crash loses the server's memory — its
- * {@link Participant}, its lease, the waits, the transfers and late sends in flight, the reports
- * not yet sent — and every message on its way to it; of what it had already sent, a random prefix
+ * {@link AgentCore}, its lease, the waits, the transfers and late sends in flight, where its
+ * transfers stood — and every message on its way to it; of what it had already sent, a random prefix
  * of each link still arrives (a request already on the wire). What survives is what the queue
  * server keeps durable, at the points it keeps it: the queue, the handover buffers, the producer
- * sequences and the sides saved by each persist. Its refusal fences are not kept: a crash ends
+ * sequences, the sides saved by each persist and the progress of each transfer received, stored
+ * chunk by chunk (two messages a chunk, so crashes fall between chunks and transfers resume
+ * from the receiver's progress). Its refusal fences are not kept: a crash ends
  * every link to it, and the agent drops a session's fences once its links are gone. The server
  * restarts after a delay, restores the persisted sides, watches the map again from a full image
  * (possibly after a slow reconnect), and resumes what the agent resumes: owed reports and
@@ -214,7 +218,12 @@ final class HandoverSimulation {
      * sequences say it stored exactly that message last of its key, even when it has since
      * handed the message on in a transfer (a target's HELD given back) — it is then lost.
      */
-    LATE_SKIP_AS_BUILT
+    LATE_SKIP_AS_BUILT,
+    /**
+     * A chunked transfer taken as stored whole once its first chunk is: the source reports
+     * drained, and discards its hold buffer, with the rest of it never sent.
+     */
+    TRANSFER_DONE_AT_FIRST_CHUNK
   }
 
   /** Run parameters. */
@@ -299,7 +308,7 @@ final class HandoverSimulation {
 
   /** A late batch sent and not yet answered: to one owner, with the copies of each message. */
   record LateBatch(String to, long session, long batch, long tag, List<Msg> msgs,
-      List<List<Copy>> copies) {}
+      List<List<Copy>> copies, AgentCore.LateBatch<Copy> core) {}
 
   /** The order a release lists a handover's buffers in (QueueStore). */
   private static final List<Buffer> RELEASE_ORDER = List.of(Buffer.HOLD, Buffer.PREFIX,
@@ -347,6 +356,15 @@ final class HandoverSimulation {
 
   static final long MID = Long.MIN_VALUE;
 
+  /**
+   * Messages a chunk of a handover's transfer carries (transfer.chunkMessages): small, so most
+   * transfers take several chunks and crashes fall between them.
+   */
+  static final int CHUNK_MESSAGES = 2;
+
+  /** Messages a late batch carries at most (lateBatch.messages). */
+  static final int LATE_BATCH_MESSAGES = 1000;
+
   /** The producer session under which late messages are placed (as in the agent). */
   private static final String LATE_PRODUCER = "\u0000late";
 
@@ -388,6 +406,10 @@ final class HandoverSimulation {
   private long refusals;
   private long downDeclared;
   private long forced;
+  /** Aborts ended at the ABORT_SWITCH deadline (ExpireAbort). */
+  private long expired;
+  /** The handovers (range/handover epoch) ended so. */
+  private final Set<String> expiredHandovers = new HashSet<>();
 
   // ---- servers, producers, history
   private final Map<String, Server> servers = new LinkedHashMap<>();
@@ -574,6 +596,21 @@ final class HandoverSimulation {
     image = next;
     trace("leader v" + next.version() + " " + delta.cause() + " " + delta.upsertedRanges()
         + delta.upsertedServers());
+    if (c instanceof Command.ExpireAbort x) {
+      // What the handover's buffers hold, on either side, is handed on late from now on: the
+      // source takes its own back, the target sends its part to the owner (docs/design.md §5,
+      // "The ABORT_SWITCH deadline").
+      RangeEntry r = before.range(before.indexOfStart(x.rangeStart()));
+      expiredHandovers.add(x.rangeStart() + "/" + x.handoverEpoch());
+      for (Server s : servers.values()) {
+        for (Msg m : s.disk.read(r.start(), x.handoverEpoch(), List.of(Buffer.values()))) {
+          heldWhenForced.add(m.id());
+          if (lateIds.add(m.id())) {
+            trace("late: " + m.id() + " on " + s.id + " (abort expired)");
+          }
+        }
+      }
+    }
     if (c instanceof Command.ForceHandover f) {
       RangeEntry r = before.range(before.indexOfStart(f.rangeStart()));
       forced++;
@@ -697,6 +734,15 @@ final class HandoverSimulation {
       Long since = phaseSince.get(phaseKey(r));
       boolean stalled = since != null && now - since > 40L * d;
       boolean chosen = rnd.nextDouble() < config.abortChance();
+      if (phase == HandoverPhase.ABORT_SWITCH && since != null
+          && now - since > abortSwitchTimeout()) {
+        // As HandoverDriver: an abort not reversed in time is ended, the owner staying.
+        MapDelta delta = apply(new Command.ExpireAbort(r.start(), he, "abortSwitchTimeout"));
+        if (delta != null && !delta.isEmpty()) {
+          expired++;
+          coverage.add("abort-expired");
+        }
+      }
       if (phase != HandoverPhase.ABORT_SWITCH && (stalled || chosen)) {
         MapDelta delta =
             apply(new Command.AbortHandover(r.start(), he, stalled ? "timeout" : "test"));
@@ -730,6 +776,14 @@ final class HandoverSimulation {
     if (!quiet()) {
       at(5L * d, this::leaderTick);
     }
+  }
+
+  /**
+   * handover.abortSwitchTimeout: an ABORT_SWITCH older than this is ended with ExpireAbort. At
+   * least the drain timeout, as the node's settings require.
+   */
+  private long abortSwitchTimeout() {
+    return 80L * d;
   }
 
   private long suspectAfter() {
@@ -943,7 +997,7 @@ final class HandoverSimulation {
         }
         streamBreaks++;
         coverage.add("stream-break");
-        s.rules.dropFences("p" + p.index);
+        s.core.dropFences("p" + p.index);
         trace(p.name() + "'s stream to " + s.id + " breaks");
         c.broken = true;
         at(1 + rnd.nextInt(3 * (int) d), () -> p.linkFailed(c));
@@ -1007,7 +1061,7 @@ final class HandoverSimulation {
     s.alive = true;
     s.incarnation++;
     s.boot();
-    trace(s.id + " RESTARTS with sides " + s.rules.sides());
+    trace(s.id + " RESTARTS with sides " + s.core.sides());
     // A new watch: a full map at the current version, after a reconnect that may be slow.
     long watchDelay = rnd.nextInt(4) == 0 ? rnd.nextInt(100 * (int) d) : rnd.nextInt(10 * (int) d);
     int inc = s.incarnation;
@@ -1032,7 +1086,7 @@ final class HandoverSimulation {
           }
         }
       });
-      if (f.server().alive && f.server().rules.version() >= f.version()) {
+      if (f.server().alive && f.server().core.version() >= f.version()) {
         it.remove();
       }
     }
@@ -1075,8 +1129,69 @@ final class HandoverSimulation {
       unforgotten.stored(producer, epoch, key, hash, seq, now, new ProducerSequences.Changes<>());
     }
 
-    void settled(String producer, long settledBelow, long now) {
-      sequences.settled(producer, epoch, settledBelow, now, new ProducerSequences.Changes<>());
+    /**
+     * The producer settled everything below {@code settledBelow}: entries go, but those of keys
+     * {@code keep} accepts (a range in a handover here, whose transfer must carry them).
+     */
+    void settled(String producer, long settledBelow, long now,
+        java.util.function.LongPredicate keep) {
+      sequences.settled(producer, epoch, settledBelow, now, keep,
+          new ProducerSequences.Changes<>());
+    }
+
+    /**
+     * Per (range, handover epoch, buffer) a transfer is received into: how far it is stored
+     * (QueueStore's transfer progress), written with each chunk.
+     */
+    final Map<String, AgentCore.Progress> progress = new LinkedHashMap<>();
+
+    /**
+     * A received chunk appended to its buffer, with the transfer's progress, in one write; each
+     * message noted in the sequences in the same write (QueueStore.storeChunk).
+     */
+    void storeChunk(long range, long he, Buffer into, List<Msg> messages,
+        AgentCore.Progress p) {
+      for (Msg m : messages) {
+        append(range, he, into, m);
+        noteStored("p" + m.producer(), m.key(), m.hash(), m.seq(), 0);
+      }
+      progress.put(name(range, he, into), p);
+    }
+
+    /** The handover is over here: the progress of transfers into it goes. */
+    void forgetProgress(long range, long he) {
+      for (Buffer b : Buffer.values()) {
+        progress.remove(name(range, he, b));
+      }
+    }
+
+    /** Marks the queued messages of {@code [start, end)} late (QueueStore.markQueuedLate). */
+    void markQueuedLate(long start, long end) {
+      for (ArrayDeque<Entry> q : queue.values()) {
+        List<Entry> l = new ArrayList<>(q);
+        q.clear();
+        for (Entry e : l) {
+          q.add(Ring.contains(start, end, e.msg().hash()) && !e.late()
+              ? new Entry(e.msg(), true, e.returned()) : e);
+        }
+      }
+    }
+
+    /** The lowest hash at or above {@code from} (unsigned) of a queued message. */
+    java.util.OptionalLong nextQueuedHash(long from) {
+      boolean found = false;
+      long best = 0;
+      for (ArrayDeque<Entry> q : queue.values()) {
+        for (Entry e : q) {
+          long h = e.msg().hash();
+          if (Long.compareUnsigned(h, from) >= 0
+              && (!found || Long.compareUnsigned(h, best) < 0)) {
+            best = h;
+            found = true;
+          }
+        }
+      }
+      return found ? java.util.OptionalLong.of(best) : java.util.OptionalLong.empty();
     }
 
     /**
@@ -1150,23 +1265,6 @@ final class HandoverSimulation {
         out.addAll(buffers.getOrDefault(name(range, he, b), List.of()));
       }
       return out;
-    }
-
-    /**
-     * A transfer is stored whole or not at all: a buffer that holds messages takes nothing. Each
-     * message stored is noted in the sequences, in the same write (QueueStore.append).
-     */
-    void store(long range, long he, Buffer into, List<Msg> messages) {
-      List<Msg> b = buffers.get(name(range, he, into));
-      if (b != null && !b.isEmpty()) {
-        return;
-      }
-      if (!messages.isEmpty()) {
-        buffers.put(name(range, he, into), new ArrayList<>(messages));
-        for (Msg m : messages) {
-          noteStored("p" + m.producer(), m.key(), m.hash(), m.seq(), 0);
-        }
-      }
     }
 
     /** To the back of the queue, in this order; an id repeated among them is queued once. */
@@ -1326,7 +1424,27 @@ final class HandoverSimulation {
     private boolean remove(Copy c) {
       if (c.buffer() == null) {
         ArrayDeque<Entry> q = queue.get(c.msg().key());
-        if (q == null || !q.removeIf(e -> e == c.ref())) {
+        if (q == null) {
+          return false;
+        }
+        Entry found = null;
+        for (Entry e : q) {
+          if (e == c.ref()) {
+            found = e;
+            break;
+          }
+        }
+        if (found == null) {
+          // Marked late since it was read: the same copy, now a new entry.
+          for (Entry e : q) {
+            if (e.msg().equals(c.msg()) && e.late() && !c.ref().late()
+                && e.returned() == c.ref().returned()) {
+              found = e;
+              break;
+            }
+          }
+        }
+        if (found == null || !q.removeFirstOccurrence(found)) {
           return false;
         }
         if (q.isEmpty()) {
@@ -1375,9 +1493,10 @@ final class HandoverSimulation {
   }
 
   /**
-   * A queue server: its durable {@link Disk} and, while it runs, a model of its agent
-   * ({@code QueueServerAgent}) — the same steps in the same order: actions carried out, then the
-   * state persisted, then the reports sent.
+   * A queue server: its durable {@link Disk} and, while it runs, the real agent core
+   * ({@link AgentCore}, which {@code QueueServerAgent} drives too) with the I/O around it played
+   * on virtual time: the core's effects carried out against the disk as it emits them, its
+   * reports and transfers sent on links, chunk by chunk, and its late batches sent and answered.
    */
   private final class Server implements Subscriber {
     final String id;
@@ -1396,23 +1515,25 @@ final class HandoverSimulation {
     int faults;
     /** The checker's record (not the server's): every message a publish stored here. */
     final Set<String> everStored = new HashSet<>();
+    /**
+     * The checker's record: messages this server held queued, unmarked, when it had applied a
+     * map in which their range was another server's. The agent marks them late then; what it
+     * cannot mark is only what it held through a whole stretch of another's ownership it never
+     * saw (it was down).
+     */
+    final Set<String> sawAsLeftover = new HashSet<>();
 
     // ---- memory: lost in a crash
-    Participant rules;
-    /** The real owner lease: a restarted server holds none until its next grant. */
-    OwnerLease ownerLease = new OwnerLease();
-    final Set<Long> awaitingBacklog = new LinkedHashSet<>();
+    /** The agent's decisions, the real ones; its lease too. */
+    AgentCore<Copy> core;
+    /** Transfers on their way: the call of the chunk unanswered. */
     final Map<String, Long> transfersInFlight = new LinkedHashMap<>();
     final Map<Long, Long> orphansInFlight = new LinkedHashMap<>();
-    /** The late sender (QueueServerAgent): its unanswered batch, copies in it, its call. */
+    /** The late sender (QueueServerAgent): its unanswered batch, its call. */
     LateBatch pendingLate;
-    final Set<Copy> lateInFlight = new HashSet<>();
     boolean lateBusy;
     boolean lateKicked;
     long lateCall;
-    long lateSeq;
-    final List<Command> pendingReports = new ArrayList<>();
-    final List<Runnable> pendingSends = new ArrayList<>();
     final Map<String, ArrayDeque<Runnable>> blocked = new LinkedHashMap<>();
     ClusterImage applied = ClusterImage.EMPTY;
     long attempts;
@@ -1429,18 +1550,13 @@ final class HandoverSimulation {
     }
 
     void forget() {
-      rules = null;
-      ownerLease = new OwnerLease();
-      awaitingBacklog.clear();
+      core = null;
       transfersInFlight.clear();
       orphansInFlight.clear();
       pendingLate = null;
-      lateInFlight.clear();
       lateBusy = false;
       lateKicked = false;
       lateCall++;
-      pendingReports.clear();
-      pendingSends.clear();
       blocked.clear();
       applied = ClusterImage.EMPTY;
       incarnationVersion = -1;
@@ -1449,9 +1565,10 @@ final class HandoverSimulation {
     /** QueueServerAgent.start: restore the persisted sides (no fences: no link survived). */
     void boot() {
       forget();
-      rules = new Participant(id);
+      core = new AgentCore<>(id, new AgentCore.Settings(CHUNK_MESSAGES, 1L << 20,
+          LATE_BATCH_MESSAGES, 1L << 20), new Host());
       if (config.mutation() != Mutation.FORGET_SIDES) {
-        rules.restore(disk.sides);
+        core.restore(disk.sides);
       }
     }
 
@@ -1466,12 +1583,12 @@ final class HandoverSimulation {
      * lease, counted from its heartbeat's send time, granted at a version it has applied.
      */
     boolean holdsLease() {
-      return config.mutation() == Mutation.NO_LEASE || ownerLease.holds(now, applied.version());
+      return config.mutation() == Mutation.NO_LEASE || core.holdsLease(now);
     }
 
     /** The leader's answer to a heartbeat sent at {@code sentAt}: a lease. */
     void onGrant(long sentAt, long version) {
-      ownerLease.granted(sentAt, lease(), version);
+      core.granted(sentAt, lease(), version);
     }
 
     void fail(String point) {
@@ -1496,15 +1613,19 @@ final class HandoverSimulation {
       applied = next;
       if (config.mutation() == Mutation.FENCES_DROPPED_ON_NEW_VERSION) {
         for (int i = 0; i < config.producers(); i++) {
-          rules.dropFences("p" + i);
+          core.dropFences("p" + i);
         }
       }
-      List<Action> acts = rules.onMap(next);
-      trace(id + " sees v" + next.version() + " -> " + acts);
-      execute(acts);
-      awaitingBacklog.removeIf(start -> rules.side(start) == null);
-      findOrphans();
-      persist();
+      trace(id + " sees v" + next.version());
+      core.onMap(next);
+      lateAsBefore();
+      for (ArrayDeque<Entry> q : disk.queue.values()) {
+        for (Entry e : q) {
+          if (!e.late() && !next.rangeFor(e.msg().hash()).owner().equals(id)) {
+            sawAsLeftover.add(e.msg().id());
+          }
+        }
+      }
       // Messages and transfers waiting for this version (C2), each queue in link order.
       for (ArrayDeque<Runnable> q : new ArrayList<>(blocked.values())) {
         int n = q.size();
@@ -1514,74 +1635,150 @@ final class HandoverSimulation {
       }
     }
 
-    // ---------------------------------------------------------------- actions
+    // ---------------------------------------------------------------- the core's effects
 
-    void execute(List<Action> actions) {
-      for (Action a : actions) {
-        fail("between-actions");
-        if (a instanceof Action.ReportReady x) {
-          pendingReports.add(new Command.HandoverReady(x.rangeStart(), x.handoverEpoch()));
-        } else if (a instanceof Action.ReportDrained x) {
-          pendingReports.add(new Command.HandoverDrained(x.rangeStart(), x.handoverEpoch()));
-        } else if (a instanceof Action.ReportReversed x) {
-          pendingReports.add(new Command.FinishAbort(x.rangeStart(), x.handoverEpoch()));
-        } else if (a instanceof Action.AwaitBacklog x) {
-          awaitingBacklog.add(x.rangeStart());
-          checkBacklogs();
-        } else if (a instanceof Action.Transfer x) {
-          sendTransfer(x);
-        } else if (a instanceof Action.Release x) {
-          trace(id + " release " + x.buffers() + " of " + x.rangeStart() + "/" + x.handoverEpoch()
-              + " " + ids(disk.read(x.rangeStart(), x.handoverEpoch(), x.buffers())));
-          disk.release(x.rangeStart(), x.handoverEpoch(), x.buffers());
-        } else if (a instanceof Action.Discard x) {
-          disk.discard(x.rangeStart(), x.handoverEpoch(), x.buffers());
-        } else if (a instanceof Action.Orphaned x) {
-          if (!config.downPossible()) {
-            violation(id + " orphaned range " + x.rangeStart() + " without any server going down");
+    /** The disk as the core reads it, and its effects carried out as QueueServerAgent does. */
+    private final class Host implements AgentCore.Host<Copy> {
+      @Override
+      public long backlog(long start, long end) {
+        return disk.backlog(start, end);
+      }
+
+      @Override
+      public List<AgentCore.BufferedHandover> bufferedHandovers() {
+        List<AgentCore.BufferedHandover> out = new ArrayList<>();
+        for (long[] h : disk.bufferedHandovers()) {
+          out.add(new AgentCore.BufferedHandover(h[0], h[1]));
+        }
+        return out;
+      }
+
+      @Override
+      public java.util.OptionalLong nextQueuedHash(long from) {
+        return disk.nextQueuedHash(from);
+      }
+
+      @Override
+      public List<Copy> buffered(long rangeStart, long handoverEpoch, int max, long maxBytes) {
+        List<Copy> all = disk.buffered(rangeStart, handoverEpoch);
+        return all.size() <= max ? all : new ArrayList<>(all.subList(0, max));
+      }
+
+      @Override
+      public List<Copy> queued(long start, long end, int max, long maxBytes) {
+        List<Copy> all = disk.queued(start, end);
+        return all.size() <= max ? all : new ArrayList<>(all.subList(0, max));
+      }
+
+      @Override
+      public AgentCore.Progress transferProgress(long rangeStart, long handoverEpoch,
+          Buffer into) {
+        return disk.progress.getOrDefault(Disk.name(rangeStart, handoverEpoch, into),
+            AgentCore.Progress.NONE);
+      }
+
+      @Override
+      public long hashOf(Copy copy) {
+        return copy.msg().hash();
+      }
+
+      @Override
+      public String idOf(Copy copy) {
+        return copy.msg().id();
+      }
+
+      @Override
+      public long sizeOf(Copy copy) {
+        return 1;
+      }
+
+      @Override
+      public void apply(AgentCore.Effect<Copy> e) {
+        trace(id + " " + e);
+        if (e instanceof AgentCore.Effect.Save<Copy> x) {
+          fail("before-persist");
+          disk.sides = x.sides();
+          fail("after-persist");
+        } else if (e instanceof AgentCore.Effect.Report<Copy> x) {
+          report(id, switch (x.kind()) {
+            case READY -> new Command.HandoverReady(x.rangeStart(), x.handoverEpoch());
+            case DRAINED -> new Command.HandoverDrained(x.rangeStart(), x.handoverEpoch());
+            case REVERSED -> new Command.FinishAbort(x.rangeStart(), x.handoverEpoch());
+          });
+        } else if (e instanceof AgentCore.Effect.Transfer<Copy> x) {
+          sendTransfer(x.transfer(), x.tag(), x.rangeEnd());
+          if (config.mutation() == Mutation.C1_DRAINED_BEFORE_ACK
+              && x.transfer().direction() == Direction.FORWARD) {
+            report(id, new Command.HandoverDrained(x.transfer().rangeStart(),
+                x.transfer().handoverEpoch()));
           }
-          if (config.mutation() == Mutation.LATE_AS_BEFORE) {
-            sendOrphans(x.rangeStart(), x.handoverEpoch());
-          } // else findOrphans, after these actions, finds what we hold of it in the store
+        } else if (e instanceof AgentCore.Effect.Sealed<Copy> x) {
+          if (config.mutation() == Mutation.TRANSFER_BEFORE_PERSIST) {
+            // The agent as it was: the transfer left with the seal, before its persist.
+            Side s = core.side(x.rangeStart());
+            RangeEntry r = rangeAt(x.rangeStart());
+            sendTransfer(new Action.Transfer(x.rangeStart(), x.handoverEpoch(),
+                Direction.FORWARD, s.peer(), List.of(Buffer.HOLD)), applied.version(),
+                r == null ? 0 : r.end());
+          }
+          fail("sealed"); // sealed and transferring, the seal not yet persisted
+        } else {
+          fail("between-actions");
+          if (e instanceof AgentCore.Effect.Release<Copy> x) {
+            trace(id + " release " + x.buffers() + " of " + x.rangeStart() + "/"
+                + x.handoverEpoch() + " "
+                + ids(disk.read(x.rangeStart(), x.handoverEpoch(), x.buffers())));
+            disk.release(x.rangeStart(), x.handoverEpoch(), x.buffers());
+          } else if (e instanceof AgentCore.Effect.Discard<Copy> x) {
+            disk.discard(x.rangeStart(), x.handoverEpoch(), x.buffers());
+          } else if (e instanceof AgentCore.Effect.ForgetTransfers<Copy> x) {
+            disk.forgetProgress(x.rangeStart(), x.handoverEpoch());
+          } else if (e instanceof AgentCore.Effect.Orphaned<Copy> x) {
+            if (!config.downPossible() && expired == 0) {
+              violation(id + " orphaned range " + x.rangeStart()
+                  + " without any server going down or an abort expiring");
+            }
+            if (expiredHandovers.contains(x.rangeStart() + "/" + x.handoverEpoch())) {
+              // Taken into the buffers until this server learnt the abort had expired: late.
+              for (Msg m : disk.read(x.rangeStart(), x.handoverEpoch(),
+                  List.of(Buffer.values()))) {
+                heldWhenForced.add(m.id());
+                lateIds.add(m.id());
+              }
+            }
+            if (config.mutation() == Mutation.LATE_AS_BEFORE) {
+              sendOrphans(x.rangeStart(), x.handoverEpoch());
+            }
+          } else if (lateAsBuilt()) {
+            if (e instanceof AgentCore.Effect.RequeueLate<Copy> x) {
+              trace(id + " takes back late " + ids(x.copies().stream().map(Copy::msg).toList())
+                  + " of " + x.rangeStart() + "/" + x.handoverEpoch());
+              disk.requeueLate(x.copies());
+            } else if (e instanceof AgentCore.Effect.MarkQueuedLate<Copy> x) {
+              disk.markQueuedLate(x.start(), x.end());
+            } else if (e instanceof AgentCore.Effect.KickLate<Copy>) {
+              kickLate();
+            }
+          }
         }
       }
     }
 
-    /**
-     * Saves the participant's sides, then sends the reports and transfers they led
-     * to: a forward transfer must not leave before its seal is durable (a restarted source that
-     * forgot the seal would take more into its hold buffer and send it again; the target, which
-     * stored the first, would answer DUPLICATE and the rest would be lost).
-     */
-    void persist() {
-      fail("before-persist");
-      disk.sides = rules.sides();
-      fail("after-persist");
-      for (Command c : pendingReports) {
-        report(id, c);
-      }
-      pendingReports.clear();
-      List<Runnable> sends = new ArrayList<>(pendingSends);
-      pendingSends.clear();
-      sends.forEach(Runnable::run);
+    /** Whether the late path runs as built (the mutations of it replace it). */
+    boolean lateAsBuilt() {
+      return config.mutation() != Mutation.NO_LATE
+          && config.mutation() != Mutation.LATE_AS_BEFORE;
     }
 
-    void checkBacklogs() {
-      for (Long start : new ArrayList<>(awaitingBacklog)) {
-        RangeEntry r = rangeAt(start);
-        if (r == null) {
-          awaitingBacklog.remove(start);
-          continue;
-        }
-        if (disk.backlog(r.start(), r.end()) == 0) {
-          awaitingBacklog.remove(start);
-          List<Action> next = rules.onBacklogEmpty(start);
-          trace(id + " backlog of " + start + " empty -> " + next);
-          execute(next);
-          if (!next.isEmpty()) {
-            fail("sealed"); // sealed and transferring, the seal not yet persisted
-          }
-          persist();
+    /** The late path as it was: a scan of the map's ranges for queued leftovers. */
+    void lateAsBefore() {
+      if (config.mutation() != Mutation.LATE_AS_BEFORE) {
+        return;
+      }
+      for (RangeEntry r : applied.ranges()) {
+        if (r.isAssigned() && !r.owner().equals(id) && core.side(r.start()) == null
+            && disk.backlog(r.start(), r.end()) > 0) {
+          sendOrphans(r.start(), 0);
         }
       }
     }
@@ -1592,12 +1789,7 @@ final class HandoverSimulation {
     }
 
     void resendTick() {
-      execute(rules.resend());
-      checkBacklogs();
-      if (config.mutation() != Mutation.LATE_AS_BEFORE) {
-        findOrphans(); // leftovers a crash kept from being sent, or a refused send
-      }
-      persist();
+      core.onResendTimer();
       if (!quiet()) {
         atFor(this, 10L * d, this::resendTick);
       }
@@ -1615,71 +1807,89 @@ final class HandoverSimulation {
 
     // ---------------------------------------------------------------- transfers
 
-    void sendTransfer(Action.Transfer t) {
-      String key = t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
+    /**
+     * QueueServerAgent.sendTransfer and streamTransfer: one chunk unanswered at a time, each read
+     * from the disk just before it goes, from where the core says the transfer stands.
+     */
+    void sendTransfer(Action.Transfer t, long tag, long rangeEnd) {
+      String key = AgentCore.transferKey(t);
       if (transfersInFlight.containsKey(key)) {
         return; // the same transfer is on its way
       }
-      long attempt = ++attempts;
-      transfersInFlight.put(key, attempt);
-      List<Msg> payload = disk.read(t.rangeStart(), t.handoverEpoch(), t.buffers());
-      RangeEntry range = rangeAt(t.rangeStart());
-      long end = range == null ? 0 : range.end();
-      SentSequences seqs = config.mutation() == Mutation.NO_SEQUENCES_IN_TRANSFERS
-          ? new SentSequences(List.of(), List.of())
-          : new SentSequences(disk.sequences.entriesIn(t.rangeStart(), end),
-              disk.unforgotten.entriesIn(t.rangeStart(), end));
-      long tag = rules.version();
-      Server peer = servers.get(t.to());
-      int myIncarnation = incarnation;
-      trace(id + " transfer " + t + " " + ids(payload));
-      Runnable send = () -> {
-        if (!lost()) {
-          link(id, t.to()).send(
-              () -> peer.receiveTransfer(this, myIncarnation, t, payload, seqs, tag, attempt),
-              payload);
-        }
-      };
-      if (config.mutation() == Mutation.TRANSFER_BEFORE_PERSIST) {
-        send.run();
-      } else {
-        pendingSends.add(send);
-      }
-      atFor(this, 40L * d, () -> transfersInFlight.remove(key, attempt)); // the RPC's deadline
-      if (config.mutation() == Mutation.C1_DRAINED_BEFORE_ACK
-          && t.direction() == Direction.FORWARD) {
-        pendingReports.add(new Command.HandoverDrained(t.rangeStart(), t.handoverEpoch()));
-      }
+      sendChunk(t, tag, rangeEnd, core.transferStart(t));
     }
 
-    void onTransferReply(Action.Transfer t, long attempt, boolean refused) {
-      String key = t.rangeStart() + "/" + t.handoverEpoch() + "/" + t.direction();
-      if (!Long.valueOf(attempt).equals(transfersInFlight.get(key))) {
-        return; // that call already failed by its deadline
-      }
-      execute(refused ? rules.onTransferRefused(t.rangeStart(), t.handoverEpoch())
-          : rules.onTransferAcked(t.rangeStart(), t.handoverEpoch(), t.direction()));
-      persist();
-      transfersInFlight.remove(key);
-    }
-
-    void receiveTransfer(Server from, int fromIncarnation, Action.Transfer t, List<Msg> payload,
-        SentSequences seqs, long tag, long attempt) {
-      TransferVerdict v =
-          rules.acceptTransfer(t.rangeStart(), t.handoverEpoch(), t.direction(), tag);
-      if (v == TransferVerdict.WAIT && config.mutation() == Mutation.C2_NO_WAIT
-          && rules.version() > 0) {
-        v = rules.acceptTransfer(t.rangeStart(), t.handoverEpoch(), t.direction(),
-            rules.version());
-      }
-      if (v == TransferVerdict.WAIT) {
-        blocked.computeIfAbsent("xfer:" + from.id, k -> new ArrayDeque<>())
-            .add(() -> receiveTransfer(from, fromIncarnation, t, payload, seqs, tag, attempt));
+    void sendChunk(Action.Transfer t, long tag, long rangeEnd, AgentCore.ChunkPosition at) {
+      String key = AgentCore.transferKey(t);
+      if (!core.owes(t)) {
+        transfersInFlight.remove(key);
         return;
       }
-      boolean refused = false;
-      switch (v) {
-        case ACCEPT -> {
+      long call = ++attempts;
+      transfersInFlight.put(key, call);
+      List<Msg> all = disk.read(t.rangeStart(), t.handoverEpoch(), t.buffers());
+      int from = (int) Math.min(all.size(), cursorOf(at.cursor()));
+      int to = Math.min(all.size(), from + CHUNK_MESSAGES);
+      List<Msg> payload = new ArrayList<>(all.subList(from, to));
+      boolean last = to == all.size();
+      SentSequences seqs = !last || config.mutation() == Mutation.NO_SEQUENCES_IN_TRANSFERS
+          ? new SentSequences(List.of(), List.of())
+          : new SentSequences(disk.sequences.entriesIn(t.rangeStart(), rangeEnd),
+              disk.unforgotten.entriesIn(t.rangeStart(), rangeEnd));
+      Server peer = servers.get(t.to());
+      int myIncarnation = incarnation;
+      byte[] cursor = cursorBytes(to);
+      long chunk = at.chunk();
+      trace(id + " transfer " + t + " chunk " + chunk + (last ? " (final) " : " ")
+          + ids(payload));
+      if (chunk > 1) {
+        coverage.add("transfer-chunk-" + Math.min(chunk, 3));
+      }
+      if (!lost()) {
+        link(id, t.to()).send(() -> peer.receiveChunk(this, myIncarnation, t, chunk, last,
+            cursor, payload, seqs, tag, rangeEnd, call), payload);
+      }
+      atFor(this, 40L * d, () -> transfersInFlight.remove(key, call)); // the RPC's deadline
+    }
+
+    void onChunkReply(Action.Transfer t, long call, AgentCore.ChunkOutcome outcome,
+        AgentCore.Progress p, long tag, long rangeEnd) {
+      String key = AgentCore.transferKey(t);
+      if (!Long.valueOf(call).equals(transfersInFlight.get(key))) {
+        return; // that call already failed by its deadline
+      }
+      boolean complete = p.complete()
+          || config.mutation() == Mutation.TRANSFER_DONE_AT_FIRST_CHUNK
+              && outcome == AgentCore.ChunkOutcome.STORED;
+      AgentCore.ChunkStep step = core.onChunkAnswer(t, outcome, p.chunks(), p.cursor(),
+          complete);
+      if (step.finished()) {
+        transfersInFlight.remove(key);
+        return;
+      }
+      fail("between-chunks", 5);
+      sendChunk(t, tag, rangeEnd, step.next());
+    }
+
+    void receiveChunk(Server from, int fromIncarnation, Action.Transfer t, long chunk,
+        boolean last, byte[] cursor, List<Msg> payload, SentSequences seqs, long tag,
+        long rangeEnd, long call) {
+      AgentCore.ChunkDecision dec = core.receiveChunk(t.rangeStart(), t.handoverEpoch(),
+          t.direction(), tag, chunk, last, cursor);
+      if (dec.verdict() == AgentCore.ChunkVerdict.WAIT
+          && config.mutation() == Mutation.C2_NO_WAIT && core.version() > 0) {
+        dec = core.receiveChunk(t.rangeStart(), t.handoverEpoch(), t.direction(),
+            core.version(), chunk, last, cursor);
+      }
+      if (dec.verdict() == AgentCore.ChunkVerdict.WAIT) {
+        blocked.computeIfAbsent("xfer:" + from.id, k -> new ArrayDeque<>())
+            .add(() -> receiveChunk(from, fromIncarnation, t, chunk, last, cursor, payload, seqs,
+                tag, rangeEnd, call));
+        return;
+      }
+      AgentCore.ChunkOutcome outcome;
+      switch (dec.verdict()) {
+        case STORE -> {
           Buffer into = t.direction() == Direction.FORWARD ? Buffer.PREFIX : Buffer.RETURNED;
           if (t.direction() == Direction.REVERSE) {
             for (Msg m : payload) {
@@ -1689,107 +1899,38 @@ final class HandoverSimulation {
               }
             }
           }
-          // The sender's sequences first: they take the resends of what the sender stored out
-          // of the buffer this side filled meanwhile (the target's HELD, the source's
-          // POST_ABORT).
-          List<Msg> resends = disk.mergeSequences(seqs, t.rangeStart(), t.handoverEpoch(),
-              t.direction() == Direction.FORWARD ? Buffer.HELD : Buffer.POST_ABORT, now,
-              keptForForgottenEntry);
-          if (!resends.isEmpty()) {
-            coverage.add("resend-dropped-on-merge");
-            trace(id + " drops resends " + ids(resends) + " the " + t.direction()
-                + " transfer's sequences cover");
+          if (last) {
+            // The sender's sequences first: they take the resends of what the sender stored
+            // out of the buffer this side filled meanwhile (the target's HELD, the source's
+            // POST_ABORT).
+            List<Msg> resends = disk.mergeSequences(seqs, t.rangeStart(), t.handoverEpoch(),
+                t.direction() == Direction.FORWARD ? Buffer.HELD : Buffer.POST_ABORT, now,
+                keptForForgottenEntry);
+            if (!resends.isEmpty()) {
+              coverage.add("resend-dropped-on-merge");
+              trace(id + " drops resends " + ids(resends) + " the " + t.direction()
+                  + " transfer's sequences cover");
+            }
           }
-          disk.store(t.rangeStart(), t.handoverEpoch(), into, payload);
-          fail("transfer-stored");
-          execute(rules.onTransferStored(t.rangeStart(), t.handoverEpoch(), t.direction()));
-          persist();
+          disk.storeChunk(t.rangeStart(), t.handoverEpoch(), into, payload, dec.progress());
+          fail(last ? "transfer-stored" : "chunk-stored");
+          core.onChunkStored(t.rangeStart(), t.handoverEpoch(), t.direction(), last);
+          outcome = AgentCore.ChunkOutcome.STORED;
         }
-        case DUPLICATE -> {
-          // Repeat the stored step's follow-up: its report may have been lost.
-          execute(rules.onTransferStored(t.rangeStart(), t.handoverEpoch(), t.direction()));
-          persist();
-        }
-        default -> refused = true;
+        case ALREADY_STORED -> outcome = AgentCore.ChunkOutcome.ALREADY_STORED;
+        case OUT_OF_ORDER -> outcome = AgentCore.ChunkOutcome.OUT_OF_ORDER;
+        default -> outcome = AgentCore.ChunkOutcome.REFUSED;
       }
-      trace(id + " transfer " + t + " from " + from.id + " -> " + v);
+      AgentCore.Progress p = dec.progress();
+      trace(id + " transfer " + t + " chunk " + chunk + " from " + from.id + " -> " + outcome
+          + " " + p);
       if (!lost()) {
-        boolean r = refused;
-        link(id, from.id).send(() -> from.onTransferReply(t, attempt, r), payload, 0,
-            () -> from.alive && from.incarnation == fromIncarnation, null);
+        link(id, from.id).send(() -> from.onChunkReply(t, call, outcome, p, tag, rangeEnd),
+            payload, 0, () -> from.alive && from.incarnation == fromIncarnation, null);
       }
     }
 
     // ---------------------------------------------------------------- late messages
-
-    /**
-     * QueueServerAgent.findOrphans: what this server still holds of ranges it lost while DOWN —
-     * queued messages of a range it does not own, and the buffers of handovers that are no longer
-     * open here. The participant's {@link Action.Orphaned} is not persisted, so after a crash the
-     * store is what tells. A range it owns again takes its leftovers back into its own queue.
-     */
-    void findOrphans() {
-      if (!config.downPossible() || config.mutation() == Mutation.NO_LATE) {
-        return;
-      }
-      if (config.mutation() == Mutation.LATE_AS_BEFORE) {
-        for (RangeEntry r : applied.ranges()) {
-          if (r.isAssigned() && !r.owner().equals(id) && rules.side(r.start()) == null
-              && disk.backlog(r.start(), r.end()) > 0) {
-            sendOrphans(r.start(), 0);
-          }
-        }
-        return;
-      }
-      // As the agent: leftovers are placed by key in the current map, not by the range they
-      // are stored under.
-      boolean toSend = false;
-      for (long[] h : disk.bufferedHandovers()) {
-        if (isOpen(h[0], h[1])) {
-          continue;
-        }
-        List<Copy> copies = disk.buffered(h[0], h[1]);
-        List<Copy> ours = new ArrayList<>();
-        for (Copy c : copies) {
-          if (!lateInFlight.contains(c) && applied.rangeFor(c.msg().hash()).owner().equals(id)) {
-            ours.add(c);
-          }
-        }
-        if (!ours.isEmpty()) {
-          trace(id + " takes back late " + ids(ours.stream().map(Copy::msg).toList()) + " of "
-              + h[0] + "/" + h[1]);
-          disk.requeueLate(ours);
-        }
-        toSend |= ours.size() < copies.size();
-      }
-      for (RangeEntry r : applied.ranges()) {
-        toSend |= leftoverQueue(r);
-      }
-      if (toSend) {
-        kickLate();
-      }
-    }
-
-    boolean isOpen(long range, long he) {
-      Side side = rules.side(range);
-      return side != null && side.handoverEpoch() == he;
-    }
-
-    boolean leftoverQueue(RangeEntry r) {
-      return r.isAssigned() && !r.owner().equals(id) && rules.side(r.start()) == null
-          && disk.backlog(r.start(), r.end()) > 0;
-    }
-
-    /** QueueServerAgent.lateDestination. */
-    String lateDestination(long hash) {
-      RangeEntry r = applied.rangeFor(hash);
-      if (!r.isAssigned() || r.owner().equals(id) || rules.side(r.start()) != null
-          || r.handover() != null && r.handover().phase() != HandoverPhase.PREPARE) {
-        return null;
-      }
-      QueueServerInfo owner = applied.server(r.owner());
-      return owner != null && owner.state() != ServerState.DOWN ? r.owner() : null;
-    }
 
     /** QueueServerAgent.kickLate: one late sender at a time. */
     void kickLate() {
@@ -1805,8 +1946,7 @@ final class HandoverSimulation {
     void lateRound(Set<String> refusing, boolean progress) {
       LateBatch b = pendingLate;
       if (b != null) {
-        QueueServerInfo to = applied.server(b.to());
-        if (to == null || to.state() == ServerState.DOWN) {
+        if (!core.stillReachable(b.to())) {
           trace(id + " gives up late batch " + b.batch() + " to " + b.to());
           forgetLate(b);
           b = null;
@@ -1871,47 +2011,21 @@ final class HandoverSimulation {
     }
 
     void forgetLate(LateBatch b) {
-      for (List<Copy> l : b.copies()) {
-        l.forEach(lateInFlight::remove);
-      }
+      core.lateBatchDone(b.core());
       pendingLate = null;
     }
 
-    /** QueueServerAgent.nextLateBatch, without batch limits. */
+    /** QueueServerAgent.nextLateBatch: the core's batch, as a request. */
     LateBatch nextLateBatch(Set<String> refusing) {
-      String to = null;
-      Map<String, List<Copy>> byId = new LinkedHashMap<>();
-      List<Copy> candidates = new ArrayList<>();
-      for (RangeEntry r : applied.ranges()) {
-        if (leftoverQueue(r)) {
-          candidates.addAll(disk.queued(r.start(), r.end()));
-        }
-      }
-      for (long[] h : disk.bufferedHandovers()) {
-        if (!isOpen(h[0], h[1])) {
-          candidates.addAll(disk.buffered(h[0], h[1]));
-        }
-      }
-      for (Copy c : candidates) {
-        String dest = lateDestination(c.msg().hash());
-        if (dest == null || refusing.contains(dest) || lateInFlight.contains(c)
-            || to != null && !to.equals(dest)) {
-          continue;
-        }
-        to = dest;
-        byId.computeIfAbsent(c.msg().id(), k -> new ArrayList<>()).add(c);
-      }
-      if (to == null) {
+      AgentCore.LateBatch<Copy> b = core.nextLateBatch(refusing);
+      if (b == null) {
         return null;
       }
       List<Msg> msgs = new ArrayList<>();
-      List<List<Copy>> copies = new ArrayList<>();
-      for (List<Copy> l : byId.values()) {
+      for (List<Copy> l : b.copies()) {
         msgs.add(l.get(0).msg());
-        copies.add(l);
-        lateInFlight.addAll(l);
       }
-      return new LateBatch(to, incarnation, ++lateSeq, applied.version(), msgs, copies);
+      return new LateBatch(b.to(), incarnation, b.number(), b.tag(), msgs, b.copies(), b);
     }
 
     /**
@@ -1921,7 +2035,7 @@ final class HandoverSimulation {
      */
     void receiveLate(String from, long session, long batch, List<Msg> msgs, long tag,
         Consumer<Set<Integer>> answer) {
-      if (tag > rules.version()) {
+      if (tag > core.version()) {
         blocked.computeIfAbsent("late", k -> new ArrayDeque<>())
             .add(() -> receiveLate(from, session, batch, msgs, tag, answer));
         return;
@@ -1950,7 +2064,7 @@ final class HandoverSimulation {
       List<Msg> taken = new ArrayList<>();
       Set<Integer> notTaken = new HashSet<>();
       for (int i = 0; i < msgs.size(); i++) {
-        Decision dec = rules.place(msgs.get(i).hash(), rules.version(), LATE_PRODUCER);
+        Decision dec = core.place(msgs.get(i).hash(), core.version(), LATE_PRODUCER);
         if (dec.placement() == Participant.Placement.QUEUE) {
           taken.add(msgs.get(i));
         } else {
@@ -1983,7 +2097,7 @@ final class HandoverSimulation {
       int i = applied.indexOfStart(rangeStart);
       RangeEntry r = i < 0 ? null : applied.range(i);
       if (r == null
-          || !asBefore && (r.owner().equals(id) || rules.side(rangeStart) != null)) {
+          || !asBefore && (r.owner().equals(id) || core.side(rangeStart) != null)) {
         // Gone (LATE_AS_BEFORE runs never split), ours again, or in a handover with us: findOrphans
         // takes it up when that changes.
         orphansInFlight.remove(rangeStart);
@@ -2038,13 +2152,13 @@ final class HandoverSimulation {
 
     /** The receiving side as it was: the batch taken whole or refused whole, no receipt. */
     void receiveLateAsBefore(List<Msg> msgs, long tag, Consumer<Boolean> answer) {
-      if (tag > rules.version()) {
+      if (tag > core.version()) {
         blocked.computeIfAbsent("late", k -> new ArrayDeque<>())
             .add(() -> receiveLateAsBefore(msgs, tag, answer));
         return;
       }
       for (Msg m : msgs) {
-        Decision dec = rules.place(m.hash(), rules.version(), LATE_PRODUCER);
+        Decision dec = core.place(m.hash(), core.version(), LATE_PRODUCER);
         if (dec.placement() != Participant.Placement.QUEUE) {
           trace(id + " refuses late " + ids(msgs));
           answer.accept(false);
@@ -2065,7 +2179,9 @@ final class HandoverSimulation {
       ArrayDeque<Runnable> q = blocked.computeIfAbsent("pub:" + p.index,
           k -> new ArrayDeque<>());
       Runnable handle = () -> {
-        disk.settled(p.name(), settledBelow, now);
+        // Entries of keys in a range in a handover with this server are kept: its transfer
+        // must carry them (QueueServiceImpl with QueueServerAgent.inHandover).
+        disk.settled(p.name(), settledBelow, now, h -> AgentCore.inHandover(applied, id, h));
         handlePublish(p, c, m, tag, range, overloadsSeen);
       };
       if (!q.isEmpty()) {
@@ -2091,10 +2207,10 @@ final class HandoverSimulation {
       }
       String session = config.mutation() == Mutation.NO_FENCE
           ? "p" + p.index + "#" + (fenceDodge++) : "p" + p.index;
-      Decision dec = rules.place(m.hash(), tag, session);
+      Decision dec = core.place(m.hash(), tag, session);
       if (dec.placement() == Participant.Placement.WAIT
-          && config.mutation() == Mutation.C2_NO_WAIT && rules.version() > 0) {
-        dec = rules.place(m.hash(), rules.version(), session);
+          && config.mutation() == Mutation.C2_NO_WAIT && core.version() > 0) {
+        dec = core.place(m.hash(), core.version(), session);
       }
       Decision dd = dec;
       trace(id + " place " + m.id() + " " + m.key() + " tag " + tag + " -> " + dec);
@@ -2164,18 +2280,23 @@ final class HandoverSimulation {
           disk.queue.remove(key);
         }
         deliver(this, e);
-        for (long start : awaitingBacklog) {
-          RangeEntry r = rangeAt(start);
-          if (r != null && r.contains(e.msg().hash())) {
-            checkBacklogs();
-            break;
-          }
+        if (core.awaitsBacklog()) {
+          core.onAcked(e.msg().hash());
         }
       }
       if (!quiet()) {
         atFor(this, 1 + rnd.nextInt(3), this::consume);
       }
     }
+  }
+
+  /** A transfer's cursor in the simulation: the index after the last message sent. */
+  private static long cursorOf(byte[] cursor) {
+    return cursor.length == 0 ? 0 : java.nio.ByteBuffer.wrap(cursor).getLong();
+  }
+
+  private static byte[] cursorBytes(long index) {
+    return java.nio.ByteBuffer.allocate(8).putLong(index).array();
   }
 
   private static String ids(List<Msg> list) {
@@ -2199,7 +2320,7 @@ final class HandoverSimulation {
     int n = deliveredCount.merge(m.id(), 1, Integer::sum);
     if (n > 1) {
       duplicates++;
-      if (e.returned() && returnedKnownStored.contains(m.id())) {
+      if (!e.late() && e.returned() && returnedKnownStored.contains(m.id())) {
         // The known gap (docs/design.md §5 "Idempotent publish", open points): this server (or
         // one whose entries it had) stored m, its answer was lost, the resend was held by the
         // handover's target, which had not had these sequences yet, and came back with the
@@ -2237,6 +2358,11 @@ final class HandoverSimulation {
       return;
     }
     RangeEntry r = image.rangeFor(m.hash());
+    if (server.sawAsLeftover.contains(m.id())) {
+      violation("message " + m.id() + " delivered unmarked by " + server.id + ", which had "
+          + "applied a map in which its range was another server's while it held it queued: "
+          + "the agent marks such leftovers late");
+    }
     if (lateIds.contains(m.id()) && r.owner().equals(server.id)) {
       // The known gap (docs/design.md §5, open points): a server held m queued when its range
       // was forced away from it while it was DOWN, and the range came back to it before it
@@ -2622,10 +2748,9 @@ final class HandoverSimulation {
       b.append(s.id).append(s.alive ? "" : " (down)").append(" v").append(s.incarnationVersion)
           .append(" paused until ").append(s.pausedUntil).append(" cut off until ")
           .append(s.outageUntil)
-          .append(" sides ").append(s.rules == null ? "-" : s.rules.sides())
+          .append(" sides ").append(s.core == null ? "-" : s.core.sides())
           .append(" queue ").append(s.disk.queue.values())
           .append(" buffers ").append(s.disk.buffers)
-          .append(" awaiting ").append(s.awaitingBacklog)
           .append(" orphans ").append(s.orphansInFlight.keySet())
           .append(" blocked ").append(s.blocked.keySet()).append("; ");
     }
