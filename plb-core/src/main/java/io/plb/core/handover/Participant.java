@@ -375,7 +375,10 @@ public final class Participant {
           out.add(new Action.Orphaned(s.rangeStart(), he));
         }
       } else {
-        if (r != null && r.owner().equals(me) && r.epoch() >= he) {
+        // The range that now holds the handover's start: its own, or — once merged into its left
+        // neighbour (both ours; a merge takes the larger epoch) — the merged one.
+        RangeEntry now = r != null ? r : next.rangeFor(s.rangeStart());
+        if (now.owner().equals(me) && now.epoch() >= he) {
           // COMPLETE (or a forced handover to us), perhaps versions ago: the prefix first, then
           // what we held. (Nothing moves a range away from a target that has not seen its
           // handover end, except a forced handover — which makes what we hold late anyway.)

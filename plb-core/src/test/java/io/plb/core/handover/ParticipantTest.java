@@ -326,6 +326,37 @@ class ParticipantTest {
         List.of(new Action.Release(0, he, List.of(Buffer.PREFIX, Buffer.HELD))));
   }
 
+  /**
+   * A target down from before its handover completed until after its range was merged into its
+   * left neighbour (also its own): no range starts where the handover's did, but the merged one
+   * covers it and is the target's, so it releases what it held as the completed handover's —
+   * not as orphaned late messages (found by the seeded simulation, broken-stream seed 2,473).
+   */
+  @Test
+  void aTargetWhoseCompletedRangeWasMergedAwayStillReleasesIt() {
+    long m = 1L << 62;
+    commit(new Command.SplitRange(0, m, null));
+    s.onMap(image);
+    t.onMap(image);
+    commit(new Command.StartHandover(m, 0, image.range(1).epoch(), "T", 2, 4));
+    long he = image.range(1).epoch() + 1;
+    t.onMap(image);
+    commit(new Command.HandoverReady(m, he));
+    s.onMap(image);
+    t.onMap(image);
+    assertEquals(Placement.HELD, t.place(m + 5, image.version(), "p").placement());
+    s.onBacklogEmpty(m);
+    t.acceptTransfer(m, he, Direction.FORWARD, image.version());
+    t.onTransferStored(m, he, Direction.FORWARD);
+    commit(new Command.HandoverDrained(m, he)); // T is down from here
+    commit(new Command.AssignRange(0, "T", true));
+    commit(new Command.MergeRanges(0, m, null));
+    assertEquals(1, image.rangeCount());
+    // Before: Orphaned(m, he), and what T held came back as late.
+    restarted(t, "T", image,
+        List.of(new Action.Release(m, he, List.of(Buffer.PREFIX, Buffer.HELD))));
+  }
+
   @Test
   void aTargetThatMissedBeingForcedPastSendsOnWhatItHeld() {
     commit(new Command.RegisterServer("U", "u:1", 1.0));

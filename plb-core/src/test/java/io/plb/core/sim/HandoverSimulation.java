@@ -223,7 +223,13 @@ final class HandoverSimulation {
      * A chunked transfer taken as stored whole once its first chunk is: the source reports
      * drained, and discards its hold buffer, with the rest of it never sent.
      */
-    TRANSFER_DONE_AT_FIRST_CHUNK
+    TRANSFER_DONE_AT_FIRST_CHUNK,
+    /**
+     * A server stores a resend that names another server ({@code maybe_stored_at}) unflagged:
+     * a range forced away from the server that stored the first attempt, or a resend the target
+     * held handed back after an abort, is then delivered twice without a flag.
+     */
+    NO_MAYBE_DUPLICATE_FLAG
   }
 
   /** Run parameters. */
@@ -285,9 +291,21 @@ final class HandoverSimulation {
       List<ProducerSequences.Entry<String>> unforgotten) {}
 
   /** A published message. */
-  record Msg(int producer, long seq, String key, long hash) {
+  record Msg(int producer, long seq, String key, long hash, boolean maybeDuplicate) {
+    Msg(int producer, long seq, String key, long hash) {
+      this(producer, seq, key, hash, false);
+    }
+
     String id() {
       return producer + ":" + seq;
+    }
+
+    /**
+     * The copy a server stores of a resend another server may have stored too (its
+     * {@code maybe_stored_at} names one): delivered flagged redelivered, wherever it goes.
+     */
+    Msg flagged() {
+      return new Msg(producer, seq, key, hash, true);
     }
   }
 
@@ -296,7 +314,7 @@ final class HandoverSimulation {
       long handoversAborted, long refusals, long versions, long crashes, long downDeclared,
       long forced, long lateDelivered, long duplicates, long pauses, long outages,
       long operatorDowns, long leaderChanges, long overloaded, long dedupedResends,
-      long handbackDuplicates, long forcedDuplicates, long forgottenDuplicates,
+      long flaggedDuplicates,
       long unmarkedLeftovers, long splits, long merges,
       Set<String> coverage, HistoryChecker.Verdict verdict) {}
 
@@ -393,9 +411,13 @@ final class HandoverSimulation {
   private long outages;
   private long overloaded;
   private long dedupedResends;
-  private long handbackDuplicates;
-  private long forcedDuplicates;
-  private long forgottenDuplicates;
+  /**
+   * Second deliveries flagged redelivered, each of a resend stored by a server that could not
+   * have the first server's entries (forced range, handback, forgotten entry).
+   */
+  private long flaggedDuplicates;
+  /** Second deliveries that are unmarked leftovers (the known gap of {@link #deliver}). */
+  private long unmarkedLeftoverDuplicates;
   private long unmarkedLeftovers;
   private boolean movesAllowed = true;
   /** Crashes at random moments happen while this holds; failpoints while either does. */
@@ -2175,14 +2197,14 @@ final class HandoverSimulation {
 
     /** A publish from a producer's router, in link order; blocks the link while it waits. */
     void receivePublish(Producer p, Conn c, Msg m, long tag, long range, long overloadsSeen,
-        long settledBelow) {
+        long settledBelow, List<String> maybeStoredAt) {
       ArrayDeque<Runnable> q = blocked.computeIfAbsent("pub:" + p.index,
           k -> new ArrayDeque<>());
       Runnable handle = () -> {
         // Entries of keys in a range in a handover with this server are kept: its transfer
         // must carry them (QueueServiceImpl with QueueServerAgent.inHandover).
         disk.settled(p.name(), settledBelow, now, h -> AgentCore.inHandover(applied, id, h));
-        handlePublish(p, c, m, tag, range, overloadsSeen);
+        handlePublish(p, c, m, tag, range, overloadsSeen, maybeStoredAt);
       };
       if (!q.isEmpty()) {
         q.add(handle);
@@ -2192,7 +2214,7 @@ final class HandoverSimulation {
     }
 
     private void handlePublish(Producer p, Conn c, Msg m, long tag, long range,
-        long overloadsSeen) {
+        long overloadsSeen, List<String> maybeStoredAt) {
       if (!holdsLease()) {
         // Paused or cut off for longer than the lease: its ranges may be someone else's.
         overload(p, c, m, range, "no lease");
@@ -2216,7 +2238,7 @@ final class HandoverSimulation {
       trace(id + " place " + m.id() + " " + m.key() + " tag " + tag + " -> " + dec);
       switch (dec.placement()) {
         case WAIT -> blocked.computeIfAbsent("pub:" + p.index, k -> new ArrayDeque<>())
-            .addFirst(() -> handlePublish(p, c, m, tag, range, overloadsSeen));
+            .addFirst(() -> handlePublish(p, c, m, tag, range, overloadsSeen, maybeStoredAt));
         case REFUSE -> {
           refusals++;
           link(id, p.name()).send(() -> p.onRefused(c, m, range, dd.version()), List.of(m));
@@ -2233,15 +2255,23 @@ final class HandoverSimulation {
           disk.noteStored(p.name(), m.key(), m.hash(), m.seq(), now); // with the message
           everStored.add(m.id());
           hashOf.put(m.id(), m.hash());
+          // As QueueServiceImpl: a resend naming another server that may have stored it is
+          // stored flagged, since this server cannot tell.
+          boolean elsewhere = config.mutation() != Mutation.NO_MAYBE_DUPLICATE_FLAG
+              && maybeStoredAt.stream().anyMatch(s -> !s.equals(id));
+          Msg stored = elsewhere ? m.flagged() : m;
+          if (elsewhere) {
+            coverage.add("resend-flagged");
+          }
           if (dec.placement() == Participant.Placement.QUEUE) {
-            disk.enqueue(m, false);
+            disk.enqueue(stored, false);
           } else {
             Buffer b = switch (dec.placement()) {
               case HOLD -> Buffer.HOLD;
               case HELD -> Buffer.HELD;
               default -> Buffer.POST_ABORT;
             };
-            disk.append(dec.rangeStart(), dec.handoverEpoch(), b, m);
+            disk.append(dec.rangeStart(), dec.handoverEpoch(), b, stored);
           }
           fail("publish-stored");
           link(id, p.name()).send(() -> p.onAcked(c, m, range), List.of(m));
@@ -2315,37 +2345,47 @@ final class HandoverSimulation {
    */
   private void deliver(Server server, Entry e) {
     Msg m = e.msg();
-    trace(server.id + " delivers " + m.id() + " " + m.key() + (e.late() ? " (late)" : ""));
-    history.delivered(server.id, "p" + m.producer(), m.seq(), m.key(), false, e.late());
+    trace(server.id + " delivers " + m.id() + " " + m.key() + (e.late() ? " (late)" : "")
+        + (m.maybeDuplicate() ? " (flagged redelivered)" : ""));
+    history.delivered(server.id, "p" + m.producer(), m.seq(), m.key(), m.maybeDuplicate(),
+        e.late());
     int n = deliveredCount.merge(m.id(), 1, Integer::sum);
     if (n > 1) {
       duplicates++;
-      if (!e.late() && e.returned() && returnedKnownStored.contains(m.id())) {
-        // The known gap (docs/design.md §5 "Idempotent publish", open points): this server (or
-        // one whose entries it had) stored m, its answer was lost, the resend was held by the
-        // handover's target, which had not had these sequences yet, and came back with the
-        // handback.
-        handbackDuplicates++;
-        coverage.add("handback-duplicate");
-        trace("known duplicate: " + m.id() + " came back to " + server.id
-            + ", which had stored it, in a handback");
-      } else if (!e.late() && keptForForgottenEntry.contains(m.id())) {
-        // The third known gap: the source stored m and its answer was lost; the resend was
-        // held by the target and acknowledged, so the producer's settled_below passed m and the
-        // source forgot its entry before the transfer carried it: the merge kept the resend.
-        forgottenDuplicates++;
-        coverage.add("forgotten-entry-duplicate");
-        trace("known duplicate: " + m.id() + ", kept by a merge for a forgotten entry");
-      } else if (!e.late()
-          && (heldWhenForced.contains(m.id()) || storedBeforeForce.contains(m.id()))) {
-        // The other known gap: the server that stored m went DOWN before its answer, or its
-        // sequences, got anywhere, and the range was forced: the new owner stores the resend.
-        forcedDuplicates++;
-        coverage.add("forced-duplicate");
-        trace("known duplicate: " + m.id() + ", held in a range that was forced");
-      } else if (!e.late()) {
+      if (e.late()) {
+        return; // order is promised for first deliveries
+      }
+      // The shapes in which the server that stores a resend cannot have the entries of the
+      // server that stored the first attempt (docs/design.md §5 "Idempotent publish"): there the
+      // resend must be flagged; anywhere else the entries must have recognised it.
+      String shape = e.returned() && returnedKnownStored.contains(m.id())
+          ? "handback" // the target held the resend and handed it back after an abort
+          : keptForForgottenEntry.contains(m.id())
+              ? "forgotten-entry" // the source forgot its entry as settled before it travelled
+              : heldWhenForced.contains(m.id()) || storedBeforeForce.contains(m.id())
+                  ? "forced" // the range was forced away from the server that stored it
+                  : null;
+      if (!m.maybeDuplicate() && lateIds.contains(m.id())
+          && image.rangeFor(m.hash()).owner().equals(server.id)) {
+        // The unmarked-leftover gap below, met after the range's other owner delivered the
+        // resend: the leftover is the second copy, unflagged.
+        unmarkedLeftovers++;
+        unmarkedLeftoverDuplicates++;
+        coverage.add("unmarked-leftover-duplicate");
+        trace("known gap: " + m.id() + " delivered again, unmarked, by " + server.id
+            + ", which held it queued when its range was forced away");
+      } else if (!m.maybeDuplicate()) {
         violation("message " + m.id() + " delivered again by " + server.id
-            + " without the late mark: an unexplained duplicate");
+            + " without the late or redelivered flag: an unexplained duplicate"
+            + (shape == null ? "" : " (" + shape + " shape: the resend should have been flagged)"));
+      } else if (shape == null) {
+        violation("message " + m.id() + " delivered again by " + server.id + ", flagged, where"
+            + " the producer sequences should have recognised the resend");
+      } else {
+        flaggedDuplicates++;
+        coverage.add("flagged-duplicate-" + shape);
+        trace("flagged duplicate (" + shape + "): " + m.id() + " delivered again by "
+            + server.id);
       }
       return; // order is promised for first deliveries
     }
@@ -2526,9 +2566,11 @@ final class HandoverSimulation {
       long range = item.rangeStart();
       long seen = r.overloadsSeen();
       long settledBelow = r.settledBelow();
-      trace(name() + " sends " + m.id() + " " + m.key() + " to " + server.id + " tag " + tag);
+      List<String> maybeStoredAt = item.maybeStoredAt();
+      trace(name() + " sends " + m.id() + " " + m.key() + " to " + server.id + " tag " + tag
+          + (maybeStoredAt.isEmpty() ? "" : " (maybe stored at " + maybeStoredAt + ")"));
       link(name(), server.id).send(
-          () -> server.receivePublish(this, c, m, tag, range, seen, settledBelow),
+          () -> server.receivePublish(this, c, m, tag, range, seen, settledBelow, maybeStoredAt),
           List.of(m), c.notBefore, () -> {
             if (!c.bound && server.alive && !c.failed) {
               c.bound = true; // connected: to the incarnation running now
@@ -2698,11 +2740,8 @@ final class HandoverSimulation {
     HistoryChecker.Verdict verdict = HistoryChecker.check(history);
     if (verdict.lost() != 0 || verdict.phantom() != 0
         || verdict.reorderedKeys() != 0 && unmarkedLeftovers == 0
-        || verdict.unexplainedDuplicates()
-            != handbackDuplicates + forcedDuplicates + forgottenDuplicates) {
-      throw failure("the history checker: " + verdict + "; known handback duplicates: "
-          + handbackDuplicates + ", forced: " + forcedDuplicates + ", forgotten entry: "
-          + forgottenDuplicates + "; unmarked leftovers: "
+        || verdict.unexplainedDuplicates() != unmarkedLeftoverDuplicates) {
+      throw failure("the history checker: " + verdict + "; unmarked leftovers (known gap): "
           + unmarkedLeftovers);
     }
     for (Msg m : acked.values()) {
@@ -2720,8 +2759,8 @@ final class HandoverSimulation {
   private Result result(HistoryChecker.Verdict verdict) {
     return new Result(seed, eventCount, deliveredCount.size(), completed, aborted, refusals,
         image.version(), crashCount, downDeclared, forced, lateDelivered, duplicates, pauses,
-        outages, operatorDowns, leaderChanges, overloaded, dedupedResends, handbackDuplicates,
-        forcedDuplicates, forgottenDuplicates, unmarkedLeftovers, splits, merges,
+        outages, operatorDowns, leaderChanges, overloaded, dedupedResends, flaggedDuplicates,
+        unmarkedLeftovers, splits, merges,
         Set.copyOf(coverage),
         verdict);
   }
