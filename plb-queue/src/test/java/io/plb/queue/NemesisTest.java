@@ -37,11 +37,14 @@ import org.junit.jupiter.api.io.TempDir;
  * its own, with the leader's balancer acting on small servers,
  * while a seeded schedule injects one fault at a time ({@link Fault}) and heals it. Links are cut,
  * slowed and broken beneath the processes (nftables on each user's packets, {@code ss -K}), so
- * no client can go around a cut by following an advertised address. It ends with the checker's
+ * no client can go around a cut by following an advertised address. Each queue server
+ * advertises a relay in this JVM as its address, so every client and peer reaches it through
+ * the relay, where latency is added (this kernel has no {@code netem}); cuts of its clients cut
+ * the relay's port. It ends with the checker's
  * verdict (nothing lost, no key reordered, no phantom), no handover left open once the balancer
  * is paused, and a report: faults by kind, handovers by outcome, and how long publishes waited
  * during faults for keys whose range the faulted queue server owned and for the others. Without
- * root (no nftables, no other users) only kills and pauses are injected. No duplicate may go
+ * root (no nftables, no other users) only kills, pauses and latency are injected. No duplicate may go
  * unexplained either: the resend of a message stored just before a kill or a reset, whose
  * acknowledgement never left, is recognised (idempotent publish).
  *
@@ -75,6 +78,8 @@ class NemesisTest {
     CUT_CONSUMERS_FROM_QUEUE(true, true),
     /** 15 % of a queue server's packets, both ways, dropped: every link slow, none cut. */
     SLOW_QUEUE(true, true),
+    /** 100 ms added each way on every link to a queue server (at its relay). */
+    DELAY_QUEUE(false, true),
     /** Every established connection to a queue server reset, three times a second apart. */
     DROP_QUEUE_CONNECTIONS(true, true),
     /** SIGKILL of a PLB node, started again once a leader is among the others. */
@@ -135,8 +140,8 @@ class NemesisTest {
         PlbAdminClient admin = PlbAdminClient.newBuilder().endpoints(plb.endpoints())
             .deadline(Duration.ofSeconds(5)).build();
         MapChanges changes = MapChanges.watch(plb.endpoints());
-        QueueProcesses queues = QueueProcesses.start(tmp.resolve("queues"), plb.endpoints(), 3,
-            Map.of("heartbeatInterval", "250ms", "resendInterval", "100ms"), root)) {
+        QueueProcesses queues = QueueProcesses.relayed(tmp.resolve("queues"), plb.endpoints(),
+            3, Map.of("heartbeatInterval", "250ms", "resendInterval", "100ms"), root)) {
       for (int i = 0; i < 3; i++) {
         queues.awaitServing(i, WAIT);
       }
@@ -243,20 +248,28 @@ class NemesisTest {
           List<Integer> others = new ArrayList<>();
           for (int q = 0; q < 3; q++) {
             if (q != i) {
-              others.add(queues.port(q));
-              cuts.add(NetCut.cut(queues.uid(q), List.of(queues.port(i))));
+              others.add(queues.clientPort(q));
+              cuts.add(NetCut.cut(queues.uid(q), List.of(queues.clientPort(i))));
             }
           }
           cuts.add(NetCut.cut(queues.uid(i), others));
           hold(hold, plb, queues);
         }
         case CUT_PRODUCERS_FROM_QUEUE -> {
-          cuts.add(NetCut.cut(OwnUser.PRODUCERS, List.of(queues.port(i))));
+          cuts.add(NetCut.cut(OwnUser.PRODUCERS, List.of(queues.clientPort(i))));
           hold(hold, plb, queues);
         }
         case CUT_CONSUMERS_FROM_QUEUE -> {
-          cuts.add(NetCut.cut(OwnUser.CONSUMERS, List.of(queues.port(i))));
+          cuts.add(NetCut.cut(OwnUser.CONSUMERS, List.of(queues.clientPort(i))));
           hold(hold, plb, queues);
+        }
+        case DELAY_QUEUE -> {
+          queues.relay(i).delay(Duration.ofMillis(100));
+          try {
+            hold(hold, plb, queues);
+          } finally {
+            queues.relay(i).delay(Duration.ZERO);
+          }
         }
         case SLOW_QUEUE -> {
           cuts.add(NetCut.lossy(queues.uid(i), queues.port(i), 15));

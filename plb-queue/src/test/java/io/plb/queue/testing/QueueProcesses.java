@@ -1,5 +1,6 @@
 package io.plb.queue.testing;
 
+import io.plb.server.testing.CuttableProxy;
 import io.plb.server.testing.TestCluster;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -30,6 +31,8 @@ public final class QueueProcesses implements AutoCloseable {
   private final List<String> jvmArgs;
   private final int[] ports;
   private final Process[] processes;
+  /** With {@link #relayed}: a relay in front of each server, advertised as its address. */
+  private CuttableProxy[] relays;
   private final Thread reaper;
 
   private QueueProcesses(Path root, List<String> plb, int count, Map<String, String> settings,
@@ -76,6 +79,43 @@ public final class QueueProcesses implements AutoCloseable {
     }
   }
 
+  /**
+   * {@link #start(Path, List, int, Map, boolean)}, each server behind a relay in this JVM that it
+   * advertises as its address ({@link CuttableProxy}), so every client and peer reaches it
+   * through the relay and a test can add latency to all its links ({@link #relay}).
+   */
+  public static QueueProcesses relayed(Path root, List<String> plb, int count,
+      Map<String, String> settings, boolean ownUsers) throws IOException, InterruptedException {
+    QueueProcesses p = new QueueProcesses(root, plb, count, settings, ownUsers, List.of());
+    try {
+      p.relays = new CuttableProxy[count];
+      for (int i = 0; i < count; i++) {
+        p.relays[i] = new CuttableProxy("127.0.0.1:" + p.ports[i]);
+      }
+      for (int i = 0; i < count; i++) {
+        p.start(i);
+      }
+      return p;
+    } catch (IOException | InterruptedException | RuntimeException e) {
+      p.close();
+      throw e;
+    }
+  }
+
+  /** Server i's relay ({@link #relayed} only). */
+  public CuttableProxy relay(int i) {
+    return relays[i];
+  }
+
+  /**
+   * The port clients and peers reach server i at: its relay's, or its own. Cut this one to cut
+   * them off from it.
+   */
+  public int clientPort(int i) {
+    return relays == null ? ports[i] : Integer.parseInt(
+        relays[i].address().substring(relays[i].address().lastIndexOf(':') + 1));
+  }
+
   /** Starts server i's process on its data and port (after a kill, or the first time). */
   public void start(int i) throws IOException, InterruptedException {
     if (processes[i] != null && processes[i].isAlive()) {
@@ -102,6 +142,9 @@ public final class QueueProcesses implements AutoCloseable {
         "--listen=" + address(i)));
     for (Map.Entry<String, String> e : settings.entrySet()) {
       cmd.add("--" + e.getKey() + "=" + e.getValue());
+    }
+    if (relays != null) {
+      cmd.add("--advertise=" + relays[i].address());
     }
     processes[i] = new ProcessBuilder(cmd).redirectErrorStream(true)
         .redirectOutput(ProcessBuilder.Redirect.appendTo(log(i).toFile())).start();
@@ -195,6 +238,13 @@ public final class QueueProcesses implements AutoCloseable {
   @Override
   public void close() {
     killAll();
+    if (relays != null) {
+      for (CuttableProxy r : relays) {
+        if (r != null) {
+          r.close();
+        }
+      }
+    }
     try {
       Runtime.getRuntime().removeShutdownHook(reaper);
     } catch (IllegalStateException e) {

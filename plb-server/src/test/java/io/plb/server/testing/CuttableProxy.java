@@ -20,8 +20,13 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * after the proxy listens ({@link #target(int)}): a server that advertises the proxy's address
  * starts after it.
  *
- * <p>Thread model: one accepting thread, two copying threads per connection; {@link #cut} and
- * {@link #close} may be called from any thread.
+ * It can also add latency ({@link #delay}): every chunk it reads, either way, is written
+ * {@code delay} later, in order — a slow network path, beneath whatever the client and server
+ * do about it.
+ *
+ * <p>Thread model: one accepting thread, and per connection and direction a reading and a
+ * writing thread (the delay line between them); {@link #cut}, {@link #delay} and {@link #close}
+ * may be called from any thread.
  */
 public final class CuttableProxy implements AutoCloseable {
   private volatile InetSocketAddress target;
@@ -29,6 +34,7 @@ public final class CuttableProxy implements AutoCloseable {
   private final List<Socket> open = new CopyOnWriteArrayList<>();
   private volatile boolean closed;
   private volatile boolean swallow;
+  private volatile long delayNanos;
 
   public CuttableProxy(String targetHostPort) throws IOException {
     this();
@@ -58,6 +64,14 @@ public final class CuttableProxy implements AutoCloseable {
   /** From now on the server's bytes are dropped; the client's still pass. Until {@link #cut}. */
   public void swallowReplies() {
     swallow = true;
+  }
+
+  /**
+   * From now on every chunk read, either way, is written {@code delay} later (zero: at once);
+   * chunks already on their way keep their time, and nothing overtakes.
+   */
+  public void delay(java.time.Duration delay) {
+    delayNanos = delay.toNanos();
   }
 
   /**
@@ -102,24 +116,49 @@ public final class CuttableProxy implements AutoCloseable {
     }
   }
 
+  /** A chunk on its way and when it is due (System.nanoTime); an empty one ends the line. */
+  private record Chunk(byte[] bytes, long due) {}
+
   private void copy(Socket from, Socket to, boolean replies) {
-    Thread t = new Thread(() -> {
+    java.util.concurrent.BlockingQueue<Chunk> line =
+        new java.util.concurrent.LinkedBlockingQueue<>();
+    Thread reader = new Thread(() -> {
       byte[] buf = new byte[64 * 1024];
-      try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+      try (InputStream in = from.getInputStream()) {
         for (int n; (n = in.read(buf)) >= 0; ) {
           if (!(replies && swallow)) {
-            out.write(buf, 0, n);
+            line.add(new Chunk(java.util.Arrays.copyOf(buf, n), System.nanoTime() + delayNanos));
           }
         }
       } catch (IOException e) {
         // cut, or one side went away
       } finally {
+        line.add(new Chunk(new byte[0], 0));
+      }
+    }, "proxy-read");
+    Thread writer = new Thread(() -> {
+      try (OutputStream out = to.getOutputStream()) {
+        while (true) {
+          Chunk c = line.take();
+          if (c.bytes().length == 0) {
+            break;
+          }
+          for (long wait; (wait = c.due() - System.nanoTime()) > 0; ) {
+            java.util.concurrent.locks.LockSupport.parkNanos(wait); // the latency itself
+          }
+          out.write(c.bytes());
+        }
+      } catch (IOException | InterruptedException e) {
+        // cut, or one side went away
+      } finally {
         closeQuietly(from);
         closeQuietly(to);
       }
-    }, "proxy-copy");
-    t.setDaemon(true);
-    t.start();
+    }, "proxy-write");
+    reader.setDaemon(true);
+    writer.setDaemon(true);
+    reader.start();
+    writer.start();
   }
 
   private static void closeQuietly(Socket s) {
