@@ -357,6 +357,26 @@ class ParticipantTest {
         List.of(new Action.Release(m, he, List.of(Buffer.PREFIX, Buffer.HELD))));
   }
 
+  /**
+   * A target that began handing everything back after an abort from SWITCH, whose source then
+   * went DOWN and the range was forced to it: the source may have stored the handback and
+   * delivered it, so what the target still holds goes late, not into its queue as if the
+   * handover had completed (the seeded simulation found the second copy delivered unflagged,
+   * crash seed 1,623).
+   */
+  @Test
+  void aTargetForcedTheRangeAfterItHandedBackSendsWhatItHeldLate() {
+    long he = startAndSwitch();
+    assertEquals(Placement.HELD, t.place(H, image.version(), "p").placement());
+    commit(new Command.AbortHandover(0, he, "test"));
+    assertEquals(List.of(new Action.Transfer(0, he, Direction.REVERSE, "S",
+        List.of(Buffer.PREFIX, Buffer.HELD))), t.onMap(image));
+    down("S");
+    commit(new Command.ForceHandover(0, epoch(), "T"));
+    // Before: Release(PREFIX, HELD), unmarked, of what S may have delivered already.
+    assertEquals(List.of(new Action.Orphaned(0, he)), t.onMap(image));
+  }
+
   @Test
   void aTargetThatMissedBeingForcedPastSendsOnWhatItHeld() {
     commit(new Command.RegisterServer("U", "u:1", 1.0));
