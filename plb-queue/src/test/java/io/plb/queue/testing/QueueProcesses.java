@@ -67,14 +67,24 @@ public final class QueueProcesses implements AutoCloseable {
   public static QueueProcesses start(Path root, List<String> plb, int count,
       Map<String, String> settings, boolean ownUsers, List<String> jvmArgs)
       throws IOException, InterruptedException {
-    QueueProcesses p = new QueueProcesses(root, plb, count, settings, ownUsers, jvmArgs);
+    return new QueueProcesses(root, plb, count, settings, ownUsers, jvmArgs).startAll(false);
+  }
+
+  /** Starts every server (behind a relay each if {@code relayed}); closes all on a failure. */
+  private QueueProcesses startAll(boolean relayed) throws IOException, InterruptedException {
     try {
-      for (int i = 0; i < count; i++) {
-        p.start(i);
+      if (relayed) {
+        relays = new CuttableProxy[ports.length];
+        for (int i = 0; i < ports.length; i++) {
+          relays[i] = new CuttableProxy("127.0.0.1:" + ports[i]);
+        }
       }
-      return p;
+      for (int i = 0; i < ports.length; i++) {
+        start(i);
+      }
+      return this;
     } catch (IOException | InterruptedException | RuntimeException e) {
-      p.close();
+      close();
       throw e;
     }
   }
@@ -86,20 +96,7 @@ public final class QueueProcesses implements AutoCloseable {
    */
   public static QueueProcesses relayed(Path root, List<String> plb, int count,
       Map<String, String> settings, boolean ownUsers) throws IOException, InterruptedException {
-    QueueProcesses p = new QueueProcesses(root, plb, count, settings, ownUsers, List.of());
-    try {
-      p.relays = new CuttableProxy[count];
-      for (int i = 0; i < count; i++) {
-        p.relays[i] = new CuttableProxy("127.0.0.1:" + p.ports[i]);
-      }
-      for (int i = 0; i < count; i++) {
-        p.start(i);
-      }
-      return p;
-    } catch (IOException | InterruptedException | RuntimeException e) {
-      p.close();
-      throw e;
-    }
+    return new QueueProcesses(root, plb, count, settings, ownUsers, List.of()).startAll(true);
   }
 
   /** Server i's relay ({@link #relayed} only). */
