@@ -9,6 +9,7 @@ import io.plb.core.handover.AgentCore;
 import io.plb.core.handover.Liveness;
 import io.plb.core.handover.OwnerLease;
 import io.plb.core.handover.Participant;
+import io.plb.core.handover.ReportRule;
 import io.plb.core.handover.Participant.Action;
 import io.plb.core.handover.Participant.Buffer;
 import io.plb.core.handover.Participant.Decision;
@@ -692,17 +693,8 @@ final class HandoverSimulation {
     }
   }
 
-  /** As HandoverDriver.report: a step that would change the map must be its reporter's. */
+  /** The leader's rule for reports ({@link ReportRule}, as HandoverDriver.report asks it). */
   private void onReport(String from, Command c) {
-    MapDelta probe;
-    try {
-      probe = CommandProcessor.process(image, c, image.version() + 1);
-    } catch (PlbException e) {
-      return;
-    }
-    if (probe.isEmpty()) {
-      return; // late or duplicated: "ignored"
-    }
     long start;
     if (c instanceof Command.HandoverReady x) {
       start = x.rangeStart();
@@ -713,10 +705,18 @@ final class HandoverSimulation {
     } else {
       throw new IllegalStateException("not a report: " + c);
     }
-    RangeEntry r = image.range(image.indexOfStart(start));
-    String expected = c instanceof Command.HandoverReady ? r.handover().target() : r.owner();
-    if (!expected.equals(from)) {
-      violation(from + " reported " + c.describe() + ", which is " + expected + "'s step");
+    ReportRule.Check check;
+    try {
+      check = ReportRule.check(image, c, start, from);
+    } catch (PlbException e) {
+      return;
+    }
+    if (check.verdict() == ReportRule.Verdict.IGNORED) {
+      return; // late or duplicated: "ignored"
+    }
+    if (check.verdict() == ReportRule.Verdict.NOT_THE_REPORTERS_STEP) {
+      violation(from + " reported " + c.describe() + ", which is " + check.expected()
+          + "'s step");
       return;
     }
     MapDelta applied = apply(c);

@@ -5,11 +5,11 @@ import io.plb.core.command.CommandProcessor;
 import io.plb.core.error.ErrorCode;
 import io.plb.core.error.PlbException;
 import io.plb.core.handover.Liveness;
+import io.plb.core.handover.ReportRule;
 import io.plb.core.keyspace.Ring;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.HandoverPhase;
 import io.plb.core.map.QueueServerInfo;
-import io.plb.core.map.MapDelta;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.time.Ticker;
 import io.plb.proto.v1.CommandResult;
@@ -278,19 +278,15 @@ public final class HandoverDriver implements PlbStateMachine.LeadershipListener,
       String reporter) {
     return onLeader(() -> {
       ClusterImage image = publisher.image();
-      MapDelta d = CommandProcessor.process(image, command, image.version() + 1);
-      if (d.isEmpty()) {
+      ReportRule.Check check = ReportRule.check(image, command, rangeStart, reporter);
+      if (check.verdict() == ReportRule.Verdict.IGNORED) {
         return CompletableFuture.completedFuture(
-            new ReportOutcome(image.version(), true, d.cause()));
+            new ReportOutcome(image.version(), true, check.delta().cause()));
       }
-      // A report that would change the map must come from the participant whose step it is:
-      // the target opens its held queue; the source drains and takes an aborted range back.
-      RangeEntry r = image.range(image.indexOfStart(rangeStart));
-      String expected = command instanceof Command.HandoverReady
-          ? r.handover().target() : r.owner();
-      if (!expected.equals(reporter)) {
+      if (check.verdict() == ReportRule.Verdict.NOT_THE_REPORTERS_STEP) {
         throw PlbException.precondition("server " + reporter + " cannot report this step of the "
-            + "handover of " + r.rangeText() + "; it is " + expected + "'s to report");
+            + "handover of " + image.range(image.indexOfStart(rangeStart)).rangeText()
+            + "; it is " + check.expected() + "'s to report");
       }
       CompletableFuture<ReportOutcome> same = reportsInFlight.get(command);
       if (same != null) {
