@@ -635,22 +635,50 @@ public final class Workload {
 
   // ------------------------------------------------------------------ command line
 
-  public static void main(String[] args) throws Exception {
+  /** A command line read: its {@code --key value} options, {@code --json}, {@code --help}. */
+  record CommandLine(Map<String, String> flags, boolean json, boolean help) {}
+
+  /**
+   * Reads {@code --key=value} and {@code --key value} options, {@code --json} and
+   * {@code --help}; anything else is refused with an IllegalArgumentException naming it.
+   */
+  static CommandLine parse(String... args) {
     Map<String, String> flags = new LinkedHashMap<>();
     boolean json = false;
-    for (String a : args) {
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
       if (a.equals("--help") || a.equals("-h")) {
-        usage(System.out);
-        return;
+        return new CommandLine(flags, json, true);
       } else if (a.equals("--json")) {
         json = true;
       } else if (a.startsWith("--") && a.contains("=")) {
         flags.put(a.substring(2, a.indexOf('=')), a.substring(a.indexOf('=') + 1));
+      } else if (a.startsWith("--") && a.length() > 2 && i + 1 < args.length
+          && !args[i + 1].startsWith("--")) {
+        flags.put(a.substring(2), args[++i]);
       } else {
-        System.err.println("plb workload: cannot read argument '" + a + "' (use --key=value)");
-        System.exit(2);
+        throw new IllegalArgumentException("cannot read argument '" + a
+            + "' (use --key=value or --key value)");
       }
     }
+    return new CommandLine(flags, json, false);
+  }
+
+  public static void main(String[] args) throws Exception {
+    CommandLine line;
+    try {
+      line = parse(args);
+    } catch (IllegalArgumentException e) {
+      System.err.println("plb workload: " + e.getMessage());
+      System.exit(2);
+      return;
+    }
+    if (line.help()) {
+      usage(System.out);
+      return;
+    }
+    Map<String, String> flags = line.flags();
+    boolean json = line.json();
     Options o;
     try {
       String endpoints = flags.getOrDefault("endpoints", System.getenv()
@@ -738,7 +766,7 @@ public final class Workload {
 
   private static void usage(PrintStream out) {
     out.println("""
-        usage: plb workload [--key=value ...] [--json]
+        usage: plb workload [--key=value | --key value ...] [--json]
 
         Producers and consumers against a running PLB cluster and its queue servers. Records
         every publish and delivery, then reports lost messages, duplicates, reordered keys and
