@@ -963,12 +963,7 @@ public final class PublishSession<T> {
     for (List<Msg<T>> b : l.outstanding) {
       for (Msg<T> m : b) {
         // Written, unanswered: the server may have stored it (the outcome is unknown).
-        if (!m.maybeStoredAt.contains(l.server)
-            && m.maybeStoredAt.size() < Limits.MAX_MAYBE_STORED_AT) {
-          List<String> at = new ArrayList<>(m.maybeStoredAt);
-          at.add(l.server);
-          m.maybeStoredAt = List.copyOf(at);
-        }
+        m.maybeStoredAt = MaybeStoredAt.with(m.maybeStoredAt, l.server);
         all.add(m);
       }
     }

@@ -25,6 +25,7 @@ import io.plb.core.map.MapDelta;
 import io.plb.core.map.QueueServerInfo;
 import io.plb.core.map.RangeEntry;
 import io.plb.core.map.ServerState;
+import io.plb.core.publish.MaybeStoredAt;
 import io.plb.core.publish.ProducerSequences;
 import io.plb.core.publish.PublishSession;
 import io.plb.core.publish.ProducerSequences.Verdict;
@@ -2258,7 +2259,7 @@ final class HandoverSimulation {
           // As QueueServiceImpl: a resend naming another server that may have stored it is
           // stored flagged, since this server cannot tell.
           boolean elsewhere = config.mutation() != Mutation.NO_MAYBE_DUPLICATE_FLAG
-              && maybeStoredAt.stream().anyMatch(s -> !s.equals(id));
+              && MaybeStoredAt.elsewhere(maybeStoredAt, id);
           Msg stored = elsewhere ? m.flagged() : m;
           if (elsewhere) {
             coverage.add("resend-flagged");

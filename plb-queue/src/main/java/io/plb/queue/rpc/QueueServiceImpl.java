@@ -13,6 +13,7 @@ import io.plb.core.handover.Participant.Decision;
 import io.plb.core.keyspace.KeyHash;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.RangeEntry;
+import io.plb.core.publish.MaybeStoredAt;
 import io.plb.core.publish.ProducerSequences.Verdict;
 import io.plb.proto.v1.Acknowledge;
 import io.plb.proto.v1.PublishItem;
@@ -500,9 +501,10 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
                   .setPayload(it.getPayload()).setProducer(req.getProducer())
                   .setSeq(it.getSeq()).setProducerEpoch(epoch)
                   .setAcceptedAtMicros(clock.micros());
-              if (storedElsewhereMaybe(it)) {
-                // Another server may have stored it (its answer never came) and this one cannot
-                // tell: delivered flagged, so a consumer sees it may have had it before.
+              if (MaybeStoredAt.elsewhere(it.getMaybeStoredAtList(), serverId)) {
+                // Another server may have stored it (its answer never came), and its sequences
+                // may never reach this one (a range forced away from it, a handback after an
+                // abort): delivered flagged, so a consumer sees it may have had it before.
                 m.setMaybeDuplicate(true);
                 maybeDuplicates.incrementAndGet();
               }
@@ -618,21 +620,6 @@ public final class QueueServiceImpl extends QueueServiceGrpc.QueueServiceImplBas
           + " requests waiting for a map version (maxMapWaiters)";
     }
     return null;
-  }
-
-  /**
-   * Whether an earlier attempt of the item went to another queue server whose answer never came:
-   * that server may have stored it, and its sequences may never reach this one (a range forced
-   * away from it, or handed back after an abort before they travelled), so a resend that passes
-   * this server's dedupe may still be a second copy.
-   */
-  private boolean storedElsewhereMaybe(PublishItem it) {
-    for (String s : it.getMaybeStoredAtList()) {
-      if (!s.equals(serverId)) {
-        return true;
-      }
-    }
-    return false;
   }
 
   private String checkItem(PublishItem it) {
