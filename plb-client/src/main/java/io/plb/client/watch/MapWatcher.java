@@ -8,6 +8,7 @@ import io.plb.client.wire.MapChunks;
 import io.plb.client.wire.Wire;
 import io.plb.core.map.ClusterImage;
 import io.plb.core.map.MapDelta;
+import io.plb.core.time.Ticker;
 import io.plb.proto.v1.MapServiceGrpc;
 import io.plb.proto.v1.WatchMapRequest;
 import io.plb.proto.v1.WatchMapResponse;
@@ -84,6 +85,8 @@ public final class MapWatcher implements AutoCloseable {
   /** A version known to exist that the image has not reached, and since when (nanos); 0: none. */
   private long expected;
   private long expectedSince;
+  /** Times how long the image stays behind an expected version. */
+  private final Ticker ticker = Ticker.SYSTEM;
   /** The highest version {@link #expect} was told of (read and raised without the lock). */
   private final java.util.concurrent.atomic.AtomicLong announced =
       new java.util.concurrent.atomic.AtomicLong();
@@ -153,7 +156,7 @@ public final class MapWatcher implements AutoCloseable {
         return;
       }
       if (expected == 0 || image != null && image.version() >= expected) {
-        expectedSince = System.nanoTime();
+        expectedSince = ticker.nanos();
       }
       expected = version;
       if (!behindCheckScheduled) {
@@ -185,13 +188,13 @@ public final class MapWatcher implements AutoCloseable {
         expected = 0;
         return;
       }
-      long waited = (System.nanoTime() - expectedSince) / 1_000_000L;
+      long waited = (ticker.nanos() - expectedSince) / 1_000_000L;
       if (waited >= BEHIND_LIMIT_MILLIS) {
         behindSwitches++;
         LOG.warn("map {} exists but {} has not sent it in {} ms (at {}); switching node",
             expected, connectedTo == null ? "no node" : connectedTo, waited,
             image == null ? 0 : image.version());
-        expectedSince = System.nanoTime();
+        expectedSince = ticker.nanos();
         restart(true);
       }
       behindCheckScheduled = true;

@@ -378,16 +378,18 @@ public final class Participant {
         // The range that now holds the handover's start: its own, or — once merged into its left
         // neighbour (both ours; a merge takes the larger epoch) — the merged one.
         RangeEntry now = r != null ? r : next.rangeFor(s.rangeStart());
-        if (now.owner().equals(me) && now.epoch() >= he && s.abortVersion() > 0) {
-          // Forced to us after we began handing everything back: the source may have stored
-          // the handback and delivered it before it went down, so what we still hold may be a
-          // second copy. Late, like everything else a force leaves behind.
-          out.add(new Action.Orphaned(s.rangeStart(), he));
-        } else if (now.owner().equals(me) && now.epoch() >= he) {
-          // COMPLETE (or a forced handover to us), perhaps versions ago: the prefix first, then
-          // what we held. (Nothing moves a range away from a target that has not seen its
-          // handover end, except a forced handover — which makes what we hold late anyway.)
-          out.add(new Action.Release(s.rangeStart(), he, List.of(Buffer.PREFIX, Buffer.HELD)));
+        if (now.owner().equals(me) && now.epoch() >= he) {
+          if (s.abortVersion() > 0) {
+            // Forced to us after we began handing everything back: the source may have stored
+            // the handback and delivered it before it went down, so what we still hold may be
+            // a second copy. Late, like everything else a force leaves behind.
+            out.add(new Action.Orphaned(s.rangeStart(), he));
+          } else {
+            // COMPLETE (or a forced handover to us), perhaps versions ago: the prefix first,
+            // then what we held. (Nothing moves a range away from a target that has not seen
+            // its handover end, except a forced handover — which makes what we hold late anyway.)
+            out.add(new Action.Release(s.rangeStart(), he, List.of(Buffer.PREFIX, Buffer.HELD)));
+          }
         } else if (atEnd && r.owner().equals(s.peer())) {
           // Aborted: from PREPARE nothing was held; after a reversal the source has confirmed,
           // by reporting it, that it stored everything we handed back.
