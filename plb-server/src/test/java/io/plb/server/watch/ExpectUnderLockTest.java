@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -32,6 +33,7 @@ class ExpectUnderLockTest {
       cluster.awaitLeader(Duration.ofSeconds(20));
       ReentrantLock subscriberLock = new ReentrantLock();
       CountDownLatch inListener = new CountDownLatch(1);
+      AtomicLong handled = new AtomicLong();
       long first = admin.registerServer("q1", "127.0.0.1:9001", 1.0);
       try (Endpoints eps = new Endpoints(cluster.endpoints());
           MapWatcher watcher = new MapWatcher(eps, (image, delta) -> {
@@ -40,9 +42,12 @@ class ExpectUnderLockTest {
             }
             subscriberLock.lock(); // as the producer's and the agent's listeners do
             subscriberLock.unlock();
+            handled.set(image.version());
           }).start()) {
-        TestCluster.await(Duration.ofSeconds(20), "the first map",
-            () -> watcher.image() != null && watcher.image().version() >= first);
+        // Handled by the listener, not only published as the image: the listener must not be
+        // waiting for the lock with an earlier version when this thread takes it.
+        TestCluster.await(Duration.ofSeconds(20), "the first map handled",
+            () -> handled.get() >= first);
         subscriberLock.lock();
         try {
           long next = admin.registerServer("q2", "127.0.0.1:9002", 1.0);
